@@ -1,0 +1,3 @@
+//! Placeholder bench, replaced by the timeout benchmark.
+
+fn main() {}

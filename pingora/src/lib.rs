@@ -1,0 +1,55 @@
+//! Build fast, reliable, programmable network services in Rust: HTTP
+//! proxies, load balancers, API gateways, HTTP servers and clients.
+//!
+//! This facade re-exports the pingora-rs crates, each under its own module
+//! name, behind feature flags:
+//!
+//! | module | crate | feature |
+//! | --- | --- | --- |
+//! | [`error`] | `pingora-error` | always |
+//! | [`timeout`] | `pingora-timeout` | always |
+//! | [`core`] | `pingora-core` | always |
+//! | `proxy` | `pingora-proxy` | `proxy` |
+//! | `lb` | `pingora-load-balancing` | `lb` |
+//! | `cache` | `pingora-cache` | `cache` |
+//! | `limits` | `pingora-limits` | `limits` |
+//!
+//! TLS backends: `rustls` (default, pure Rust), `openssl`, `boringssl`.
+//! `openssl` and `boringssl` share C symbol names and cannot be linked into
+//! one binary; each is built on its own in CI.
+//!
+//! [`prelude`] gathers the names almost every program uses.
+//!
+//! # Examples
+//!
+//! ```
+//! use pingora::prelude::*;
+//!
+//! fn check(port: u32) -> Result<u16> {
+//!     u16::try_from(port).or_err(ErrorType::InternalError, "port out of range")
+//! }
+//! assert!(check(70_000).is_err());
+//! ```
+
+pub use pingora_core as core;
+pub use pingora_error as error;
+pub use pingora_timeout as timeout;
+
+#[cfg(feature = "proxy")]
+pub use pingora_proxy as proxy;
+
+#[cfg(feature = "lb")]
+pub use pingora_load_balancing as lb;
+
+#[cfg(feature = "cache")]
+pub use pingora_cache as cache;
+
+#[cfg(feature = "limits")]
+pub use pingora_limits as limits;
+
+/// The names almost every program built with pingora-rs uses.
+pub mod prelude {
+    pub use pingora_error::{
+        BError, Error, ErrorSource, ErrorType, OkOrErr, OrErr, Result, RetryType,
+    };
+}
