@@ -53,3 +53,10 @@ pub mod prelude {
         BError, Error, ErrorSource, ErrorType, OkOrErr, OrErr, Result, RetryType,
     };
 }
+
+/// The book's chapters, compiled as doc tests so their examples cannot rot.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../../docs/src/errors.md")]
+    struct Errors;
+}
