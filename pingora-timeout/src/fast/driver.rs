@@ -1,0 +1,215 @@
+//! The clock and the thread that turns the wheel.
+//!
+//! One plain OS thread per [`Timers`] (one for the whole process in
+//! production) reads the clock, advances the wheel and wakes what is due.
+//! Wakers can be woken from any thread, so the same timers serve tasks of
+//! any number of tokio runtimes, current-thread or multi-thread, and of other
+//! executors. A task on the runtime would be tied to that runtime's life
+//! and would stall whenever its worker is busy.
+//!
+//! The thread sleeps until the next tick boundary while timers wait, and
+//! parks for good when none do; registering a timer unparks it.
+
+use super::wheel::{Insert, Key, Wheel};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Waker;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// The bucket width of the process-wide timers.
+pub(crate) const DEFAULT_TICK: Duration = Duration::from_millis(10);
+
+/// Above this many wakers, the driver frees its wake list after use rather
+/// than keeping a burst-sized buffer forever.
+const KEEP_DUE: usize = 4096;
+
+/// A wheel, its clock and its driver thread.
+pub(crate) struct Timers {
+    wheel: Wheel,
+    /// Tick 0 starts here; tick `n` covers `[epoch + n * tick, +tick)`.
+    epoch: Instant,
+    tick_nanos: u64,
+    /// The driver thread, started by the first registration. `None` when
+    /// the OS refused to start it.
+    driver: OnceLock<Option<Thread>>,
+    /// Set while the driver is parked with no timer to watch.
+    idle: AtomicBool,
+}
+
+/// What became of a registration.
+#[derive(Debug)]
+pub(crate) enum Armed {
+    /// The timer waits in the wheel.
+    Waiting(Key),
+    /// The deadline had passed already.
+    Due,
+    /// The wheel cannot take the timer: no driver thread, or a full slot.
+    Unavailable,
+}
+
+impl Timers {
+    /// Timers with buckets `tick` wide (at least a microsecond).
+    pub(crate) fn new(tick: Duration) -> Self {
+        let tick_nanos = u64::try_from(tick.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1_000);
+        let shards = thread::available_parallelism().map_or(4, |n| n.get() * 4);
+        Self {
+            wheel: Wheel::new(shards.clamp(4, 256), 0),
+            epoch: Instant::now(),
+            tick_nanos,
+            driver: OnceLock::new(),
+            idle: AtomicBool::new(false),
+        }
+    }
+
+    /// The process-wide timers behind [`fast`](crate::fast).
+    pub(crate) fn global() -> &'static Self {
+        static GLOBAL: OnceLock<Timers> = OnceLock::new();
+        GLOBAL.get_or_init(|| Self::new(DEFAULT_TICK))
+    }
+
+    /// Arm a timer that fires `duration` from now and then wakes `waker`.
+    pub(crate) fn register(&'static self, duration: Duration, waker: &Waker) -> Armed {
+        let Some(driver) = self.driver() else {
+            return Armed::Unavailable;
+        };
+        let tick = self.deadline_tick(Instant::now(), duration);
+        match self.wheel.insert(shard_hint(), tick, waker) {
+            Insert::Waiting(key) => {
+                // Pairs with the driver setting `idle` before its last look
+                // at the shards: either it saw this timer, or we see the flag.
+                if self.idle.load(Ordering::SeqCst) {
+                    driver.unpark();
+                }
+                Armed::Waiting(key)
+            }
+            Insert::Due => Armed::Due,
+            Insert::Full => Armed::Unavailable,
+        }
+    }
+
+    /// See [`Wheel::refresh`]: true once the timer has fired.
+    pub(crate) fn refresh(&self, key: &Key, waker: &Waker) -> bool {
+        self.wheel.refresh(key, waker)
+    }
+
+    /// See [`Wheel::remove`].
+    pub(crate) fn cancel(&self, key: &Key) {
+        self.wheel.remove(key);
+    }
+
+    /// The number of armed timers that have neither fired nor been dropped.
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// The first tick that starts at or after `now + duration`, so a timer
+    /// never fires early; it fires at most one tick late, plus the time the
+    /// driver and the executor take to notice.
+    fn deadline_tick(&self, now: Instant, duration: Duration) -> u64 {
+        let nanos = now.saturating_duration_since(self.epoch).as_nanos() + duration.as_nanos();
+        u64::try_from(nanos.div_ceil(u128::from(self.tick_nanos))).unwrap_or(u64::MAX)
+    }
+
+    /// The last tick that has started by `now`.
+    fn current_tick(&self, now: Instant) -> u64 {
+        let nanos = now.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos / u128::from(self.tick_nanos)).unwrap_or(u64::MAX)
+    }
+
+    fn tick_start(&self, tick: u64) -> Instant {
+        let nanos = u128::from(tick) * u128::from(self.tick_nanos);
+        let offset = Duration::new(
+            u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX),
+            // The remainder of a division by 10^9 fits in u32.
+            (nanos % 1_000_000_000) as u32,
+        );
+        self.epoch.checked_add(offset).unwrap_or(self.epoch)
+    }
+
+    fn driver(&'static self) -> Option<&'static Thread> {
+        self.driver
+            .get_or_init(|| {
+                thread::Builder::new()
+                    .name("pingora-timeout".into())
+                    .spawn(move || self.drive())
+                    .ok()
+                    .map(|handle| handle.thread().clone())
+            })
+            .as_ref()
+    }
+
+    /// The driver thread's loop; it runs for the life of the process.
+    fn drive(&self) {
+        let mut due = Vec::new();
+        loop {
+            let now = self.current_tick(Instant::now());
+            let waiting = self.wheel.advance(now, &mut due);
+            // Outside every lock: a wake can run executor code that drops
+            // other timers, which takes shard locks.
+            due.drain(..).for_each(Waker::wake);
+            if due.capacity() > KEEP_DUE {
+                due = Vec::new();
+            }
+            if waiting == 0 {
+                self.idle.store(true, Ordering::SeqCst);
+                if self.wheel.len() == 0 {
+                    thread::park();
+                }
+                self.idle.store(false, Ordering::SeqCst);
+                continue;
+            }
+            // Spurious or early wake-ups only cost one more pass: advancing
+            // to a tick already fired does nothing.
+            let next = self.tick_start(now.saturating_add(1));
+            thread::park_timeout(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+/// Spreads threads over the shards: each thread sticks to one, so timers
+/// armed on different threads rarely meet on a lock.
+fn shard_hint() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    // During thread teardown the thread local is gone; any shard will do.
+    SHARD.try_with(|s| *s).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_the_next_tick() {
+        let timers = Timers::new(Duration::from_millis(10));
+        let at = |ms| timers.epoch + Duration::from_millis(ms);
+        assert_eq!(timers.deadline_tick(at(0), Duration::ZERO), 0);
+        assert_eq!(timers.deadline_tick(at(0), Duration::from_millis(10)), 1);
+        assert_eq!(timers.deadline_tick(at(1), Duration::from_millis(10)), 2);
+        assert_eq!(timers.deadline_tick(at(3), Duration::from_nanos(1)), 1);
+        assert_eq!(timers.deadline_tick(at(0), Duration::MAX), u64::MAX);
+        assert_eq!(timers.current_tick(at(19)), 1);
+        assert_eq!(timers.current_tick(at(20)), 2);
+        assert_eq!(timers.tick_start(2), at(20));
+    }
+
+    #[test]
+    fn a_deadline_tick_never_starts_before_the_deadline() {
+        let timers = Timers::new(Duration::from_millis(10));
+        for micros in (0..50_000).step_by(777) {
+            let now = timers.epoch + Duration::from_micros(micros);
+            for d in [0, 1, 9_999, 10_000, 10_001, 123_456] {
+                let d = Duration::from_micros(d);
+                let tick = timers.deadline_tick(now, d);
+                assert!(timers.tick_start(tick) >= now + d);
+                assert!(timers.tick_start(tick) < now + d + Duration::from_millis(10));
+            }
+        }
+    }
+}
