@@ -24,7 +24,9 @@
 //! arrive with the TLS work.
 
 pub mod apps;
+pub mod listeners;
 pub mod protocols;
 pub mod server;
+pub mod services;
 
 pub use pingora_error::{BError, Error, ErrorSource, ErrorType, Result};

@@ -2,6 +2,7 @@
 //! about each connection.
 
 mod digest;
+pub mod l4;
 
 pub use digest::{Digest, SocketAddr};
 

@@ -1,0 +1,7 @@
+//! Layer-4 streams: accepted TCP and Unix domain socket connections, each
+//! carrying its [`Digest`](super::Digest).
+
+mod stream;
+pub(crate) mod sys;
+
+pub use stream::{L4Stream, TcpKeepalive};

@@ -1,0 +1,235 @@
+//! [`ListeningService`]: accepts connections on its listeners and serves each
+//! with an app.
+
+use super::{Service, ServiceContext};
+use crate::apps::ServerApp;
+use crate::listeners::{Listener, Listeners, ServerAddress, TcpSocketOptions};
+use crate::protocols::{SocketAddr, Stream};
+use crate::server::{ShutdownWatch, Spawner};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora_error::Result;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// After an accept error (such as running out of descriptors), wait this
+/// long before accepting again instead of spinning.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// A service that accepts connections on its [`Listeners`] and hands each to
+/// its app, on its own task.
+///
+/// On shutdown it stops accepting, closes its listening sockets (unless a new
+/// process has taken them over), waits for the connections in flight, then
+/// calls the app's [`cleanup`](ServerApp::cleanup).
+///
+/// # Examples
+///
+/// ```no_run
+/// # use pingora_core::apps::ServerApp;
+/// # use pingora_core::services::listening::ListeningService;
+/// # use std::sync::Arc;
+/// # fn make<A: ServerApp + Send + Sync + 'static>(app: A) {
+/// let mut service = ListeningService::new("echo", Arc::new(app));
+/// service.add_tcp("0.0.0.0:6142");
+/// service.add_uds("/tmp/echo.sock", Some(0o660));
+/// # }
+/// ```
+pub struct ListeningService<A> {
+    name: String,
+    listeners: Listeners,
+    app: Arc<A>,
+    threads: Option<usize>,
+    bound: BoundAddrs,
+}
+
+impl<A> std::fmt::Debug for ListeningService<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListeningService")
+            .field("name", &self.name)
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> ListeningService<A> {
+    /// A service named `name` serving `app`, with no listener yet.
+    pub fn new(name: &str, app: Arc<A>) -> Self {
+        Self::with_listeners(name, Listeners::new(), app)
+    }
+
+    /// A service named `name` serving `app` on `listeners`.
+    pub fn with_listeners(name: &str, listeners: Listeners, app: Arc<A>) -> Self {
+        Self {
+            name: name.to_string(),
+            listeners,
+            app,
+            threads: None,
+            bound: BoundAddrs::default(),
+        }
+    }
+
+    /// Listen on a TCP address with default options.
+    pub fn add_tcp(&mut self, addr: &str) {
+        self.listeners.add_tcp(addr);
+    }
+
+    /// Listen on a TCP address with `options`.
+    pub fn add_tcp_with_settings(&mut self, addr: &str, options: TcpSocketOptions) {
+        self.listeners.add_tcp_with_settings(addr, options);
+    }
+
+    /// Listen on a Unix domain socket path, with file mode `mode`.
+    pub fn add_uds(&mut self, path: &str, mode: Option<u32>) {
+        self.listeners.add_uds(path, mode);
+    }
+
+    /// Listen on `addr`.
+    pub fn add_address(&mut self, addr: ServerAddress) {
+        self.listeners.add_address(addr);
+    }
+
+    /// Run on `threads` threads instead of the server's setting.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = Some(threads);
+    }
+
+    /// The app.
+    pub fn app(&self) -> &Arc<A> {
+        &self.app
+    }
+
+    /// A handle that gives the bound addresses once the service is ready,
+    /// such as the port picked for `127.0.0.1:0`.
+    pub fn bound_addrs(&self) -> BoundAddrs {
+        self.bound.clone()
+    }
+}
+
+/// The addresses a [`ListeningService`] is bound to, known once it is ready.
+#[derive(Debug, Clone, Default)]
+pub struct BoundAddrs(Arc<Mutex<Option<Vec<SocketAddr>>>>);
+
+impl BoundAddrs {
+    /// The addresses in the order the listeners were added, or `None`
+    /// before the service is ready.
+    pub fn get(&self) -> Option<Vec<SocketAddr>> {
+        self.0.lock().clone()
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
+    async fn start_service(&mut self, ctx: ServiceContext) -> Result<()> {
+        let listeners = self.listeners.build(&ctx.fds)?;
+        let addrs = listeners.iter().filter_map(Listener::local_addr).collect();
+        *self.bound.0.lock() = Some(addrs);
+        for listener in &listeners {
+            log::info!("{}: listening on {}", self.name, listener.key());
+        }
+        ctx.ready.notify_ready();
+
+        // Every connection task holds a sender; the channel closes once the
+        // last one is done, which is how we know the service drained.
+        let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+        let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
+        let mut accept_loops = Vec::new();
+        for listener in &listeners {
+            for _ in 0..ctx.listener_tasks_per_fd {
+                let acceptor = Acceptor {
+                    listener: Arc::clone(listener),
+                    app: Arc::clone(&self.app),
+                    shutdown: ctx.shutdown.clone(),
+                    drain: drain_tx.clone(),
+                    spawner: ctx.spawner.clone(),
+                };
+                accept_loops.push(ctx.spawner.spawn(acceptor.run()));
+            }
+        }
+        for accept_loop in accept_loops {
+            let _ = accept_loop.await;
+        }
+        // Close our listening sockets, so that a plain shutdown refuses new
+        // connections. After an upgrade the new process holds its own
+        // descriptors for them, so they stay open.
+        for listener in &listeners {
+            ctx.fds.remove(listener.key());
+        }
+        drop(listeners);
+        log::info!("{}: stopped accepting, draining", self.name);
+        drop(drain_tx);
+        let _ = drain_rx.recv().await;
+        self.app.cleanup().await;
+        log::info!("{}: drained", self.name);
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+}
+
+/// One accept loop on one listening socket.
+struct Acceptor<A> {
+    listener: Arc<Listener>,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+    drain: mpsc::Sender<()>,
+    spawner: Spawner,
+}
+
+impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
+    async fn run(mut self) {
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let accepted = tokio::select! {
+                biased;
+                changed = self.shutdown.changed() => {
+                    // An error means the server is gone: stop as well.
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok(stream) => {
+                    let conn = serve(
+                        Arc::clone(&self.app),
+                        Box::new(stream),
+                        self.shutdown.clone(),
+                        self.drain.clone(),
+                    );
+                    self.spawner.spawn(conn);
+                }
+                Err(e) => {
+                    log::warn!("{e}");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            }
+        }
+    }
+}
+
+/// Serve one connection for as long as the app keeps it reusable.
+async fn serve<A: ServerApp + Send + Sync + 'static>(
+    app: Arc<A>,
+    mut stream: Stream,
+    shutdown: ShutdownWatch,
+    _drain: mpsc::Sender<()>,
+) {
+    loop {
+        match app.process_new(stream, &shutdown).await {
+            Some(reusable) if !*shutdown.borrow() => stream = reusable,
+            _ => return,
+        }
+    }
+}

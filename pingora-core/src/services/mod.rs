@@ -1,0 +1,61 @@
+//! Services: what a [`Server`](crate::server::Server) runs, each on its own
+//! tokio runtime.
+//!
+//! - [`listening::ListeningService`] accepts connections on its listeners and
+//!   hands each one to a [`ServerApp`](crate::apps::ServerApp).
+//! - [`background::GenBackgroundService`] runs a
+//!   [`BackgroundService`](background::BackgroundService): periodic work such
+//!   as health checks, service discovery or flushing metrics.
+//!
+//! A service says when it is ready (a listening service once its sockets are
+//! bound, a background service when it decides), so that services that
+//! depend on it start only then.
+
+pub mod background;
+mod ready;
+pub mod listening;
+
+pub use ready::{ReadyNotifier, ReadyWatch};
+
+use crate::server::{ListenFds, ShutdownWatch, Spawner};
+use async_trait::async_trait;
+use pingora_error::Result;
+
+/// What a service is given when it starts.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ServiceContext {
+    /// The server's listening sockets: sockets passed on by the previous
+    /// process, and where to register the ones this service binds.
+    pub fds: ListenFds,
+    /// Turns `true` when the server shuts down: stop taking new work,
+    /// finish what is in flight, and return.
+    pub shutdown: ShutdownWatch,
+    /// Tell the server (and dependent services) this service is ready.
+    pub ready: ReadyNotifier,
+    /// How many accept tasks to run per listening socket.
+    pub listener_tasks_per_fd: usize,
+    /// Spawns tasks across the service's runtime threads.
+    pub spawner: Spawner,
+}
+
+/// Anything a [`Server`](crate::server::Server) runs.
+#[async_trait]
+pub trait Service: Send + Sync {
+    /// Run the service until `ctx.shutdown` turns `true` and its in-flight
+    /// work is done (or the server gives up waiting).
+    ///
+    /// # Errors
+    ///
+    /// An error means the service could not start (for example a listener
+    /// could not bind); the server then exits with status 1.
+    async fn start_service(&mut self, ctx: ServiceContext) -> Result<()>;
+
+    /// The service's name, for logs and thread names.
+    fn name(&self) -> &str;
+
+    /// Threads for this service, overriding the server's `threads` setting.
+    fn threads(&self) -> Option<usize> {
+        None
+    }
+}

@@ -1,0 +1,313 @@
+//! Server process tests: real server processes on loopback, driven by
+//! signals and a client.
+//!
+//! This binary has its own main (`harness = false`): run with
+//! `PINGORA_TEST_CHILD=1` it is the server under test (see
+//! `support_server::child`); otherwise it runs the tests below, each of
+//! which starts such server processes. Ports are ephemeral and every file
+//! lives in a directory named after this process's pid.
+
+mod support_server;
+
+use nix::sys::signal::Signal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support_server::child::CHILD_ENV;
+use support_server::client::{answer_pid, request, request_loop};
+use support_server::process::{ServerProcess, TempDir, is_dead, read_ready, signal_pid};
+
+const READY: Duration = Duration::from_secs(15);
+const EXIT: Duration = Duration::from_secs(20);
+
+fn conf_arg(path: &std::path::Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+fn test_flag_accepts_valid_config() {
+    let dir = TempDir::new("t-ok");
+    let conf = conf_arg(&dir.conf("threads: 3\nwork_stealing: false\n"));
+    let mut server = ServerProcess::start(&dir, "t", &["-t", "-c", &conf], &[]);
+    let status = server.wait_exit(EXIT);
+    assert!(status.success(), "{status}: {}", server.stderr());
+    let out = server.stdout();
+    assert!(out.contains("is valid") && out.contains("threads: 3"), "{out}");
+}
+
+fn test_flag_names_unknown_key_and_file() {
+    let dir = TempDir::new("t-bad");
+    let conf = conf_arg(&dir.conf("threads: 2\nthreadz: 3\n"));
+    let mut server = ServerProcess::start(&dir, "t", &["--test", "--conf", &conf], &[]);
+    let status = server.wait_exit(EXIT);
+    assert_eq!(status.code(), Some(1));
+    let err = server.stderr();
+    assert!(err.contains("threadz") && err.contains("conf.yaml"), "{err}");
+}
+
+fn wrong_type_is_named_at_startup() {
+    let dir = TempDir::new("type");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: soon\n"));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
+    assert_eq!(server.wait_exit(EXIT).code(), Some(1));
+    let err = server.stderr();
+    assert!(err.contains("grace_period_seconds") && err.contains("conf.yaml"), "{err}");
+}
+
+fn help_lists_options() {
+    let dir = TempDir::new("help");
+    let mut server = ServerProcess::start(&dir, "h", &["--help"], &[]);
+    assert!(server.wait_exit(EXIT).success());
+    let out = server.stdout();
+    for flag in ["--conf", "--daemon", "--test", "--upgrade", "--nocapture"] {
+        assert!(out.contains(flag), "{flag} not in {out}");
+    }
+}
+
+fn bind_failure_exits_with_error() {
+    let dir = TempDir::new("bind");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let conf = conf_arg(&dir.conf(""));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[("LISTEN_ADDR", &addr)]);
+    assert_eq!(server.wait_exit(EXIT).code(), Some(1));
+    assert!(server.stderr().contains(&addr), "{}", server.stderr());
+}
+
+/// Start a request that takes `ms` on the server, in the background.
+fn slow_request(addr: std::net::SocketAddr, ms: u64) -> std::thread::JoinHandle<std::io::Result<String>> {
+    let handle = std::thread::spawn(move || request(addr, &format!("slow {ms}")));
+    // Give the request time to reach the server before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    handle
+}
+
+fn sigterm_lets_slow_request_finish() {
+    let dir = TempDir::new("term");
+    let conf = conf_arg(&dir.conf(
+        "grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 10\nthreads: 2\n",
+    ));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
+    let addr = server.wait_ready(READY).tcp();
+    let slow = slow_request(addr, 1500);
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM);
+    // New connections are refused once the server stopped accepting, while
+    // the slow request is still being served.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match request(addr, "ping") {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => assert!(Instant::now() < deadline, "still accepting after SIGTERM"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answer = slow.join().unwrap().expect("in-flight request finishes");
+    assert_eq!(answer_pid(&answer), server.pid());
+    let status = server.wait_exit(EXIT);
+    assert!(status.success(), "{status}: {}", server.stderr());
+    assert!(signalled.elapsed() >= Duration::from_millis(1000));
+}
+
+fn graceful_timeout_bounds_the_drain() {
+    let dir = TempDir::new("drain");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n"));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
+    let addr = server.wait_ready(READY).tcp();
+    let slow = slow_request(addr, 20_000);
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(EXIT).success());
+    let took = signalled.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    assert!(slow.join().unwrap().is_err());
+}
+
+fn sigint_does_not_wait() {
+    let dir = TempDir::new("int");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 5\ngraceful_shutdown_timeout_seconds: 10\n"));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
+    let addr = server.wait_ready(READY).tcp();
+    let slow = slow_request(addr, 10_000);
+    let signalled = Instant::now();
+    server.signal(Signal::SIGINT);
+    assert!(server.wait_exit(EXIT).success());
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(1), "SIGINT took {took:?}");
+    assert!(slow.join().unwrap().is_err());
+}
+
+fn unix_socket_and_digest() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = TempDir::new("uds");
+    let uds = dir.path("lines.sock");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
+    let env = [("LISTEN_UDS", uds.to_str().unwrap())];
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &env);
+    let ready = server.wait_ready(READY);
+    assert!(ready.addrs.iter().any(|a| a.starts_with("unix:")), "{ready:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uds).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let mut unix = std::os::unix::net::UnixStream::connect(&uds).unwrap();
+    unix.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    unix.write_all(b"ping\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(unix).read_line(&mut answer).unwrap();
+    assert!(answer.starts_with(&format!("ok {} unix:", server.pid())), "{answer}");
+
+    // The digest's peer address is the client's own address.
+    let mut tcp = std::net::TcpStream::connect(ready.tcp()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let local = tcp.local_addr().unwrap();
+    tcp.write_all(b"ping\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(tcp).read_line(&mut answer).unwrap();
+    assert_eq!(answer.trim(), format!("ok {} {local}", server.pid()));
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(EXIT).success());
+}
+
+const UPGRADE_ROUNDS: usize = 3;
+const MAX_REQUESTS_PER_ROUND: usize = 50_000;
+
+fn upgrade_refuses_no_connection() {
+    let dir = TempDir::new("upgrade");
+    let conf = conf_arg(&dir.conf(
+        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\nwork_stealing: false\nthreads: 2\n",
+    ));
+    let mut old = ServerProcess::start(&dir, "gen0", &["-c", &conf], &[]);
+    let first = old.wait_ready(READY);
+    let addr = first.tcp();
+    let mut old_pid = first.pid;
+    for round in 1..=UPGRADE_ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let client = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || request_loop(addr, stop, MAX_REQUESTS_PER_ROUND))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let mut new = ServerProcess::start(&dir, &format!("gen{round}"), &["-c", &conf, "-u"], &[]);
+        // The new process waits on the upgrade socket; the old one retries
+        // until it is there.
+        old.signal(Signal::SIGQUIT);
+        let ready = new.wait_ready(READY);
+        assert_eq!(ready.tcp(), addr, "the new process took over the same socket");
+        let status = old.wait_exit(EXIT);
+        assert!(status.success(), "{status}: {}", old.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        let report = client.join().unwrap();
+        let by_old = report.by_pid.get(&old_pid).copied().unwrap_or(0);
+        let by_new = report.by_pid.get(&ready.pid).copied().unwrap_or(0);
+        println!(
+            "upgrade round {round}: sent {} ok {} failed {} (refused {}, reset {}, other {}); \
+             answered by old {by_old}, new {by_new}",
+            report.sent, report.ok, report.failed(), report.refused, report.reset, report.other,
+        );
+        assert_eq!(report.failed(), 0, "{:?}", report.first_errors);
+        assert!(by_old > 0 && by_new > 0, "{report:?}");
+        old = new;
+        old_pid = ready.pid;
+    }
+    old.signal(Signal::SIGTERM);
+    assert!(old.wait_exit(EXIT).success());
+}
+
+/// Kills a daemon that a failing test left running.
+struct DaemonGuard(u32);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if !is_dead(self.0) {
+            signal_pid(self.0, Signal::SIGKILL);
+        }
+    }
+}
+
+fn daemon_writes_pid_file_and_error_log() {
+    let dir = TempDir::new("daemon");
+    let log = dir.path("error.log");
+    let pid_file = dir.path("server.pid");
+    let conf = conf_arg(&dir.conf(&format!(
+        "error_log: {}\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 5\n",
+        log.display()
+    )));
+    let mut launcher = ServerProcess::start(&dir, "d", &["-c", &conf, "-d"], &[]);
+    // The launching process exits once the daemon is forked off.
+    assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
+    let deadline = Instant::now() + READY;
+    let ready = loop {
+        if let Some(ready) = read_ready(&launcher.ready_file) {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "daemon not ready: {:?}", std::fs::read_to_string(&log));
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _guard = DaemonGuard(ready.pid);
+    assert_ne!(ready.pid, launcher.pid());
+    let written: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(written, ready.pid);
+    assert_eq!(answer_pid(&request(ready.tcp(), "ping").unwrap()), ready.pid);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("server starting"), "{logged}");
+
+    signal_pid(ready.pid, Signal::SIGTERM);
+    let deadline = Instant::now() + EXIT;
+    while !(is_dead(ready.pid) && !pid_file.exists()) {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    ("test_flag_accepts_valid_config", test_flag_accepts_valid_config),
+    ("test_flag_names_unknown_key_and_file", test_flag_names_unknown_key_and_file),
+    ("wrong_type_is_named_at_startup", wrong_type_is_named_at_startup),
+    ("help_lists_options", help_lists_options),
+    ("bind_failure_exits_with_error", bind_failure_exits_with_error),
+    ("sigterm_lets_slow_request_finish", sigterm_lets_slow_request_finish),
+    ("graceful_timeout_bounds_the_drain", graceful_timeout_bounds_the_drain),
+    ("sigint_does_not_wait", sigint_does_not_wait),
+    ("unix_socket_and_digest", unix_socket_and_digest),
+    ("upgrade_refuses_no_connection", upgrade_refuses_no_connection),
+    ("daemon_writes_pid_file_and_error_log", daemon_writes_pid_file_and_error_log),
+];
+
+fn main() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        support_server::child::main();
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in TESTS {
+            println!("{name}: test");
+        }
+        return;
+    }
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, test) in selected.iter().copied() {
+        let started = Instant::now();
+        let passed = std::panic::catch_unwind(test).is_ok();
+        let verdict = if passed { "ok" } else { "FAILED" };
+        println!("test {name} ... {verdict} ({:.1}s)", started.elapsed().as_secs_f64());
+        if !passed {
+            failed.push(*name);
+        }
+    }
+    let passed = selected.len() - failed.len();
+    if failed.is_empty() {
+        println!("\ntest result: ok. {passed} passed; 0 failed\n");
+    } else {
+        println!("\nfailures: {failed:?}\ntest result: FAILED. {passed} passed; {} failed\n", failed.len());
+        std::process::exit(101);
+    }
+}
