@@ -24,6 +24,7 @@
 //! arrive with the TLS work.
 
 pub mod apps;
+pub mod header;
 pub mod listeners;
 pub mod protocols;
 pub mod server;

@@ -1,5 +1,7 @@
 //! Apps: what a listening service runs on each accepted connection.
 
+pub mod http_app;
+
 use crate::protocols::Stream;
 use crate::server::ShutdownWatch;
 use async_trait::async_trait;

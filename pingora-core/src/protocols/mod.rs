@@ -2,6 +2,7 @@
 //! about each connection.
 
 mod digest;
+pub mod http;
 pub mod l4;
 
 pub use digest::{Digest, SocketAddr};

@@ -1,0 +1,298 @@
+//! A plain HTTP server app: implement [`ServeHttp`] (request in, response
+//! out) and serve it with [`HttpServer`], which handles HTTP/1 parsing,
+//! limits, keep-alive and pipelining.
+//!
+//! The request body is read whole before [`ServeHttp::response`] runs, up
+//! to a limit (1 MiB by default, 413 beyond it), and the response body is
+//! given whole. Apps that stream bodies use the sessions in
+//! [`crate::protocols::http::v1`] directly.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use pingora_core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
+//! use pingora_core::apps::ServerApp;
+//! use std::sync::Arc;
+//!
+//! struct Greeter;
+//!
+//! #[async_trait]
+//! impl ServeHttp for Greeter {
+//!     async fn response(&self, request: HttpRequest) -> HttpResponse {
+//!         let name = request.header().uri().path().trim_start_matches('/');
+//!         HttpResponse::text(200, format!("hello {name}\n"))
+//!     }
+//! }
+//!
+//! # async fn run(stream: pingora_core::protocols::Stream) {
+//! let app = Arc::new(HttpServer::new(Greeter));
+//! let (_tx, shutdown) = tokio::sync::watch::channel(false);
+//! app.process_new(stream, &shutdown).await;
+//! # }
+//! ```
+
+use super::ServerApp;
+use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use crate::protocols::Stream;
+use crate::protocols::http::v1::{H1Config, ServerConnection, ServerSession};
+use crate::server::ShutdownWatch;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap};
+use http::{StatusCode, Version};
+use pingora_error::{ErrorType, Result};
+use std::sync::Arc;
+
+/// A whole request, as a [`ServeHttp`] app sees it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    header: RequestHeader,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+impl HttpRequest {
+    /// A request from its parts (for testing apps directly).
+    pub const fn new(header: RequestHeader, body: Bytes, trailers: Option<HeaderMap>) -> Self {
+        Self {
+            header,
+            body,
+            trailers,
+        }
+    }
+
+    /// The request head.
+    pub const fn header(&self) -> &RequestHeader {
+        &self.header
+    }
+
+    /// The request body (empty when there was none).
+    pub const fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Trailers of a chunked request body.
+    pub const fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+/// A whole response from a [`ServeHttp`] app.
+///
+/// Content-Length is filled in from the body unless the head already has
+/// framing fields; trailers make the response chunked (HTTP/1.1 clients).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    header: ResponseHeader,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+impl HttpResponse {
+    /// A response with `header` and `body`.
+    pub const fn new(header: ResponseHeader, body: Bytes) -> Self {
+        Self {
+            header,
+            body,
+            trailers: None,
+        }
+    }
+
+    /// A `text/plain` response; an invalid `status` becomes 500.
+    pub fn text(status: u16, body: impl Into<Bytes>) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut header = ResponseHeader::from_parts(
+            status,
+            Version::HTTP_11,
+            None,
+            HeaderList::with_capacity(2),
+        );
+        // A static, valid name and value cannot fail to insert.
+        let _ = header.insert_header("Content-Type", "text/plain; charset=utf-8");
+        Self::new(header, body.into())
+    }
+
+    /// Send `trailers` after the body.
+    #[must_use]
+    pub fn with_trailers(mut self, trailers: HeaderMap) -> Self {
+        self.trailers = Some(trailers);
+        self
+    }
+
+    /// The response head.
+    pub const fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+
+    /// The response head, to add fields.
+    pub const fn header_mut(&mut self) -> &mut ResponseHeader {
+        &mut self.header
+    }
+
+    /// The response body.
+    pub const fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// A simple HTTP server: one method turns a request into a response.
+#[async_trait]
+pub trait ServeHttp: Send + Sync + 'static {
+    /// Answer `request`.
+    async fn response(&self, request: HttpRequest) -> HttpResponse;
+}
+
+/// A [`ServerApp`] that serves a [`ServeHttp`] over HTTP/1 with keep-alive.
+#[derive(Debug)]
+pub struct HttpServer<S> {
+    app: S,
+    config: H1Config,
+    max_request_body: usize,
+}
+
+impl<S: ServeHttp> HttpServer<S> {
+    /// Serve `app` with default limits and timeouts.
+    pub fn new(app: S) -> Self {
+        Self {
+            app,
+            config: H1Config::default(),
+            max_request_body: 1024 * 1024,
+        }
+    }
+
+    /// Use `config`'s HTTP/1 limits and timeouts.
+    #[must_use]
+    pub const fn with_config(mut self, config: H1Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Answer requests with a body over `max` bytes with 413.
+    #[must_use]
+    pub const fn with_max_request_body(mut self, max: usize) -> Self {
+        self.max_request_body = max;
+        self
+    }
+
+    /// The served app.
+    pub const fn app(&self) -> &S {
+        &self.app
+    }
+
+    /// Serve one exchange on `session`.
+    async fn serve(&self, session: &mut ServerSession) -> Result<()> {
+        let Some((body, trailers)) = self.read_body(session).await? else {
+            return Ok(());
+        };
+        let request = HttpRequest::new(session.req_header().clone(), body, trailers);
+        let HttpResponse {
+            mut header,
+            body,
+            trailers,
+        } = self.app.response(request).await;
+        let h = header.headers();
+        if !h.contains_key(header::CONTENT_LENGTH) && !h.contains_key(header::TRANSFER_ENCODING) {
+            if trailers.is_some() {
+                header.insert_header("Transfer-Encoding", "chunked")?;
+            } else {
+                header.insert_header("Content-Length", body.len().to_string())?;
+            }
+        }
+        session.write_response_header(header).await?;
+        session.write_body(&body).await?;
+        session.finish_response(trailers.as_ref()).await
+    }
+
+    /// Read the whole request body; `None` when it was refused with an
+    /// error response.
+    async fn read_body(
+        &self,
+        session: &mut ServerSession,
+    ) -> Result<Option<(Bytes, Option<HeaderMap>)>> {
+        let mut body = BytesMut::new();
+        loop {
+            match session.read_body_bytes().await {
+                Ok(Some(data)) if body.len() + data.len() > self.max_request_body => {
+                    session.respond_error(413).await?;
+                    return Ok(None);
+                }
+                Ok(Some(data)) => body.extend_from_slice(&data),
+                Ok(None) => return Ok(Some((body.freeze(), session.trailers().cloned()))),
+                Err(e) => {
+                    if e.etype() == &ErrorType::ReadTimedout {
+                        let _ = session.respond_error(408).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ServeHttp> ServerApp for HttpServer<S> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut shutdown = shutdown.clone();
+        let mut conn = ServerConnection::new(stream, self.config);
+        loop {
+            // Only the wait for a request races shutdown: a request in
+            // progress is always finished.
+            let read = tokio::select! {
+                read = conn.read_request() => read,
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+            };
+            let mut session = match read {
+                Ok(Some(session)) => session,
+                Ok(None) => return None,
+                Err(e) => {
+                    log::debug!("http request refused: {e}");
+                    return None;
+                }
+            };
+            if *shutdown.borrow() {
+                session.set_keepalive(false);
+            }
+            if let Err(e) = self.serve(&mut session).await {
+                log::debug!("http exchange failed: {e}");
+                session.set_keepalive(false);
+            }
+            conn = session.reuse().await?;
+        }
+    }
+}
+
+/// An app that answers every request with its own body, for tests and as a
+/// proxy origin. The response carries `X-Echo-Method` and `X-Echo-Uri`, and
+/// the request trailers come back as response trailers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EchoApp;
+
+#[async_trait]
+impl ServeHttp for EchoApp {
+    async fn response(&self, request: HttpRequest) -> HttpResponse {
+        let mut resp = HttpResponse::text(200, request.body.clone());
+        let h = resp.header_mut();
+        let _ = h.insert_header("X-Echo-Method", request.header.method().as_str());
+        let _ = h.insert_header("X-Echo-Uri", request.header.uri().to_string());
+        match request.trailers {
+            Some(t) => resp.with_trailers(t),
+            None => resp,
+        }
+    }
+}
+
+/// An app that answers every request with `Hello, world!\n`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HelloApp;
+
+#[async_trait]
+impl ServeHttp for HelloApp {
+    async fn response(&self, _request: HttpRequest) -> HttpResponse {
+        HttpResponse::text(200, "Hello, world!\n")
+    }
+}

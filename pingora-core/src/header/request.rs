@@ -1,0 +1,197 @@
+//! [`RequestHeader`]: method, target, version and fields of a request.
+
+use super::HeaderList;
+use bytes::BytesMut;
+use http::header::{HeaderMap, HeaderValue};
+use http::{Method, Uri, Version};
+use pingora_error::{Error, ErrorType, OrErr, Result};
+
+/// The head of an HTTP request: request line and header fields.
+///
+/// Header names keep their case and order for the wire (see the
+/// [module docs](crate::header)).
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::header::RequestHeader;
+/// use http::{Method, Version};
+///
+/// let mut req = RequestHeader::build(Method::POST, b"/upload?x=1", Some(4)).unwrap();
+/// req.insert_header("Content-Length", "5").unwrap();
+/// assert_eq!(req.method(), Method::POST);
+/// assert_eq!(req.uri().query(), Some("x=1"));
+/// assert_eq!(req.version(), Version::HTTP_11);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestHeader {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderList,
+}
+
+impl RequestHeader {
+    /// A request for `path` (an origin-form target such as `/a?b`, or any
+    /// form [`Uri`] accepts) with `method`, HTTP/1.1 and no fields.
+    /// `size_hint` is the expected number of header fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the method or path is invalid.
+    pub fn build<M>(method: M, path: &[u8], size_hint: Option<usize>) -> Result<Self>
+    where
+        M: TryInto<Method>,
+    {
+        let method = method
+            .try_into()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid method"))?;
+        let uri = Uri::try_from(path).or_err(ErrorType::InvalidHTTPHeader, "invalid uri")?;
+        Ok(Self::from_parts(
+            method,
+            uri,
+            Version::HTTP_11,
+            HeaderList::with_capacity(size_hint.unwrap_or(8)),
+        ))
+    }
+
+    pub(crate) const fn from_parts(
+        method: Method,
+        uri: Uri,
+        version: Version,
+        headers: HeaderList,
+    ) -> Self {
+        Self {
+            method,
+            uri,
+            version,
+            headers,
+        }
+    }
+
+    /// The request method.
+    pub const fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Replace the request method.
+    pub fn set_method(&mut self, method: Method) {
+        self.method = method;
+    }
+
+    /// The request target.
+    pub const fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Replace the request target.
+    pub fn set_uri(&mut self, uri: Uri) {
+        self.uri = uri;
+    }
+
+    /// The HTTP version of the request.
+    pub const fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Replace the HTTP version.
+    pub fn set_version(&mut self, version: Version) {
+        self.version = version;
+    }
+
+    /// The header fields, for lookups.
+    pub const fn headers(&self) -> &HeaderMap {
+        self.headers.map()
+    }
+
+    /// The header fields in wire order, each name as it was written.
+    pub fn wire_headers(&self) -> impl Iterator<Item = (&[u8], &HeaderValue)> {
+        self.headers.wire()
+    }
+
+    /// Set `name` to `value`, replacing every existing field of that name
+    /// (the new field takes the place of the first old one).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
+    pub fn insert_header<V>(&mut self, name: &str, value: V) -> Result<()>
+    where
+        V: TryInto<HeaderValue>,
+        V::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.headers.insert(name, value)
+    }
+
+    /// Add a field `name: value` after the existing fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
+    pub fn append_header<V>(&mut self, name: &str, value: V) -> Result<()>
+    where
+        V: TryInto<HeaderValue>,
+        V::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.headers.append(name, value)
+    }
+
+    /// Remove every field named `name`; returns the first removed value.
+    pub fn remove_header(&mut self, name: &str) -> Option<HeaderValue> {
+        self.headers.remove(name)
+    }
+
+    /// Serialise the head for HTTP/1 into `out`: request line, fields in
+    /// wire order, blank line.
+    pub(crate) fn write_h1(&self, out: &mut BytesMut) {
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.extend_from_slice(b" ");
+        // RFC 9112 §3.2: origin-form is the default; an empty path is sent
+        // as "/" (and "*" only for OPTIONS, which Uri keeps as is).
+        match self.uri.path_and_query() {
+            Some(pq) if self.uri.scheme().is_none() => {
+                let s = pq.as_str();
+                out.extend_from_slice(if s.is_empty() { b"/" } else { s.as_bytes() });
+            }
+            _ => out.extend_from_slice(self.uri.to_string().as_bytes()),
+        }
+        out.extend_from_slice(version_str(self.version));
+        out.extend_from_slice(b"\r\n");
+        self.headers.write_to(out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn version_str(version: Version) -> &'static [u8] {
+    if version == Version::HTTP_10 {
+        b" HTTP/1.0"
+    } else {
+        b" HTTP/1.1"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_request_line_and_fields() {
+        let mut req = RequestHeader::build("GET", b"/a?b=c", None).unwrap();
+        req.insert_header("Host", "x").unwrap();
+        let mut out = BytesMut::new();
+        req.write_h1(&mut out);
+        assert_eq!(&out[..], b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n");
+        req.set_version(Version::HTTP_10);
+        req.set_method(Method::HEAD);
+        req.set_uri(Uri::from_static("http://h/p"));
+        out.clear();
+        req.write_h1(&mut out);
+        assert_eq!(&out[..], b"HEAD http://h/p HTTP/1.0\r\nHost: x\r\n\r\n");
+    }
+
+    #[test]
+    fn rejects_bad_parts() {
+        assert!(RequestHeader::build("G ET", b"/", None).is_err());
+        assert!(RequestHeader::build("GET", b"/a b", None).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! [`ResponseHeader`]: status, version, reason and fields of a response.
+
+use super::HeaderList;
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderValue};
+use http::{StatusCode, Version};
+use pingora_error::{Error, ErrorType, Result};
+
+/// The head of an HTTP response: status line and header fields.
+///
+/// Header names keep their case and order for the wire (see the
+/// [module docs](crate::header)). A reason phrase received from a peer is
+/// kept and forwarded; otherwise the canonical phrase is written.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::header::ResponseHeader;
+///
+/// let mut resp = ResponseHeader::build(200, None).unwrap();
+/// resp.insert_header("Content-Type", "text/plain").unwrap();
+/// assert_eq!(resp.status().as_u16(), 200);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ResponseHeader {
+    status: StatusCode,
+    version: Version,
+    reason: Option<Bytes>,
+    headers: HeaderList,
+}
+
+impl ResponseHeader {
+    /// A response with `status`, HTTP/1.1 and no fields. `size_hint` is the
+    /// expected number of header fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when `status` is not in 100..=999.
+    pub fn build<S>(status: S, size_hint: Option<usize>) -> Result<Self>
+    where
+        S: TryInto<StatusCode>,
+    {
+        let status = status
+            .try_into()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid status"))?;
+        Ok(Self::from_parts(
+            status,
+            Version::HTTP_11,
+            None,
+            HeaderList::with_capacity(size_hint.unwrap_or(8)),
+        ))
+    }
+
+    pub(crate) const fn from_parts(
+        status: StatusCode,
+        version: Version,
+        reason: Option<Bytes>,
+        headers: HeaderList,
+    ) -> Self {
+        Self {
+            status,
+            version,
+            reason,
+            headers,
+        }
+    }
+
+    /// The status code.
+    pub const fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Replace the status code; a kept reason phrase is dropped, since it
+    /// belonged to the old status.
+    pub fn set_status(&mut self, status: StatusCode) {
+        self.status = status;
+        self.reason = None;
+    }
+
+    /// The HTTP version.
+    pub const fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Replace the HTTP version.
+    pub fn set_version(&mut self, version: Version) {
+        self.version = version;
+    }
+
+    /// The reason phrase that will be written: the one received or set, or
+    /// the canonical one for the status.
+    pub fn reason_phrase(&self) -> &[u8] {
+        match &self.reason {
+            Some(r) => r,
+            None => self
+                .status
+                .canonical_reason()
+                .unwrap_or_default()
+                .as_bytes(),
+        }
+    }
+
+    /// Set the reason phrase.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the phrase holds bytes RFC 9112
+    /// §4 does not allow (only HTAB, SP, visible ASCII and obs-text).
+    pub fn set_reason_phrase(&mut self, reason: &str) -> Result<()> {
+        if !valid_reason(reason.as_bytes()) {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "invalid reason phrase");
+        }
+        self.reason = Some(Bytes::copy_from_slice(reason.as_bytes()));
+        Ok(())
+    }
+
+    /// The header fields, for lookups.
+    pub const fn headers(&self) -> &HeaderMap {
+        self.headers.map()
+    }
+
+    /// The header fields in wire order, each name as it was written.
+    pub fn wire_headers(&self) -> impl Iterator<Item = (&[u8], &HeaderValue)> {
+        self.headers.wire()
+    }
+
+    /// Set `name` to `value`, replacing every existing field of that name.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
+    pub fn insert_header<V>(&mut self, name: &str, value: V) -> Result<()>
+    where
+        V: TryInto<HeaderValue>,
+        V::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.headers.insert(name, value)
+    }
+
+    /// Add a field `name: value` after the existing fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
+    pub fn append_header<V>(&mut self, name: &str, value: V) -> Result<()>
+    where
+        V: TryInto<HeaderValue>,
+        V::Error: std::error::Error + Send + Sync + 'static,
+    {
+        self.headers.append(name, value)
+    }
+
+    /// Remove every field named `name`; returns the first removed value.
+    pub fn remove_header(&mut self, name: &str) -> Option<HeaderValue> {
+        self.headers.remove(name)
+    }
+
+    /// Serialise the head for HTTP/1 into `out`.
+    pub(crate) fn write_h1(&self, out: &mut BytesMut) {
+        out.extend_from_slice(if self.version == Version::HTTP_10 {
+            b"HTTP/1.0 "
+        } else {
+            b"HTTP/1.1 "
+        });
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(self.reason_phrase());
+        out.extend_from_slice(b"\r\n");
+        self.headers.write_to(out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+pub(crate) fn valid_reason(r: &[u8]) -> bool {
+    r.iter()
+        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_status_line() {
+        let mut resp = ResponseHeader::build(404, None).unwrap();
+        resp.append_header("Content-Length", "0").unwrap();
+        let mut out = BytesMut::new();
+        resp.write_h1(&mut out);
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        );
+        resp.set_reason_phrase("Nope").unwrap();
+        assert_eq!(resp.reason_phrase(), b"Nope");
+        assert!(resp.set_reason_phrase("a\r\nb").is_err());
+        resp.set_status(StatusCode::OK);
+        assert_eq!(resp.reason_phrase(), b"OK");
+        assert!(ResponseHeader::build(1000, None).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Limits and timeouts of an HTTP/1 connection.
+
+use std::time::Duration;
+
+/// Limits and timeouts of an HTTP/1 connection, server or client side.
+///
+/// Every field has a default suited to a public-facing proxy. Change the
+/// fields you care about on a [`Default`] value.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::protocols::http::v1::H1Config;
+/// use std::time::Duration;
+///
+/// let mut config = H1Config::default();
+/// config.max_header_bytes = 16 * 1024;
+/// config.idle_timeout = Duration::from_secs(5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct H1Config {
+    /// Largest request or response head (start line plus fields), in bytes.
+    /// A larger request gets 431 (RFC 6585 §5). Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one head, at most [`H1Config::MAX_HEADERS_CAP`].
+    /// More gets 431. Default 128.
+    pub max_headers: usize,
+    /// Longest request line, in bytes. Longer gets 414 (RFC 9112 §3).
+    /// Default 8 KiB.
+    pub max_request_line: usize,
+    /// Largest trailer section of a chunked body, in bytes. Default 16 KiB.
+    pub max_trailer_bytes: usize,
+    /// Most unread request body a server reads and discards so that the
+    /// connection can serve the next request; past it the connection is
+    /// closed instead. Default 64 KiB.
+    pub max_drain_bytes: usize,
+    /// How long a kept-alive connection may wait for the first byte of its
+    /// next request. Default 60 s.
+    pub idle_timeout: Duration,
+    /// How long reading one head may take: on a new connection from accept
+    /// to the first byte, then from the first byte to the end of the head.
+    /// Default 30 s.
+    pub header_timeout: Duration,
+    /// How long one read of body bytes may wait. Default 60 s.
+    pub body_read_timeout: Duration,
+    /// How long one write may wait for the peer to accept bytes.
+    /// Default 60 s.
+    pub write_timeout: Duration,
+}
+
+impl H1Config {
+    /// The largest value [`max_headers`](Self::max_headers) can take: the
+    /// parser keeps its field table on the stack to avoid allocating.
+    pub const MAX_HEADERS_CAP: usize = 256;
+
+    pub(crate) fn header_slots(&self) -> usize {
+        self.max_headers.clamp(1, Self::MAX_HEADERS_CAP)
+    }
+}
+
+impl Default for H1Config {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 64 * 1024,
+            max_headers: 128,
+            max_request_line: 8 * 1024,
+            max_trailer_bytes: 16 * 1024,
+            max_drain_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Sans-IO framing decisions: how long a message body is (RFC 9112 §6.3),
+//! whether a connection persists (RFC 9112 §9.3), and the checks that stop
+//! request smuggling.
+
+use crate::header::{RequestHeader, ResponseHeader};
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode, Version};
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes (Content-Length).
+    Length(u64),
+    /// Chunked transfer coding (RFC 9112 §7.1).
+    Chunked,
+    /// Until the connection closes: responses without a length (RFC 9112
+    /// §6.3 rule 8) and raw bytes after an upgrade.
+    UntilClose,
+}
+
+/// Iterate over the comma-separated elements of every field named `name`,
+/// trimmed of optional whitespace; empty elements are skipped (RFC 9110
+/// §5.6.1). `Err` when a value is not visible ASCII.
+fn elements<'a>(
+    headers: &'a HeaderMap,
+    name: header::HeaderName,
+) -> impl Iterator<Item = Result<&'a str, ()>> + 'a {
+    headers.get_all(name).into_iter().flat_map(|v| {
+        let (s, bad) = match v.to_str() {
+            Ok(s) => (s, false),
+            Err(_) => ("", true),
+        };
+        let bad = bad.then_some(Err(()));
+        bad.into_iter().chain(
+            s.split(',')
+                .map(|e| e.trim_matches([' ', '\t']))
+                .filter(|e| !e.is_empty())
+                .map(Ok),
+        )
+    })
+}
+
+/// Whether a `Connection`-style list field holds `token`.
+pub(crate) fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    elements(headers, name).any(|e| e.is_ok_and(|e| e.eq_ignore_ascii_case(token)))
+}
+
+/// Parse every Content-Length value. RFC 9110 §8.6: a list of identical
+/// values may be taken as one value; differing values, or anything but
+/// digits, make the framing invalid (RFC 9112 §6.3 rule 5).
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut found: Option<u64> = None;
+    for element in elements(headers, header::CONTENT_LENGTH) {
+        let e = element.map_err(|()| "invalid content-length")?;
+        // u64 holds any 19-digit number; longer is a bogus length anyway.
+        if e.len() > 19 || !e.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("invalid content-length");
+        }
+        let n: u64 = e.parse().map_err(|_| "invalid content-length")?;
+        match found {
+            Some(prev) if prev != n => return Err("differing content-length values"),
+            _ => found = Some(n),
+        }
+    }
+    if found.is_none() && headers.contains_key(header::CONTENT_LENGTH) {
+        return Err("empty content-length");
+    }
+    Ok(found)
+}
+
+/// Check Transfer-Encoding. We only accept exactly `chunked`: RFC 9112
+/// §6.3 rule 4 requires a request's final coding to be chunked, and we
+/// decode no other coding, so anything else would leave the body length
+/// unknown to us while a neighbour might read it differently.
+fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<bool, &'static str> {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return Ok(false);
+    }
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means the
+    // framing is faulty.
+    if version == Version::HTTP_10 {
+        return Err("transfer-encoding in http/1.0");
+    }
+    let mut codings = elements(headers, header::TRANSFER_ENCODING);
+    match (codings.next(), codings.next()) {
+        (Some(Ok(c)), None) if c.eq_ignore_ascii_case("chunked") => Ok(true),
+        _ => Err("unsupported transfer-encoding"),
+    }
+}
+
+/// Framing from Content-Length and Transfer-Encoding, rejecting both at
+/// once (RFC 9112 §6.3 rule 3: a classic smuggling vector, so we treat it
+/// as an error instead of letting Transfer-Encoding win).
+fn length_framing(headers: &HeaderMap, version: Version) -> Result<Option<Framing>, &'static str> {
+    let chunked = transfer_encoding(headers, version)?;
+    if chunked && headers.contains_key(header::CONTENT_LENGTH) {
+        return Err("both content-length and transfer-encoding");
+    }
+    if chunked {
+        return Ok(Some(Framing::Chunked));
+    }
+    Ok(content_length(headers)?.map(|n| {
+        if n == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(n)
+        }
+    }))
+}
+
+/// Check a request head and find its body framing. `Err` means 400 and
+/// close the connection.
+pub(crate) fn request_framing(req: &RequestHeader) -> Result<Framing, &'static str> {
+    // RFC 9112 §3.2: a request with no Host (in 1.1) or more than one Host
+    // gets 400.
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
+        return Err("missing or repeated host");
+    }
+    // RFC 9112 §6.3 rule 7: a request without either field has no body.
+    Ok(length_framing(req.headers(), req.version())?.unwrap_or(Framing::Empty))
+}
+
+/// Find the body framing of a response to a `method` request. `Err` means
+/// the upstream sent conflicting framing: close and fail, never forward.
+pub(crate) fn response_framing(
+    method: &Method,
+    resp: &ResponseHeader,
+) -> Result<Framing, &'static str> {
+    let status = resp.status();
+    // RFC 9112 §6.3 rule 1.
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    // RFC 9112 §6.3 rule 2: a 2xx to CONNECT is a tunnel.
+    if *method == Method::CONNECT && status.is_success() {
+        return Ok(Framing::UntilClose);
+    }
+    Ok(length_framing(resp.headers(), resp.version())?.unwrap_or(Framing::UntilClose))
+}
+
+/// Whether the connection persists after this request, by RFC 9112 §9.3:
+/// `close` ends it; HTTP/1.1 persists by default; HTTP/1.0 only with
+/// `keep-alive`.
+pub(crate) fn request_keepalive(req: &RequestHeader) -> bool {
+    keepalive(req.headers(), req.version())
+}
+
+/// The same rule for a response.
+pub(crate) fn response_keepalive(resp: &ResponseHeader) -> bool {
+    keepalive(resp.headers(), resp.version())
+}
+
+fn keepalive(headers: &HeaderMap, version: Version) -> bool {
+    if has_token(headers, header::CONNECTION, "close") {
+        return false;
+    }
+    version == Version::HTTP_11 || has_token(headers, header::CONNECTION, "keep-alive")
+}
+
+/// Whether the request asks to switch protocols (RFC 9110 §7.8): HTTP/1.1
+/// with `Upgrade` named in `Connection`.
+pub(crate) fn is_upgrade_request(req: &RequestHeader) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && has_token(req.headers(), header::CONNECTION, "upgrade")
+}
+
+/// Whether the client waits for `100 Continue` (RFC 9110 §10.1.1; ignored
+/// in HTTP/1.0 requests).
+pub(crate) fn expects_continue(req: &RequestHeader) -> bool {
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(fields: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", b"/", None).unwrap();
+        r.append_header("Host", "h").unwrap();
+        for (n, v) in fields {
+            r.append_header(n, *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn request_rules() {
+        assert_eq!(request_framing(&req(&[])), Ok(Framing::Empty));
+        assert_eq!(
+            request_framing(&req(&[("Content-Length", "5")])),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            request_framing(&req(&[("Content-Length", "0")])),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            request_framing(&req(&[("Content-Length", "5, 5"), ("content-length", "5")])),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            request_framing(&req(&[("Transfer-Encoding", "Chunked")])),
+            Ok(Framing::Chunked)
+        );
+        for bad in [
+            &[("Content-Length", "5"), ("Content-Length", "6")][..],
+            &[("Content-Length", "5, 6")],
+            &[("Content-Length", "+5")],
+            &[("Content-Length", "-1")],
+            &[("Content-Length", "0x5")],
+            &[("Content-Length", "99999999999999999999")],
+            &[("Content-Length", "")],
+            &[("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+            &[("Transfer-Encoding", "gzip, chunked")],
+            &[("Transfer-Encoding", "chunked, chunked")],
+            &[
+                ("Transfer-Encoding", "chunked"),
+                ("Transfer-Encoding", "identity"),
+            ],
+            &[("Transfer-Encoding", "gzip")],
+            &[("Transfer-Encoding", "xchunked")],
+            &[("Transfer-Encoding", "")],
+            &[("Host", "again")],
+        ] {
+            assert!(request_framing(&req(bad)).is_err(), "{bad:?}");
+        }
+        let mut r = req(&[("Transfer-Encoding", "chunked")]);
+        r.set_version(Version::HTTP_10);
+        assert!(request_framing(&r).is_err());
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(request_framing(&r).is_err());
+        r.set_version(Version::HTTP_10);
+        assert_eq!(request_framing(&r), Ok(Framing::Empty));
+    }
+
+    #[test]
+    fn response_rules() {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::UntilClose));
+        r.insert_header("Content-Length", "3").unwrap();
+        assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::Length(3)));
+        assert_eq!(response_framing(&Method::HEAD, &r), Ok(Framing::Empty));
+        r.insert_header("Transfer-Encoding", "chunked").unwrap();
+        assert!(response_framing(&Method::GET, &r).is_err());
+        r.remove_header("content-length");
+        assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::Chunked));
+        for s in [100, 204, 304] {
+            r.set_status(StatusCode::from_u16(s).unwrap());
+            assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::Empty));
+        }
+    }
+
+    #[test]
+    fn connection_rules() {
+        let mut r = req(&[]);
+        assert!(request_keepalive(&r));
+        r.insert_header("Connection", "foo, Close").unwrap();
+        assert!(!request_keepalive(&r));
+        r.set_version(Version::HTTP_10);
+        r.insert_header("Connection", "keep-alive").unwrap();
+        assert!(request_keepalive(&r));
+        r.remove_header("connection");
+        assert!(!request_keepalive(&r));
+        let mut r = req(&[("Upgrade", "websocket"), ("Connection", "Upgrade")]);
+        assert!(is_upgrade_request(&r));
+        r.insert_header("Expect", "100-Continue").unwrap();
+        assert!(expects_continue(&r));
+    }
+}

@@ -1,0 +1,173 @@
+//! Property tests standing in for fuzz targets (stable toolchain): random
+//! and mutated request heads, response heads and chunked bodies go through
+//! the parsers, which must never panic, never loop, and never hold more
+//! than their limits.
+
+use super::H1Config;
+use super::decode::{BodyDecoder, Decoded};
+use super::framing::{self, Framing};
+use super::head::HeadReader;
+use bytes::BytesMut;
+use proptest::prelude::*;
+
+const SEEDS: &[&[u8]] = &[
+    b"GET /a?b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+];
+
+fn small_config() -> H1Config {
+    H1Config {
+        max_header_bytes: 512,
+        max_request_line: 128,
+        max_headers: 8,
+        max_trailer_bytes: 128,
+        ..H1Config::default()
+    }
+}
+
+/// A seed with random byte edits: flips, inserts of interesting bytes,
+/// deletions.
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let edit = (
+        any::<usize>(),
+        0u8..3,
+        prop::sample::select(&b"\r\n :;,0\t\x00\x7fzZ-9Ff"[..]),
+    );
+    (0..SEEDS.len(), prop::collection::vec(edit, 0..8)).prop_map(|(seed, edits)| {
+        let mut v = SEEDS[seed].to_vec();
+        for (at, op, b) in edits {
+            let i = at % (v.len() + 1);
+            match op {
+                0 if i < v.len() => v[i] = b,
+                1 => v.insert(i, b),
+                _ if i < v.len() => {
+                    v.remove(i);
+                }
+                _ => {}
+            }
+        }
+        v
+    })
+}
+
+fn inputs() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![mutated(), prop::collection::vec(any::<u8>(), 0..700)]
+}
+
+/// Feed `input` in `step`-byte reads through head parsing and, when a
+/// request comes out, its body decoder.
+fn drive_request(input: &[u8], step: usize) {
+    let config = small_config();
+    let mut buf = BytesMut::new();
+    let mut reader = HeadReader::default();
+    let mut chunks = input.chunks(step.max(1));
+    let req = loop {
+        match reader.parse_request(&mut buf, &config) {
+            Ok(Some(req)) => break req,
+            Err(_) => return,
+            Ok(None) => {}
+        }
+        // Never holds more than one read past the head limit.
+        assert!(buf.len() <= config.max_header_bytes + step);
+        match chunks.next() {
+            Some(c) => buf.extend_from_slice(c),
+            None => return,
+        }
+    };
+    let Ok(framing) = framing::request_framing(&req) else {
+        return;
+    };
+    drive_body(framing, &mut buf, chunks, config.max_trailer_bytes, step);
+}
+
+fn drive_body<'a>(
+    framing: Framing,
+    buf: &mut BytesMut,
+    mut chunks: impl Iterator<Item = &'a [u8]>,
+    max_trailer: usize,
+    step: usize,
+) {
+    let mut decoder = BodyDecoder::new(framing, max_trailer);
+    // Every step consumes bytes or asks for more, so this bound is never
+    // reached unless the decoder spins.
+    for _ in 0..100_000 {
+        match decoder.decode(buf) {
+            Ok(Decoded::Data(d)) => assert!(!d.is_empty()),
+            Ok(Decoded::Done) | Err(_) => return,
+            Ok(Decoded::NeedMore) => {
+                assert!(buf.len() <= max_trailer + step);
+                match chunks.next() {
+                    Some(c) => buf.extend_from_slice(c),
+                    None => {
+                        let _ = decoder.on_eof();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    panic!("decoder did not make progress");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn request_parsing_never_panics(input in inputs(), step in 1usize..64) {
+        drive_request(&input, step);
+    }
+
+    #[test]
+    fn response_parsing_never_panics(input in inputs(), step in 1usize..64) {
+        let mut buf = BytesMut::new();
+        let mut reader = HeadReader::default();
+        let config = small_config();
+        for c in input.chunks(step) {
+            buf.extend_from_slice(c);
+            match reader.parse_response(&mut buf, &config) {
+                Ok(Some(resp)) => {
+                    let _ = framing::response_framing(&http::Method::GET, &resp);
+                    break;
+                }
+                Ok(None) => prop_assert!(buf.len() <= config.max_header_bytes + step),
+                Err(_) => break,
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_decoding_never_panics(input in inputs(), step in 1usize..64) {
+        let mut buf = BytesMut::new();
+        drive_body(Framing::Chunked, &mut buf, input.chunks(step), 128, step);
+    }
+
+    /// Valid chunked bodies decode to exactly their data, however split.
+    #[test]
+    fn chunked_round_trip(
+        pieces in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 0..10),
+        step in 1usize..50,
+    ) {
+        let mut wire = BytesMut::new();
+        let mut enc = super::encode::BodyEncoder::new(Framing::Chunked);
+        for p in &pieces {
+            enc.encode(p, &mut wire).unwrap();
+        }
+        enc.finish(None, &mut wire).unwrap();
+        wire.extend_from_slice(b"NEXT");
+        let mut decoder = BodyDecoder::new(Framing::Chunked, 64);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut chunks = wire.chunks(step);
+        loop {
+            match decoder.decode(&mut buf).unwrap() {
+                Decoded::Data(d) => out.extend_from_slice(&d),
+                Decoded::Done => break,
+                Decoded::NeedMore => buf.extend_from_slice(chunks.next().unwrap()),
+            }
+        }
+        prop_assert_eq!(out, pieces.concat());
+        let rest: Vec<u8> = buf.iter().copied().chain(chunks.flatten().copied()).collect();
+        prop_assert_eq!(rest, b"NEXT".to_vec());
+    }
+}

@@ -1,0 +1,229 @@
+//! Sans-IO parsing of HTTP/1 request and response heads.
+//!
+//! The parsers take the connection's read buffer. While the head is
+//! incomplete they return `Ok(None)` and leave the buffer alone; once it is
+//! complete they split the head off the front of the buffer (the rest is
+//! body or a pipelined request) and build the header type from slices of
+//! it, so field values are not copied.
+
+use super::H1Config;
+use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+
+/// Why a head was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// Not valid HTTP/1 syntax (400).
+    Malformed(&'static str),
+    /// The head is over the byte limit (431).
+    TooLarge,
+    /// The head has more fields than allowed (431).
+    TooManyHeaders,
+    /// The request line is over its limit (414).
+    UriTooLong,
+}
+
+impl HeadError {
+    /// The status a server answers with.
+    pub(crate) const fn status(self) -> u16 {
+        match self {
+            Self::Malformed(_) => 400,
+            Self::TooLarge | Self::TooManyHeaders => 431,
+            Self::UriTooLong => 414,
+        }
+    }
+
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed(why) => why,
+            Self::TooLarge => "head too large",
+            Self::TooManyHeaders => "too many header fields",
+            Self::UriTooLong => "request line too long",
+        }
+    }
+}
+
+/// Byte offsets of one field inside the head.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
+    // `part` is a sub-slice of `base` (httparse only returns slices of its
+    // input), so the difference of the start addresses is its offset.
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    (start as u32, part.len() as u32)
+}
+
+fn slice(head: &Bytes, (start, len): (u32, u32)) -> Bytes {
+    let start = start as usize;
+    head.slice(start..start + len as usize)
+}
+
+/// Whether `buf` holds a full head: a blank line after the start line. The
+/// search resumes from `*scanned`, so repeated calls stay linear.
+fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
+    // Back up two bytes so a terminator split across reads is still seen.
+    let rest = &buf[scanned.saturating_sub(2).min(buf.len())..];
+    let found = rest.windows(3).any(|w| w == b"\n\r\n") || rest.windows(2).any(|w| w == b"\n\n");
+    *scanned = buf.len();
+    found
+}
+
+/// Incremental state of reading one head: how far the end-of-head search
+/// got, so a slow peer does not make parsing quadratic.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HeadReader {
+    scanned: usize,
+}
+
+impl HeadReader {
+    /// Check limits of an incomplete request head, then parse it when it is
+    /// complete.
+    pub(crate) fn parse_request(
+        &mut self,
+        buf: &mut BytesMut,
+        config: &H1Config,
+    ) -> Result<Option<RequestHeader>, HeadError> {
+        let line_end = buf
+            .iter()
+            .take(config.max_request_line + 1)
+            .position(|&b| b == b'\n');
+        if line_end.is_none() && buf.len() > config.max_request_line {
+            return Err(HeadError::UriTooLong);
+        }
+        if !head_complete(buf, &mut self.scanned) {
+            return check_size(buf.len(), config).map(|()| None);
+        }
+        parse_request(buf, config)
+    }
+
+    /// Check limits of an incomplete response head, then parse it when it
+    /// is complete.
+    pub(crate) fn parse_response(
+        &mut self,
+        buf: &mut BytesMut,
+        config: &H1Config,
+    ) -> Result<Option<ResponseHeader>, HeadError> {
+        if !head_complete(buf, &mut self.scanned) {
+            return check_size(buf.len(), config).map(|()| None);
+        }
+        parse_response(buf, config)
+    }
+}
+
+fn check_size(len: usize, config: &H1Config) -> Result<(), HeadError> {
+    if len > config.max_header_bytes {
+        Err(HeadError::TooLarge)
+    } else {
+        Ok(())
+    }
+}
+
+fn map_httparse(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        httparse::Error::Status => HeadError::Malformed("invalid status"),
+        httparse::Error::Token => HeadError::Malformed("invalid token"),
+        httparse::Error::Version => HeadError::Malformed("invalid version"),
+    }
+}
+
+fn version_of(v: Option<u8>) -> Version {
+    if v == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    }
+}
+
+/// Build the field list from spans into the frozen head.
+fn fields(head: &Bytes, spans: &[Span]) -> Result<HeaderList, HeadError> {
+    let mut list = HeaderList::with_capacity(spans.len());
+    for span in spans {
+        let case = slice(head, span.name);
+        let name = HeaderName::from_bytes(&case)
+            .map_err(|_| HeadError::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(slice(head, span.value))
+            .map_err(|_| HeadError::Malformed("invalid header value"))?;
+        list.push_parsed(name, case, value);
+    }
+    Ok(list)
+}
+
+fn parse_request(
+    buf: &mut BytesMut,
+    config: &H1Config,
+) -> Result<Option<RequestHeader>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; H1Config::MAX_HEADERS_CAP];
+    let mut spans = [Span::default(); H1Config::MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut slots[..config.header_slots()]);
+    let len = match req.parse(buf).map_err(map_httparse)? {
+        httparse::Status::Complete(len) => len,
+        // A blank line was seen but is not the end of a head (for example
+        // empty lines before the request line, RFC 9112 §2.2).
+        httparse::Status::Partial => return check_size(buf.len(), config).map(|()| None),
+    };
+    check_size(len, config)?;
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Err(HeadError::Malformed("incomplete request line"));
+    };
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| HeadError::Malformed("invalid method"))?;
+    let path = span_of(buf, path.as_bytes());
+    let version = version_of(req.version);
+    let count = req.headers.len();
+    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+        span.name = span_of(buf, h.name.as_bytes());
+        span.value = span_of(buf, h.value);
+    }
+    let head = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(slice(&head, path))
+        .map_err(|_| HeadError::Malformed("invalid request target"))?;
+    let list = fields(&head, &spans[..count])?;
+    Ok(Some(RequestHeader::from_parts(method, uri, version, list)))
+}
+
+fn parse_response(
+    buf: &mut BytesMut,
+    config: &H1Config,
+) -> Result<Option<ResponseHeader>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; H1Config::MAX_HEADERS_CAP];
+    let mut spans = [Span::default(); H1Config::MAX_HEADERS_CAP];
+    let mut resp = httparse::Response::new(&mut slots[..config.header_slots()]);
+    let len = match resp.parse(buf).map_err(map_httparse)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return check_size(buf.len(), config).map(|()| None),
+    };
+    check_size(len, config)?;
+    let Some(code) = resp.code else {
+        return Err(HeadError::Malformed("incomplete status line"));
+    };
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed("invalid status"))?;
+    let reason = resp
+        .reason
+        .filter(|r| !r.is_empty())
+        .map(|r| span_of(buf, r.as_bytes()));
+    let version = version_of(resp.version);
+    let count = resp.headers.len();
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        span.name = span_of(buf, h.name.as_bytes());
+        span.value = span_of(buf, h.value);
+    }
+    let head = buf.split_to(len).freeze();
+    let reason = reason.map(|r| slice(&head, r));
+    let list = fields(&head, &spans[..count])?;
+    Ok(Some(ResponseHeader::from_parts(
+        status, version, reason, list,
+    )))
+}
+
+#[cfg(test)]
+mod tests;

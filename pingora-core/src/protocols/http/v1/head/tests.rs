@@ -1,0 +1,143 @@
+use super::*;
+
+fn cfg() -> H1Config {
+    H1Config::default()
+}
+
+fn req(bytes: &[u8]) -> Result<Option<RequestHeader>, HeadError> {
+    let mut buf = BytesMut::from(bytes);
+    HeadReader::default().parse_request(&mut buf, &cfg())
+}
+
+#[test]
+fn parses_request_keeping_case_order_and_rest() {
+    let mut buf = BytesMut::from(
+        &b"GET /p?q=1 HTTP/1.1\r\nHost: a\r\nX-Custom-ID: 7\r\naccept: */*\r\nx-custom-id: 8\r\n\r\nNEXT"[..],
+    );
+    let r = HeadReader::default()
+        .parse_request(&mut buf, &cfg())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.method(), Method::GET);
+    assert_eq!(r.uri().path(), "/p");
+    assert_eq!(r.version(), Version::HTTP_11);
+    let wire: Vec<_> = r
+        .wire_headers()
+        .map(|(n, v)| (std::str::from_utf8(n).unwrap(), v.to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        wire,
+        [
+            ("Host", "a"),
+            ("X-Custom-ID", "7"),
+            ("accept", "*/*"),
+            ("x-custom-id", "8")
+        ]
+    );
+    assert_eq!(r.headers().get_all("x-custom-id").iter().count(), 2);
+    assert_eq!(&buf[..], b"NEXT");
+}
+
+#[test]
+fn incremental_bytes_give_same_result() {
+    let full = b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi";
+    let mut buf = BytesMut::new();
+    let mut reader = HeadReader::default();
+    let mut got = None;
+    for &b in full.iter() {
+        buf.extend_from_slice(&[b]);
+        if got.is_none() {
+            got = reader.parse_request(&mut buf, &cfg()).unwrap();
+        }
+    }
+    let r = got.unwrap();
+    assert_eq!(r.version(), Version::HTTP_10);
+    assert_eq!(&buf[..], b"hi");
+}
+
+#[test]
+fn leading_empty_line_is_ignored() {
+    assert!(
+        req(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn rejects_malformed() {
+    for bad in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET / HTTP/2.0\r\n\r\n",
+        b"GET /a b HTTP/1.1\r\n\r\n",
+        b"G(T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX\x01: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n",
+    ] {
+        let res = req(bad);
+        assert!(
+            matches!(res, Err(HeadError::Malformed(_))),
+            "{:?} -> {res:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn limits() {
+    let mut config = cfg();
+    config.max_header_bytes = 100;
+    config.max_request_line = 30;
+    config.max_headers = 2;
+    let parse = |b: &[u8]| {
+        let mut buf = BytesMut::from(b);
+        HeadReader::default().parse_request(&mut buf, &config)
+    };
+    // request line over its limit, complete or not
+    assert_eq!(parse(&[b'G'; 31]).err(), Some(HeadError::UriTooLong));
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40));
+    assert_eq!(parse(long.as_bytes()).err(), Some(HeadError::UriTooLong));
+    // head over its byte limit, complete or not
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "b".repeat(100));
+    assert_eq!(parse(big.as_bytes()).err(), Some(HeadError::TooLarge));
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "b".repeat(100));
+    assert_eq!(parse(big.as_bytes()).err(), Some(HeadError::TooLarge));
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").err(),
+        Some(HeadError::TooManyHeaders)
+    );
+    assert_eq!(HeadError::TooManyHeaders.status(), 431);
+    assert_eq!(HeadError::UriTooLong.status(), 414);
+    assert!(
+        parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn parses_response() {
+    let mut buf = BytesMut::from(&b"HTTP/1.0 404 Gone Fishing\r\nContent-Length: 0\r\n\r\n"[..]);
+    let r = HeadReader::default()
+        .parse_response(&mut buf, &cfg())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.version(), Version::HTTP_10);
+    assert_eq!(r.reason_phrase(), b"Gone Fishing");
+    assert!(buf.is_empty());
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n"[..]);
+    assert!(
+        HeadReader::default()
+            .parse_response(&mut buf, &cfg())
+            .is_err()
+    );
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200\r\n\r\n"[..]);
+    let r = HeadReader::default()
+        .parse_response(&mut buf, &cfg())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.reason_phrase(), b"OK");
+}

@@ -1,0 +1,567 @@
+//! The downstream side: read requests from a client and write responses.
+//!
+//! A [`ServerConnection`] is a connection waiting for its next request;
+//! [`ServerConnection::read_request`] turns it into a [`ServerSession`] for
+//! one exchange, and [`ServerSession::reuse`] turns a finished exchange back
+//! into a connection when keep-alive allows. The typestate keeps requests on
+//! one connection strictly in order: the next head is read only after the
+//! previous response is written, so pipelined requests never mix.
+
+use super::H1Config;
+use super::conn::Conn;
+use super::decode::{BodyDecoder, DecodeError, Decoded};
+use super::encode::BodyEncoder;
+use super::framing::{self, Framing};
+use super::head::{HeadError, HeadReader};
+use crate::header::{RequestHeader, ResponseHeader};
+use crate::protocols::{Digest, Stream};
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode, Version};
+use pingora_error::{Error, ErrorType, Result};
+
+/// A downstream HTTP/1 connection between requests.
+///
+/// # Examples
+///
+/// ```no_run
+/// use pingora_core::protocols::http::v1::{H1Config, ServerConnection};
+/// use pingora_core::header::ResponseHeader;
+/// # async fn serve(stream: pingora_core::protocols::Stream) -> pingora_core::Result<()> {
+/// let mut conn = ServerConnection::new(stream, H1Config::default());
+/// while let Some(mut session) = conn.read_request().await? {
+///     let mut resp = ResponseHeader::build(200, None)?;
+///     resp.insert_header("Content-Length", "2")?;
+///     session.write_response_header(resp).await?;
+///     session.write_body(b"ok").await?;
+///     session.finish_response(None).await?;
+///     match session.reuse().await {
+///         Some(next) => conn = next,
+///         None => break,
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ServerConnection {
+    conn: Conn,
+    served: u64,
+}
+
+impl ServerConnection {
+    /// Serve HTTP/1 on `stream` with `config`'s limits and timeouts.
+    pub fn new(stream: Stream, config: H1Config) -> Self {
+        Self {
+            conn: Conn::new(stream, config),
+            served: 0,
+        }
+    }
+
+    /// How many requests this connection has served.
+    pub const fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// What is known about the underlying connection.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.conn.stream.digest()
+    }
+
+    /// Read the next request head.
+    ///
+    /// Returns `Ok(None)` when the client closed the connection, or let a
+    /// kept-alive connection sit idle past the idle timeout, before sending
+    /// a byte of the next request.
+    ///
+    /// # Errors
+    ///
+    /// A malformed or over-limit head is answered (400, 414 or 431, see
+    /// [`H1Config`]) and the connection closed before the error returns:
+    /// [`ErrorType::InvalidHTTPHeader`] for bad heads,
+    /// [`ErrorType::H1Error`] for smuggling-prone framing,
+    /// [`ErrorType::ReadTimedout`] when the head took longer than the header
+    /// timeout, and read errors. All are marked downstream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops (and so closes) the connection.
+    pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
+        let config = self.conn.config;
+        if self.conn.buf.is_empty() {
+            let wait = if self.served == 0 {
+                config.header_timeout
+            } else {
+                config.idle_timeout
+            };
+            match self.conn.read_more(wait).await {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if self.served > 0 && e.etype() == &ErrorType::ReadTimedout => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into_down()),
+            }
+        }
+        let head = pingora_timeout::timeout(config.header_timeout, self.read_head()).await;
+        let req = match head {
+            Ok(Ok(Some(req))) => req,
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
+            Ok(Err(HeadFail::Bad(bad))) => {
+                let etype = ErrorType::InvalidHTTPHeader;
+                return Err(self.reject(bad.status(), etype, bad.as_str()).await);
+            }
+            Err(_) => {
+                return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
+                    .map_err(Error::into_down);
+            }
+        };
+        match framing::request_framing(&req) {
+            Ok(framing) => Ok(Some(ServerSession::new(self, req, framing))),
+            Err(why) => Err(self.reject(400, ErrorType::H1Error, why).await),
+        }
+    }
+
+    async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
+        let mut reader = HeadReader::default();
+        loop {
+            match reader.parse_request(&mut self.conn.buf, &self.conn.config) {
+                Ok(Some(req)) => return Ok(Some(req)),
+                Ok(None) => {}
+                Err(bad) => return Err(HeadFail::Bad(bad)),
+            }
+            let wait = self.conn.config.header_timeout;
+            match self.conn.read_more(wait).await {
+                // Closing in the middle of a head is not an error to answer.
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) => return Err(HeadFail::Io(e)),
+            }
+        }
+    }
+
+    /// Answer a bad request with `status` and close.
+    async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
+        write_error_head(&mut self.conn.wbuf, status);
+        let _ = self.conn.flush_wbuf().await;
+        self.conn.linger_close().await;
+        Error::explain(etype, why).into_down()
+    }
+}
+
+/// Why reading a head failed.
+enum HeadFail {
+    Io(Box<Error>),
+    Bad(HeadError),
+}
+
+/// A bodyless error response that closes the connection.
+fn write_error_head(out: &mut bytes::BytesMut, status: u16) {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+/// Where `Expect: 100-continue` stands (RFC 9110 §10.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Continue {
+    NotExpected,
+    Expected,
+    Sent,
+}
+
+/// Where the response stands.
+#[derive(Debug)]
+enum Response {
+    /// No final response head written yet (1xx heads may have been).
+    NotStarted,
+    /// Head written; the body goes through the encoder.
+    Body(BodyEncoder),
+    /// The response is complete.
+    Done,
+}
+
+/// One request/response exchange on a downstream HTTP/1 connection.
+#[derive(Debug)]
+pub struct ServerSession {
+    conn: Conn,
+    served: u64,
+    req: RequestHeader,
+    body: BodyDecoder,
+    trailers: Option<HeaderMap>,
+    keepalive: bool,
+    cont: Continue,
+    upgraded: bool,
+    response: Response,
+}
+
+impl ServerSession {
+    fn new(parent: ServerConnection, req: RequestHeader, framing: Framing) -> Self {
+        let cont = if framing::expects_continue(&req) && framing != Framing::Empty {
+            Continue::Expected
+        } else {
+            Continue::NotExpected
+        };
+        Self {
+            body: BodyDecoder::new(framing, parent.conn.config.max_trailer_bytes),
+            keepalive: framing::request_keepalive(&req),
+            conn: parent.conn,
+            served: parent.served,
+            req,
+            trailers: None,
+            cont,
+            upgraded: false,
+            response: Response::NotStarted,
+        }
+    }
+
+    /// The request head.
+    pub const fn req_header(&self) -> &RequestHeader {
+        &self.req
+    }
+
+    /// The request head, to change before forwarding it.
+    pub const fn req_header_mut(&mut self) -> &mut RequestHeader {
+        &mut self.req
+    }
+
+    /// What is known about the underlying connection.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.conn.stream.digest()
+    }
+
+    /// Whether the request asks to switch protocols (for example to a
+    /// websocket). Answer 101 to accept; after that the body methods carry
+    /// raw bytes both ways.
+    pub fn is_upgrade_request(&self) -> bool {
+        framing::is_upgrade_request(&self.req)
+    }
+
+    /// Whether the connection switched protocols (101, or 2xx to CONNECT).
+    pub const fn is_upgraded(&self) -> bool {
+        self.upgraded
+    }
+
+    /// Whether the connection may serve another request after this one, as
+    /// far as is known now.
+    pub const fn will_keepalive(&self) -> bool {
+        self.keepalive
+    }
+
+    /// Refuse keep-alive for this connection (for example while shutting
+    /// down). Call before writing the response head so it says
+    /// `Connection: close`.
+    pub fn set_keepalive(&mut self, keepalive: bool) {
+        self.keepalive = self.keepalive && keepalive;
+    }
+
+    /// Whether the whole request body has been read.
+    pub fn is_body_done(&self) -> bool {
+        self.body.is_done()
+    }
+
+    /// The trailers of a chunked request body, once it is fully read.
+    pub const fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// Read the next piece of the request body; `None` at its end. After an
+    /// upgrade this returns raw bytes from the client until it closes.
+    ///
+    /// Sends `100 Continue` first when the client asked for it and no
+    /// response has been started.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::H1Error`] for an invalid body (such as a bad chunk
+    /// size): it is answered with 400 when no response has started, and
+    /// the connection will close. [`ErrorType::ReadTimedout`] when the body
+    /// read timeout passes, [`ErrorType::ConnectionClosed`] when the client
+    /// closes early, and read errors. All are marked downstream.
+    pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
+        self.send_continue().await?;
+        loop {
+            match self.body.decode(&mut self.conn.buf) {
+                Ok(Decoded::Data(data)) => return Ok(Some(data)),
+                Ok(Decoded::Done) => {
+                    if self.trailers.is_none() {
+                        self.trailers = self.body.take_trailers();
+                    }
+                    return Ok(None);
+                }
+                Ok(Decoded::NeedMore) => self.read_more_body().await?,
+                Err(e) => return Err(self.body_error(e).await),
+            }
+        }
+    }
+
+    async fn send_continue(&mut self) -> Result<()> {
+        if self.cont == Continue::Expected
+            && matches!(self.response, Response::NotStarted)
+            && !self.body.is_done()
+        {
+            self.cont = Continue::Sent;
+            self.conn
+                .wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            return self.flush().await;
+        }
+        Ok(())
+    }
+
+    async fn read_more_body(&mut self) -> Result<()> {
+        let wait = self.conn.config.body_read_timeout;
+        match self.conn.read_more(wait).await {
+            Ok(0) => match self.body.on_eof() {
+                Ok(_) => Ok(()),
+                Err(DecodeError::Incomplete) => {
+                    self.keepalive = false;
+                    Error::e_explain(ErrorType::ConnectionClosed, "request body incomplete")
+                        .map_err(Error::into_down)
+                }
+                Err(e) => Err(self.body_error(e).await),
+            },
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.keepalive = false;
+                Err(e.into_down())
+            }
+        }
+    }
+
+    /// An invalid body: the connection cannot be trusted past this point.
+    async fn body_error(&mut self, e: DecodeError) -> Box<Error> {
+        self.keepalive = false;
+        if matches!(self.response, Response::NotStarted) {
+            write_error_head(&mut self.conn.wbuf, 400);
+            let _ = self.flush().await;
+            self.response = Response::Done;
+        }
+        Error::explain(ErrorType::H1Error, e.as_str()).into_down()
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.conn.flush_wbuf().await.map_err(|e| {
+            self.keepalive = false;
+            e.into_down()
+        })
+    }
+
+    /// Write a response head. 1xx heads are interim: a final head may
+    /// follow. Framing is chosen here: see [`Self::prepare_response`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InternalError`] when a final head was already written
+    /// or the head is impossible (a 101 nobody asked for, a bad
+    /// Content-Length); write errors and [`ErrorType::WriteTimedout`].
+    pub async fn write_response_header(&mut self, mut resp: ResponseHeader) -> Result<()> {
+        if !matches!(self.response, Response::NotStarted) {
+            return Error::e_explain(ErrorType::InternalError, "response head already sent");
+        }
+        let framing = self.prepare_response(&mut resp)?;
+        resp.write_h1(&mut self.conn.wbuf);
+        if let Some(framing) = framing {
+            self.response = Response::Body(BodyEncoder::new(framing));
+        }
+        self.flush().await
+    }
+
+    /// Fix up the head for the wire and pick the body framing, by RFC 9112
+    /// §6 and RFC 9110 §8.6. `None` for an interim (1xx) head.
+    fn prepare_response(&mut self, resp: &mut ResponseHeader) -> Result<Option<Framing>> {
+        resp.set_version(Version::HTTP_11);
+        let status = resp.status();
+        let tunnel = *self.req.method() == Method::CONNECT && status.is_success();
+        if status == StatusCode::SWITCHING_PROTOCOLS || tunnel {
+            return self.prepare_upgrade(status).map(Some);
+        }
+        if status.is_informational() {
+            if status == StatusCode::CONTINUE {
+                self.cont = Continue::Sent;
+            }
+            strip_framing(resp);
+            return Ok(None);
+        }
+        if framing::has_token(resp.headers(), header::CONNECTION, "close") {
+            self.keepalive = false;
+        }
+        // A client told to wait for 100 that got a final answer instead may
+        // or may not send its body: the connection state is unknown.
+        if self.cont == Continue::Expected && !self.body.is_done() {
+            self.keepalive = false;
+        }
+        let framing = self.response_framing(resp)?;
+        if framing == Framing::UntilClose {
+            self.keepalive = false;
+        }
+        if !self.keepalive {
+            resp.insert_header("Connection", "close")?;
+        } else if self.req.version() == Version::HTTP_10 {
+            resp.insert_header("Connection", "keep-alive")?;
+        }
+        Ok(Some(framing))
+    }
+
+    fn response_framing(&self, resp: &mut ResponseHeader) -> Result<Framing> {
+        let status = resp.status();
+        if status == StatusCode::NO_CONTENT {
+            // RFC 9110 §8.6 and RFC 9112 §6.1: no length fields in a 204.
+            strip_framing(resp);
+            return Ok(Framing::Empty);
+        }
+        // HEAD and 304 keep a Content-Length the app set: it describes the
+        // representation, not this (empty) body.
+        if *self.req.method() == Method::HEAD || status == StatusCode::NOT_MODIFIED {
+            return Ok(Framing::Empty);
+        }
+        let chunked_ok = self.req.version() == Version::HTTP_11;
+        if resp.headers().contains_key(header::TRANSFER_ENCODING) {
+            // We only produce `chunked`; a sender must not send both
+            // fields (RFC 9112 §6.2).
+            resp.remove_header("content-length");
+            if chunked_ok {
+                resp.insert_header("Transfer-Encoding", "chunked")?;
+                return Ok(Framing::Chunked);
+            }
+            resp.remove_header("transfer-encoding");
+            return Ok(Framing::UntilClose);
+        }
+        match framing::response_framing(&Method::GET, resp) {
+            Ok(Framing::UntilClose) if chunked_ok => {
+                resp.insert_header("Transfer-Encoding", "chunked")?;
+                Ok(Framing::Chunked)
+            }
+            Ok(framing) => Ok(framing),
+            Err(why) => Error::e_explain(ErrorType::InternalError, why),
+        }
+    }
+
+    fn prepare_upgrade(&mut self, status: StatusCode) -> Result<Framing> {
+        if status == StatusCode::SWITCHING_PROTOCOLS && !self.is_upgrade_request() {
+            // RFC 9110 §15.2.2: only switch to a protocol the client asked for.
+            return Error::e_explain(ErrorType::InternalError, "101 without an upgrade request");
+        }
+        if !self.body.is_done() {
+            return Error::e_explain(ErrorType::InternalError, "upgrade before request body end");
+        }
+        self.upgraded = true;
+        self.keepalive = false;
+        self.cont = Continue::NotExpected;
+        // From here on, bytes in both directions are the new protocol's.
+        self.body = BodyDecoder::new(Framing::UntilClose, 0);
+        Ok(Framing::UntilClose)
+    }
+
+    /// Write a piece of the response body, framed as the head decided.
+    /// Bytes of a response that has no body (HEAD, 204, 304) are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InternalError`] before the head is written or past the
+    /// announced Content-Length (the connection will close); write errors.
+    pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
+        let Response::Body(encoder) = &mut self.response else {
+            return Error::e_explain(ErrorType::InternalError, "no response body to write");
+        };
+        if let Err(e) = encoder.encode(data, &mut self.conn.wbuf) {
+            self.keepalive = false;
+            return Error::e_explain(ErrorType::InternalError, e.as_str());
+        }
+        self.flush().await
+    }
+
+    /// End the response, with `trailers` when it is chunked.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InternalError`] when no head was written or the body was
+    /// shorter than its Content-Length (the connection will close); write
+    /// errors.
+    pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
+        let Response::Body(encoder) = &mut self.response else {
+            return match self.response {
+                Response::Done => Ok(()),
+                _ => Error::e_explain(ErrorType::InternalError, "no response to finish"),
+            };
+        };
+        let res = encoder.finish(trailers, &mut self.conn.wbuf);
+        self.response = Response::Done;
+        if let Err(e) = res {
+            self.keepalive = false;
+            return Error::e_explain(ErrorType::InternalError, e.as_str());
+        }
+        self.flush().await
+    }
+
+    /// Answer with a bodyless `status` (for example 400 or 502) and close
+    /// the connection afterwards. Does nothing when a response was started.
+    ///
+    /// # Errors
+    ///
+    /// Write errors.
+    pub async fn respond_error(&mut self, status: u16) -> Result<()> {
+        if !matches!(self.response, Response::NotStarted) {
+            return Ok(());
+        }
+        self.keepalive = false;
+        self.response = Response::Done;
+        write_error_head(&mut self.conn.wbuf, status);
+        self.flush().await
+    }
+
+    /// Finish with this exchange: hand back the connection for the next
+    /// request when keep-alive allows, or close it.
+    ///
+    /// The rest of an unread request body is read and discarded first, up
+    /// to [`H1Config::max_drain_bytes`]; a larger rest closes the
+    /// connection, since the next request starts only after it.
+    pub async fn reuse(mut self) -> Option<ServerConnection> {
+        let reusable = self.keepalive
+            && matches!(self.response, Response::Done)
+            && self.cont != Continue::Expected
+            && self.drain().await;
+        if !reusable {
+            self.conn.linger_close().await;
+            return None;
+        }
+        Some(ServerConnection {
+            conn: self.conn,
+            served: self.served + 1,
+        })
+    }
+
+    async fn drain(&mut self) -> bool {
+        let mut drained = 0;
+        while !self.body.is_done() {
+            match self.read_body_bytes().await {
+                Ok(Some(data)) => drained += data.len(),
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+            if drained > self.conn.config.max_drain_bytes {
+                return false;
+            }
+        }
+        self.keepalive
+    }
+
+    /// Take the stream back, with bytes read but not consumed. Used to hand
+    /// the connection to another protocol.
+    pub fn into_inner(self) -> (Stream, Bytes) {
+        (self.conn.stream, self.conn.buf.freeze())
+    }
+}
+
+/// Remove length fields from a head that must not have them.
+fn strip_framing(resp: &mut ResponseHeader) {
+    resp.remove_header("content-length");
+    resp.remove_header("transfer-encoding");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// A server connection on one end of a pipe, the client end returned.
+fn pair() -> (ServerConnection, DuplexStream) {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    (
+        ServerConnection::new(Box::new(server), H1Config::default()),
+        client,
+    )
+}
+
+async fn session(input: &[u8]) -> (ServerSession, DuplexStream) {
+    let (conn, mut client) = pair();
+    client.write_all(input).await.unwrap();
+    let session = conn.read_request().await.unwrap().unwrap();
+    (session, client)
+}
+
+async fn respond(s: &mut ServerSession, resp: ResponseHeader, body: &[u8]) {
+    s.write_response_header(resp).await.unwrap();
+    s.write_body(body).await.unwrap();
+    s.finish_response(None).await.unwrap();
+}
+
+async fn read_avail(client: &mut DuplexStream) -> String {
+    let mut buf = vec![0; 4096];
+    let n = client.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn http10_close_delimited_without_length() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
+    assert!(s.will_keepalive());
+    respond(&mut s, ResponseHeader::build(200, None).unwrap(), b"abc").await;
+    assert!(!s.will_keepalive());
+    assert!(s.reuse().await.is_none());
+    let mut out = String::new();
+    client.read_to_string(&mut out).await.unwrap();
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc");
+}
+
+#[tokio::test]
+async fn http10_keepalive_with_length() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "3").unwrap();
+    respond(&mut s, resp, b"abc").await;
+    assert!(s.reuse().await.is_some());
+    assert_eq!(
+        read_avail(&mut client).await,
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc"
+    );
+}
+
+#[tokio::test]
+async fn http11_defaults_to_chunked() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    respond(&mut s, ResponseHeader::build(200, None).unwrap(), b"abc").await;
+    assert_eq!(
+        read_avail(&mut client).await,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    );
+    assert!(s.reuse().await.is_some());
+}
+
+#[tokio::test]
+async fn no_body_statuses() {
+    for (req, status, expect) in [
+        ("HEAD", 200, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"),
+        (
+            "GET",
+            304,
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\n\r\n",
+        ),
+        ("GET", 204, "HTTP/1.1 204 No Content\r\n\r\n"),
+    ] {
+        let input = format!("{req} / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (mut s, mut client) = session(input.as_bytes()).await;
+        let mut resp = ResponseHeader::build(status, None).unwrap();
+        resp.insert_header("Content-Length", "3").unwrap();
+        respond(&mut s, resp, b"abc").await;
+        assert_eq!(read_avail(&mut client).await, expect);
+        assert!(s.reuse().await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn continue_sent_on_first_body_read() {
+    let (mut s, mut client) =
+        session(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            .await;
+    let read = tokio::spawn(async move {
+        let first = read_avail(&mut client).await;
+        client.write_all(b"hi").await.unwrap();
+        (first, client)
+    });
+    assert_eq!(s.read_body_bytes().await.unwrap().unwrap(), "hi");
+    assert!(s.read_body_bytes().await.unwrap().is_none());
+    let (first, _client) = read.await.unwrap();
+    assert_eq!(first, "HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+#[tokio::test]
+async fn final_answer_without_continue_closes() {
+    let (mut s, _client) =
+        session(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            .await;
+    let mut resp = ResponseHeader::build(417, None).unwrap();
+    resp.insert_header("Content-Length", "0").unwrap();
+    respond(&mut s, resp, b"").await;
+    assert!(!s.will_keepalive());
+    assert!(s.reuse().await.is_none());
+}
+
+#[tokio::test]
+async fn misuse_is_an_error_not_a_panic() {
+    let (mut s, _client) = session(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(s.write_body(b"x").await.is_err());
+    assert!(s.finish_response(None).await.is_err());
+    // 101 without an upgrade request
+    let resp = ResponseHeader::build(101, None).unwrap();
+    assert!(s.write_response_header(resp).await.is_err());
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "1").unwrap();
+    s.write_response_header(resp.clone()).await.unwrap();
+    assert!(s.write_response_header(resp).await.is_err());
+    assert!(s.write_body(b"too long").await.is_err());
+    assert!(!s.will_keepalive());
+}
+
+#[tokio::test]
+async fn short_body_closes() {
+    let (mut s, _client) = session(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "5").unwrap();
+    s.write_response_header(resp).await.unwrap();
+    s.write_body(b"ab").await.unwrap();
+    assert!(s.finish_response(None).await.is_err());
+    assert!(s.reuse().await.is_none());
+}
