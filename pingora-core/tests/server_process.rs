@@ -7,6 +7,10 @@
 //! which starts such server processes. Ports are ephemeral and every file
 //! lives in a directory named after this process's pid.
 
+// Test code: a panic is a test failure with a clear location. Clippy's
+// allow-unwrap-in-tests does not see these functions, which are not #[test].
+#![allow(clippy::unwrap_used)]
+
 mod support_server;
 
 use nix::sys::signal::Signal;
@@ -31,7 +35,10 @@ fn test_flag_accepts_valid_config() {
     let status = server.wait_exit(EXIT);
     assert!(status.success(), "{status}: {}", server.stderr());
     let out = server.stdout();
-    assert!(out.contains("is valid") && out.contains("threads: 3"), "{out}");
+    assert!(
+        out.contains("is valid") && out.contains("threads: 3"),
+        "{out}"
+    );
 }
 
 fn test_flag_names_unknown_key_and_file() {
@@ -41,7 +48,10 @@ fn test_flag_names_unknown_key_and_file() {
     let status = server.wait_exit(EXIT);
     assert_eq!(status.code(), Some(1));
     let err = server.stderr();
-    assert!(err.contains("threadz") && err.contains("conf.yaml"), "{err}");
+    assert!(
+        err.contains("threadz") && err.contains("conf.yaml"),
+        "{err}"
+    );
 }
 
 fn wrong_type_is_named_at_startup() {
@@ -50,7 +60,10 @@ fn wrong_type_is_named_at_startup() {
     let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
     assert_eq!(server.wait_exit(EXIT).code(), Some(1));
     let err = server.stderr();
-    assert!(err.contains("grace_period_seconds") && err.contains("conf.yaml"), "{err}");
+    assert!(
+        err.contains("grace_period_seconds") && err.contains("conf.yaml"),
+        "{err}"
+    );
 }
 
 fn help_lists_options() {
@@ -74,7 +87,10 @@ fn bind_failure_exits_with_error() {
 }
 
 /// Start a request that takes `ms` on the server, in the background.
-fn slow_request(addr: std::net::SocketAddr, ms: u64) -> std::thread::JoinHandle<std::io::Result<String>> {
+fn slow_request(
+    addr: std::net::SocketAddr,
+    ms: u64,
+) -> std::thread::JoinHandle<std::io::Result<String>> {
     let handle = std::thread::spawn(move || request(addr, &format!("slow {ms}")));
     // Give the request time to reach the server before the signal.
     std::thread::sleep(Duration::from_millis(300));
@@ -83,9 +99,9 @@ fn slow_request(addr: std::net::SocketAddr, ms: u64) -> std::thread::JoinHandle<
 
 fn sigterm_lets_slow_request_finish() {
     let dir = TempDir::new("term");
-    let conf = conf_arg(&dir.conf(
-        "grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 10\nthreads: 2\n",
-    ));
+    let conf = conf_arg(
+        &dir.conf("grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 10\nthreads: 2\n"),
+    );
     let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
     let addr = server.wait_ready(READY).tcp();
     let slow = slow_request(addr, 1500);
@@ -110,7 +126,8 @@ fn sigterm_lets_slow_request_finish() {
 
 fn graceful_timeout_bounds_the_drain() {
     let dir = TempDir::new("drain");
-    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n"));
+    let conf =
+        conf_arg(&dir.conf("grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n"));
     let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
     let addr = server.wait_ready(READY).tcp();
     let slow = slow_request(addr, 20_000);
@@ -118,13 +135,17 @@ fn graceful_timeout_bounds_the_drain() {
     server.signal(Signal::SIGTERM);
     assert!(server.wait_exit(EXIT).success());
     let took = signalled.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     assert!(slow.join().unwrap().is_err());
 }
 
 fn sigint_does_not_wait() {
     let dir = TempDir::new("int");
-    let conf = conf_arg(&dir.conf("grace_period_seconds: 5\ngraceful_shutdown_timeout_seconds: 10\n"));
+    let conf =
+        conf_arg(&dir.conf("grace_period_seconds: 5\ngraceful_shutdown_timeout_seconds: 10\n"));
     let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
     let addr = server.wait_ready(READY).tcp();
     let slow = slow_request(addr, 10_000);
@@ -144,16 +165,24 @@ fn unix_socket_and_digest() {
     let env = [("LISTEN_UDS", uds.to_str().unwrap())];
     let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &env);
     let ready = server.wait_ready(READY);
-    assert!(ready.addrs.iter().any(|a| a.starts_with("unix:")), "{ready:?}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uds).unwrap().permissions());
+    assert!(
+        ready.addrs.iter().any(|a| a.starts_with("unix:")),
+        "{ready:?}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uds).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
     let mut unix = std::os::unix::net::UnixStream::connect(&uds).unwrap();
-    unix.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    unix.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     unix.write_all(b"ping\n").unwrap();
     let mut answer = String::new();
     BufReader::new(unix).read_line(&mut answer).unwrap();
-    assert!(answer.starts_with(&format!("ok {} unix:", server.pid())), "{answer}");
+    assert!(
+        answer.starts_with(&format!("ok {} unix:", server.pid())),
+        "{answer}"
+    );
 
     // The digest's peer address is the client's own address.
     let mut tcp = std::net::TcpStream::connect(ready.tcp()).unwrap();
@@ -191,7 +220,11 @@ fn upgrade_refuses_no_connection() {
         // until it is there.
         old.signal(Signal::SIGQUIT);
         let ready = new.wait_ready(READY);
-        assert_eq!(ready.tcp(), addr, "the new process took over the same socket");
+        assert_eq!(
+            ready.tcp(),
+            addr,
+            "the new process took over the same socket"
+        );
         let status = old.wait_exit(EXIT);
         assert!(status.success(), "{status}: {}", old.stderr());
         std::thread::sleep(Duration::from_millis(200));
@@ -202,7 +235,12 @@ fn upgrade_refuses_no_connection() {
         println!(
             "upgrade round {round}: sent {} ok {} failed {} (refused {}, reset {}, other {}); \
              answered by old {by_old}, new {by_new}",
-            report.sent, report.ok, report.failed(), report.refused, report.reset, report.other,
+            report.sent,
+            report.ok,
+            report.failed(),
+            report.refused,
+            report.reset,
+            report.other,
         );
         assert_eq!(report.failed(), 0, "{:?}", report.first_errors);
         assert!(by_old > 0 && by_new > 0, "{report:?}");
@@ -240,20 +278,31 @@ fn daemon_writes_pid_file_and_error_log() {
         if let Some(ready) = read_ready(&launcher.ready_file) {
             break ready;
         }
-        assert!(Instant::now() < deadline, "daemon not ready: {:?}", std::fs::read_to_string(&log));
+        assert!(
+            Instant::now() < deadline,
+            "daemon not ready: {:?}",
+            std::fs::read_to_string(&log)
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let _guard = DaemonGuard(ready.pid);
     assert_ne!(ready.pid, launcher.pid());
-    let written: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let written: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(written, ready.pid);
-    assert_eq!(answer_pid(&request(ready.tcp(), "ping").unwrap()), ready.pid);
+    assert_eq!(
+        answer_pid(&request(ready.tcp(), "ping").unwrap()),
+        ready.pid
+    );
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("server starting"), "{logged}");
 
     signal_pid(ready.pid, Signal::SIGTERM);
     let deadline = Instant::now() + EXIT;
-    while !(is_dead(ready.pid) && !pid_file.exists()) {
+    while !is_dead(ready.pid) || pid_file.exists() {
         assert!(Instant::now() < deadline, "daemon did not stop");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -262,17 +311,41 @@ fn daemon_writes_pid_file_and_error_log() {
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
-    ("test_flag_accepts_valid_config", test_flag_accepts_valid_config),
-    ("test_flag_names_unknown_key_and_file", test_flag_names_unknown_key_and_file),
-    ("wrong_type_is_named_at_startup", wrong_type_is_named_at_startup),
+    (
+        "test_flag_accepts_valid_config",
+        test_flag_accepts_valid_config,
+    ),
+    (
+        "test_flag_names_unknown_key_and_file",
+        test_flag_names_unknown_key_and_file,
+    ),
+    (
+        "wrong_type_is_named_at_startup",
+        wrong_type_is_named_at_startup,
+    ),
     ("help_lists_options", help_lists_options),
-    ("bind_failure_exits_with_error", bind_failure_exits_with_error),
-    ("sigterm_lets_slow_request_finish", sigterm_lets_slow_request_finish),
-    ("graceful_timeout_bounds_the_drain", graceful_timeout_bounds_the_drain),
+    (
+        "bind_failure_exits_with_error",
+        bind_failure_exits_with_error,
+    ),
+    (
+        "sigterm_lets_slow_request_finish",
+        sigterm_lets_slow_request_finish,
+    ),
+    (
+        "graceful_timeout_bounds_the_drain",
+        graceful_timeout_bounds_the_drain,
+    ),
     ("sigint_does_not_wait", sigint_does_not_wait),
     ("unix_socket_and_digest", unix_socket_and_digest),
-    ("upgrade_refuses_no_connection", upgrade_refuses_no_connection),
-    ("daemon_writes_pid_file_and_error_log", daemon_writes_pid_file_and_error_log),
+    (
+        "upgrade_refuses_no_connection",
+        upgrade_refuses_no_connection,
+    ),
+    (
+        "daemon_writes_pid_file_and_error_log",
+        daemon_writes_pid_file_and_error_log,
+    ),
 ];
 
 fn main() {
@@ -298,7 +371,10 @@ fn main() {
         let started = Instant::now();
         let passed = std::panic::catch_unwind(test).is_ok();
         let verdict = if passed { "ok" } else { "FAILED" };
-        println!("test {name} ... {verdict} ({:.1}s)", started.elapsed().as_secs_f64());
+        println!(
+            "test {name} ... {verdict} ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
         if !passed {
             failed.push(*name);
         }
@@ -307,7 +383,10 @@ fn main() {
     if failed.is_empty() {
         println!("\ntest result: ok. {passed} passed; 0 failed\n");
     } else {
-        println!("\nfailures: {failed:?}\ntest result: FAILED. {passed} passed; {} failed\n", failed.len());
+        println!(
+            "\nfailures: {failed:?}\ntest result: FAILED. {passed} passed; {} failed\n",
+            failed.len()
+        );
         std::process::exit(101);
     }
 }

@@ -36,13 +36,15 @@ impl Listener {
         let fd = match fds.dup(&key) {
             Some(fd) => {
                 log::info!("taking over listening socket {key}");
-                fd.or_err_with(ErrorType::SocketError, || format!("cannot dup socket {key}"))?
+                fd.or_err_with(ErrorType::SocketError, || {
+                    format!("cannot dup socket {key}")
+                })?
             }
             None => {
                 let fd = bind(addr)?;
-                let kept = fd
-                    .try_clone()
-                    .or_err_with(ErrorType::SocketError, || format!("cannot dup socket {key}"))?;
+                let kept = fd.try_clone().or_err_with(ErrorType::SocketError, || {
+                    format!("cannot dup socket {key}")
+                })?;
                 fds.insert(key.clone(), kept);
                 fd
             }
@@ -100,15 +102,15 @@ impl Listener {
                 let stream = L4Stream::from_tcp(stream);
                 // Options on the accepted socket are best effort: the
                 // connection is usable without them.
-                if options.nodelay {
-                    if let Err(e) = stream.set_nodelay(true) {
-                        log::debug!("{e}");
-                    }
+                if options.nodelay
+                    && let Err(e) = stream.set_nodelay(true)
+                {
+                    log::debug!("{e}");
                 }
-                if let Some(keepalive) = &options.keepalive {
-                    if let Err(e) = stream.set_keepalive(keepalive) {
-                        log::debug!("{e}");
-                    }
+                if let Some(keepalive) = &options.keepalive
+                    && let Err(e) = stream.set_keepalive(keepalive)
+                {
+                    log::debug!("{e}");
                 }
                 Ok(stream)
             }
@@ -134,12 +136,20 @@ fn bind(addr: &ServerAddress) -> Result<OwnedFd> {
 fn bind_tcp(addr: &str, options: &TcpSocketOptions) -> Result<OwnedFd> {
     let sockaddr = addr
         .to_socket_addrs()
-        .or_err_with(ErrorType::BindError, || format!("invalid listen address {addr}"))?
+        .or_err_with(ErrorType::BindError, || {
+            format!("invalid listen address {addr}")
+        })?
         .next()
-        .or_err_with(ErrorType::BindError, || format!("{addr} resolves to no address"))?;
+        .or_err_with(ErrorType::BindError, || {
+            format!("{addr} resolves to no address")
+        })?;
     let fail = |what: &str| format!("{addr}: cannot {what}");
-    let socket = Socket::new(Domain::for_address(sockaddr), Type::STREAM, Some(Protocol::TCP))
-        .or_err_with(ErrorType::SocketError, || fail("create socket"))?;
+    let socket = Socket::new(
+        Domain::for_address(sockaddr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .or_err_with(ErrorType::SocketError, || fail("create socket"))?;
     // A restarted server must be able to bind while connections of the
     // previous one linger in TIME_WAIT.
     socket
@@ -174,7 +184,8 @@ fn bind_uds(path: &str, mode: Option<u32>) -> Result<OwnedFd> {
         if !meta.file_type().is_socket() {
             return Error::e_explain(ErrorType::BindError, fail("bind: not a socket file"));
         }
-        std::fs::remove_file(path).or_err_with(ErrorType::BindError, || fail("remove stale socket"))?;
+        std::fs::remove_file(path)
+            .or_err_with(ErrorType::BindError, || fail("remove stale socket"))?;
     }
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)
         .or_err_with(ErrorType::SocketError, || fail("create socket"))?;
@@ -203,15 +214,17 @@ mod tests {
     #[tokio::test]
     async fn tcp_v4_v6_and_options() {
         let fds = ListenFds::new();
-        let mut options = TcpSocketOptions::default();
-        options.nodelay = true;
-        options.reuseport = true;
-        options.backlog = Some(16);
-        options.keepalive = Some(crate::protocols::l4::TcpKeepalive {
-            idle: Duration::from_secs(60),
-            interval: Duration::from_secs(5),
-            count: 5,
-        });
+        let options = TcpSocketOptions {
+            nodelay: true,
+            reuseport: true,
+            backlog: Some(16),
+            keepalive: Some(crate::protocols::l4::TcpKeepalive {
+                idle: Duration::from_secs(60),
+                interval: Duration::from_secs(5),
+                count: 5,
+            }),
+            ..Default::default()
+        };
         let addr = ServerAddress::Tcp("127.0.0.1:0".into(), options);
         let listener = Listener::bind_or_take(&addr, &fds).unwrap();
         assert_eq!(fds.len(), 1);
@@ -225,8 +238,10 @@ mod tests {
         );
 
         // IPv6 may be missing in a container; only check it when it exists.
-        let mut v6 = TcpSocketOptions::default();
-        v6.ipv6_only = Some(true);
+        let v6 = TcpSocketOptions {
+            ipv6_only: Some(true),
+            ..Default::default()
+        };
         if let Ok(l) = Listener::bind_or_take(&ServerAddress::Tcp("[::1]:0".into(), v6), &fds) {
             assert!(l.local_addr().unwrap().as_inet().unwrap().is_ipv6());
         }

@@ -141,7 +141,10 @@ impl ServerConf {
     /// [`ErrorType::InternalError`] naming the key that is out of range.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| {
-            Error::e_explain(ErrorType::InternalError, format!("invalid config: {key}: {why}"))
+            Error::e_explain(
+                ErrorType::InternalError,
+                format!("invalid config: {key}: {why}"),
+            )
         };
         if self.version != CONF_VERSION {
             return bad("version", "only version 1 is supported");
@@ -169,7 +172,10 @@ mod tests {
     #[test]
     fn empty_gives_defaults() {
         assert_eq!(ServerConf::from_yaml("").unwrap(), ServerConf::default());
-        assert_eq!(ServerConf::from_yaml("---\n").unwrap(), ServerConf::default());
+        assert_eq!(
+            ServerConf::from_yaml("---\n").unwrap(),
+            ServerConf::default()
+        );
     }
 
     #[test]
@@ -220,7 +226,10 @@ mod tests {
         let path = dir.join("bad.yaml");
         std::fs::write(&path, "max_retries: many\n").unwrap();
         let err = ServerConf::load_from_yaml(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.yaml") && err.contains("max_retries"), "{err}");
+        assert!(
+            err.contains("bad.yaml") && err.contains("max_retries"),
+            "{err}"
+        );
         let err = ServerConf::load_from_yaml(dir.join("missing.yaml")).unwrap_err();
         assert!(err.to_string().contains("missing.yaml"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

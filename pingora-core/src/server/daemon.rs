@@ -27,7 +27,9 @@ pub(crate) fn daemonize(conf: &ServerConf) -> Result<()> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .or_err_with(ErrorType::FileOpenError, || format!("cannot open error_log {path}"))
+                .or_err_with(ErrorType::FileOpenError, || {
+                    format!("cannot open error_log {path}")
+                })
         };
         daemon = daemon.stderr(open()?).stdout(open()?);
     }
@@ -60,10 +62,10 @@ fn write_pid_file(path: &Path) -> Result<()> {
 /// graceful upgrade it names the new one, which must keep it.
 pub(crate) fn remove_pid_file(path: &Path) {
     let ours = std::process::id().to_string();
-    if let Ok(content) = std::fs::read_to_string(path) {
-        if content.trim() == ours {
-            let _ = std::fs::remove_file(path);
-        }
+    if let Ok(content) = std::fs::read_to_string(path)
+        && content.trim() == ours
+    {
+        let _ = std::fs::remove_file(path);
     }
 }
 

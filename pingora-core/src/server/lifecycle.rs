@@ -3,8 +3,8 @@
 
 use super::runtime::ServiceRuntime;
 use super::{Server, ServerConf, UPGRADE_SEND_TIMEOUT, daemon, upgrade};
-use crate::services::{ReadyNotifier, ReadyWatch, Service, ServiceContext};
 use crate::server::ListenFds;
+use crate::services::{ReadyNotifier, ReadyWatch, Service, ServiceContext};
 use pingora_error::{Error, ErrorType, Result};
 use std::future::Future;
 use std::path::Path;
@@ -27,7 +27,10 @@ pub(super) fn run(server: Server) -> ! {
             std::process::exit(1);
         }
     }
-    let code = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let code = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(supervise(server)),
         Err(e) => {
             log::error!("cannot build the main runtime: {e}");
@@ -161,7 +164,11 @@ async fn graceful_shutdown(
 ) -> i32 {
     let grace = Duration::from_secs(conf.grace_period_seconds);
     log::info!("grace period: serving for {}s more", grace.as_secs());
-    if signals.unless_interrupted(tokio::time::sleep(grace)).await.is_none() {
+    if signals
+        .unless_interrupted(tokio::time::sleep(grace))
+        .await
+        .is_none()
+    {
         return 0;
     }
     log::info!("stopping services");
@@ -177,7 +184,10 @@ async fn graceful_shutdown(
         }
     };
     let limit = Duration::from_secs(conf.graceful_shutdown_timeout_seconds);
-    match signals.unless_interrupted(tokio::time::timeout(limit, drain)).await {
+    match signals
+        .unless_interrupted(tokio::time::timeout(limit, drain))
+        .await
+    {
         Some(Ok(())) => log::info!("all services stopped"),
         Some(Err(_)) => log::warn!("gave up waiting for services after {}s", limit.as_secs()),
         None => {}
@@ -206,7 +216,13 @@ fn start_services(
     shutdown: watch::Receiver<bool>,
     done: &mpsc::UnboundedSender<Done>,
 ) -> usize {
-    let Server { services, deps, fds, configuration: conf, .. } = server;
+    let Server {
+        services,
+        deps,
+        fds,
+        configuration: conf,
+        ..
+    } = server;
     let (mut notifiers, watches): (Vec<_>, Vec<_>) =
         services.iter().map(|_| ReadyNotifier::new()).unzip();
     let count = services.len();
@@ -223,7 +239,10 @@ fn start_services(
             done: done.clone(),
         };
         let name = start.service.name().to_string();
-        if let Err(e) = std::thread::Builder::new().name(name.clone()).spawn(move || start.run()) {
+        if let Err(e) = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || start.run())
+        {
             let error = Error::because(ErrorType::InternalError, "cannot start service thread", e);
             let _ = done.send((name, Err(error)));
         }
@@ -246,7 +265,15 @@ impl ServiceStart {
     /// The body of a service thread: build the runtime, wait for the
     /// dependencies, run the service, report how it ended.
     fn run(self) {
-        let Self { mut service, fds, mut shutdown, ready, waits_for, conf, done } = self;
+        let Self {
+            mut service,
+            fds,
+            mut shutdown,
+            ready,
+            waits_for,
+            conf,
+            done,
+        } = self;
         let name = service.name().to_string();
         let threads = service.threads().unwrap_or(conf.threads);
         let result = match ServiceRuntime::new(&name, threads, conf.work_stealing) {
@@ -271,9 +298,15 @@ impl ServiceStart {
                 // A panicking service is reported like a failed one rather
                 // than leaving the server waiting for it.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(run)))
-                    .unwrap_or_else(|_| Error::e_explain(ErrorType::InternalError, "service panicked"))
+                    .unwrap_or_else(|_| {
+                        Error::e_explain(ErrorType::InternalError, "service panicked")
+                    })
             }
-            Err(e) => Err(Error::because(ErrorType::InternalError, "cannot build runtime", e)),
+            Err(e) => Err(Error::because(
+                ErrorType::InternalError,
+                "cannot build runtime",
+                e,
+            )),
         };
         let _ = done.send((name, result));
     }

@@ -182,13 +182,20 @@ impl Server {
     ///
     /// When either handle is not from this server, or the dependency would
     /// close a cycle (which would keep both services waiting forever).
-    pub fn add_dependency(&mut self, service: &ServiceHandle, depends_on: &ServiceHandle) -> Result<()> {
+    pub fn add_dependency(
+        &mut self,
+        service: &ServiceHandle,
+        depends_on: &ServiceHandle,
+    ) -> Result<()> {
         self.deps
             .add(service.index, depends_on.index)
             .map_err(|why| {
                 Error::explain(
                     ErrorType::InternalError,
-                    format!("{} cannot depend on {}: {why}", service.name, depends_on.name),
+                    format!(
+                        "{} cannot depend on {}: {why}",
+                        service.name, depends_on.name
+                    ),
                 )
             })
     }

@@ -73,7 +73,11 @@ impl ServiceRuntime {
                 .thread_name(name)
                 .build()?;
             let spawner = Spawner::new(vec![main.handle().clone()]);
-            return Ok(Self { main, spawner, extra: Vec::new() });
+            return Ok(Self {
+                main,
+                spawner,
+                extra: Vec::new(),
+            });
         }
         let main = Builder::new_current_thread().enable_all().build()?;
         let mut handles = vec![main.handle().clone()];
@@ -90,7 +94,11 @@ impl ServiceRuntime {
                 })?;
             extra.push(stop_tx);
         }
-        Ok(Self { main, spawner: Spawner::new(handles), extra })
+        Ok(Self {
+            main,
+            spawner: Spawner::new(handles),
+            extra,
+        })
     }
 
     pub(crate) fn spawner(&self) -> Spawner {

@@ -36,7 +36,10 @@ const POLL: Duration = Duration::from_millis(10);
 fn encode(keys: &[&str]) -> Result<Vec<u8>> {
     let payload_len: usize = keys.iter().map(|k| k.len() + 1).sum();
     if keys.len() > MAX_FDS || payload_len > MAX_PAYLOAD {
-        return Error::e_explain(ErrorType::InternalError, "too many listening sockets to pass");
+        return Error::e_explain(
+            ErrorType::InternalError,
+            "too many listening sockets to pass",
+        );
     }
     if keys.iter().any(|k| k.contains('\0')) {
         return Error::e_explain(ErrorType::InternalError, "listener key contains NUL");
@@ -60,7 +63,10 @@ fn decode_header(header: &[u8; HEADER_LEN]) -> Result<usize> {
     let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     if len > MAX_PAYLOAD {
-        return Error::e_explain(ErrorType::InternalError, "upgrade message: payload too large");
+        return Error::e_explain(
+            ErrorType::InternalError,
+            "upgrade message: payload too large",
+        );
     }
     Ok(len)
 }
@@ -71,13 +77,18 @@ fn decode_payload(payload: &[u8]) -> Result<Vec<String>> {
         return if payload.is_empty() {
             Ok(Vec::new())
         } else {
-            Error::e_explain(ErrorType::InternalError, "upgrade message: unterminated key")
+            Error::e_explain(
+                ErrorType::InternalError,
+                "upgrade message: unterminated key",
+            )
         };
     };
     body.split(|b| *b == 0)
         .map(|k| {
-            String::from_utf8(k.to_vec())
-                .explain_err(ErrorType::InternalError, |_| "upgrade message: key not UTF-8")
+            String::from_utf8(k.to_vec()).explain_err(
+                ErrorType::InternalError,
+                |_| "upgrade message: key not UTF-8",
+            )
         })
         .collect()
 }
@@ -113,15 +124,22 @@ pub(crate) fn send_fds(path: &Path, fds: &[(String, OwnedFd)], timeout: Duration
         .or_err(ErrorType::SocketError, "cannot set upgrade socket timeouts")?;
     let cmsg = [ControlMessage::ScmRights(&raw)];
     // The descriptors travel with the first byte; the rest follows as data.
-    let sent = sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&msg)], &cmsg, MsgFlags::empty(), None)
-        .or_err(ErrorType::WriteError, "cannot send listening sockets")?;
+    let sent = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(&msg)],
+        &cmsg,
+        MsgFlags::empty(),
+        None,
+    )
+    .or_err(ErrorType::WriteError, "cannot send listening sockets")?;
     stream
         .write_all(&msg[sent..])
         .or_err(ErrorType::WriteError, "cannot send listening sockets")?;
     let mut ack = [0u8; 1];
-    stream
-        .read_exact(&mut ack)
-        .or_err(ErrorType::ReadError, "new process did not confirm the upgrade")?;
+    stream.read_exact(&mut ack).or_err(
+        ErrorType::ReadError,
+        "new process did not confirm the upgrade",
+    )?;
     if ack[0] != ACK {
         return Error::e_explain(ErrorType::ReadError, "new process refused the upgrade");
     }
@@ -146,10 +164,14 @@ pub(crate) fn receive_fds(path: &Path, timeout: Duration) -> Result<Vec<(String,
     result
 }
 
-fn accept_and_receive(listener: &UnixListener, deadline: Instant) -> Result<Vec<(String, OwnedFd)>> {
-    listener
-        .set_nonblocking(true)
-        .or_err(ErrorType::SocketError, "cannot set upgrade socket non-blocking")?;
+fn accept_and_receive(
+    listener: &UnixListener,
+    deadline: Instant,
+) -> Result<Vec<(String, OwnedFd)>> {
+    listener.set_nonblocking(true).or_err(
+        ErrorType::SocketError,
+        "cannot set upgrade socket non-blocking",
+    )?;
     let mut stream = loop {
         match listener.accept() {
             Ok((s, _)) => break s,
@@ -161,7 +183,9 @@ fn accept_and_receive(listener: &UnixListener, deadline: Instant) -> Result<Vec<
             }
         }
     };
-    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
     stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(remaining)))
@@ -188,7 +212,11 @@ fn accept_and_receive(listener: &UnixListener, deadline: Instant) -> Result<Vec<
     if keys.len() != fds.len() {
         return Error::e_explain(
             ErrorType::ReadError,
-            format!("upgrade message names {} sockets but carries {}", keys.len(), fds.len()),
+            format!(
+                "upgrade message names {} sockets but carries {}",
+                keys.len(),
+                fds.len()
+            ),
         );
     }
     stream
@@ -211,7 +239,10 @@ fn recv_with_fds(stream: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     )
     .or_err(ErrorType::ReadError, "cannot receive listening sockets")?;
     let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().or_err(ErrorType::ReadError, "bad control message")? {
+    for cmsg in msg
+        .cmsgs()
+        .or_err(ErrorType::ReadError, "bad control message")?
+    {
         if let ControlMessageOwned::ScmRights(raw) = cmsg {
             fds.extend(adopt_received_fds(raw));
         }

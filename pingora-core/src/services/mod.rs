@@ -12,8 +12,8 @@
 //! depend on it start only then.
 
 pub mod background;
-mod ready;
 pub mod listening;
+mod ready;
 
 pub use ready::{ReadyNotifier, ReadyWatch};
 

@@ -58,7 +58,10 @@ struct Announce {
 impl BackgroundService for Announce {
     async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
         // This service depends on the listener, so the addresses are known.
-        let addrs = self.bound.get().expect("listener ready before its dependents");
+        let addrs = self
+            .bound
+            .get()
+            .expect("listener ready before its dependents");
         let mut text = format!("pid {}\n", std::process::id());
         for addr in addrs {
             text.push_str(&format!("addr {addr}\n"));
@@ -98,6 +101,8 @@ pub(crate) fn main() {
     };
     let listening = server.add_service(listening);
     let announce = server.add_service(background_service("announce", announce));
-    server.add_dependency(&announce, &listening).expect("no cycle");
+    server
+        .add_dependency(&announce, &listening)
+        .expect("no cycle");
     server.run_forever();
 }

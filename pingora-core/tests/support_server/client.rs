@@ -17,7 +17,10 @@ pub(crate) fn request(addr: SocketAddr, line: &str) -> std::io::Result<String> {
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer)?;
     if answer.is_empty() {
-        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "closed without answer"));
+        return Err(std::io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "closed without answer",
+        ));
     }
     Ok(answer)
 }

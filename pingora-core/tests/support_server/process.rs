@@ -81,7 +81,12 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        Self { child, ready_file, stderr_file, stdout_file }
+        Self {
+            child,
+            ready_file,
+            stderr_file,
+            stdout_file,
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -98,7 +103,11 @@ impl ServerProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("server exited early with {status}: {}", self.stderr());
             }
-            assert!(Instant::now() < deadline, "server not ready: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -110,7 +119,11 @@ impl ServerProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server still running: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "server still running: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

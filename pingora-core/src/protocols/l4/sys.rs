@@ -62,8 +62,8 @@ pub(crate) fn set_tcp_fastopen(socket: &impl AsFd, queue_len: u32) -> io::Result
 mod tests {
     use super::*;
     use nix::sys::socket::{
-        ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg, socketpair,
-        AddressFamily, SockFlag, SockType,
+        AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+        sendmsg, socketpair,
     };
     use std::io::{IoSlice, IoSliceMut, Read, Write};
 
@@ -89,8 +89,8 @@ mod tests {
         let mut buf = [0u8; 1];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-            .unwrap();
+        let msg =
+            recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
         let mut received = Vec::new();
         for cmsg in msg.cmsgs().unwrap() {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
