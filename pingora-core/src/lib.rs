@@ -24,10 +24,13 @@
 //! arrive with the TLS work.
 
 pub mod apps;
+pub mod connectors;
 pub mod header;
 pub mod listeners;
 pub mod protocols;
 pub mod server;
 pub mod services;
+pub mod tls;
+pub mod upstreams;
 
 pub use pingora_error::{BError, Error, ErrorSource, ErrorType, Result};

@@ -49,6 +49,8 @@ pub struct Digest {
     pub peer_addr: Option<SocketAddr>,
     /// When the connection was accepted or connected.
     pub established: Option<SystemTime>,
+    /// What the TLS handshake negotiated, on a TLS connection.
+    pub tls: Option<std::sync::Arc<super::tls::TlsDigest>>,
 }
 
 impl Digest {
@@ -58,6 +60,7 @@ impl Digest {
             local_addr: local,
             peer_addr: peer,
             established: Some(SystemTime::now()),
+            tls: None,
         }
     }
 }

@@ -1,0 +1,181 @@
+//! Connecting to peers: L4, then TLS if asked, with a pool of idle
+//! connections.
+//!
+//! [`TransportConnector`] hands out a connected [`Stream`] for a
+//! [`Peer`], plain or TLS, reusing an idle one from its
+//! [`ConnectionPool`] when one fits (same [`Peer::reuse_hash`]). The
+//! sessions built on top (HTTP/1, HTTP/2) return the stream with
+//! [`TransportConnector::release_stream`] when it can be reused.
+//!
+//! Each step's errors name the step and are marked as from the upstream:
+//! [`ErrorType::ConnectTimedout`], [`ErrorType::ConnectRefused`],
+//! [`ErrorType::ConnectNoRoute`], [`ErrorType::ConnectError`],
+//! [`ErrorType::TLSHandshakeFailure`], [`ErrorType::TLSHandshakeTimedout`],
+//! [`ErrorType::InvalidCert`].
+
+pub mod l4;
+pub mod pool;
+mod tls;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[allow(unused_imports)] // for the doc links
+use pingora_error::ErrorType;
+use pingora_error::Result;
+use tokio::time::Instant;
+
+use crate::protocols::Stream;
+use crate::tls::{ConnectorImpl, TlsBackend, certs_from_pem_file};
+use crate::upstreams::Peer;
+use pool::ConnectionPool;
+
+/// The connect timeout when a peer sets none: a connect that takes longer
+/// is almost always to a dead host.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The TLS handshake timeout when a peer sets no total timeout.
+pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The number of idle connections kept when not configured.
+pub const DEFAULT_POOL_SIZE: usize = 128;
+
+/// Settings shared by every connection a [`TransportConnector`] makes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectorOptions {
+    /// A PEM CA bundle to trust instead of the system roots (the server
+    /// config's `ca_file`). Peers with their own CA use theirs.
+    pub ca_file: Option<PathBuf>,
+    /// The most idle connections kept across all peers
+    /// (`upstream_keepalive_pool_size`).
+    pub keepalive_pool_size: usize,
+    /// The TLS backend; the default one when `None`.
+    pub tls_backend: Option<TlsBackend>,
+}
+
+impl Default for ConnectorOptions {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            keepalive_pool_size: DEFAULT_POOL_SIZE,
+            tls_backend: TlsBackend::default_backend(),
+        }
+    }
+}
+
+/// Connects to peers (L4 + TLS) and pools the idle connections.
+///
+/// # Examples
+///
+/// ```no_run
+/// use pingora_core::connectors::{ConnectorOptions, TransportConnector};
+/// use pingora_core::upstreams::{HttpPeer, Peer};
+///
+/// # async fn run() -> pingora_core::Result<()> {
+/// let connector = TransportConnector::new(ConnectorOptions::default())?;
+/// let peer = HttpPeer::new("192.0.2.1:443".parse::<std::net::SocketAddr>().unwrap(), true, "example.com");
+/// let (stream, reused) = connector.get_stream(&peer).await?;
+/// // ... speak HTTP over `stream`; when the exchange left it reusable:
+/// connector.release_stream(stream, peer.reuse_hash(), peer.options.idle_timeout);
+/// # Ok(()) }
+/// ```
+pub struct TransportConnector {
+    tls: Option<Arc<dyn ConnectorImpl>>,
+    pool: ConnectionPool<Stream>,
+}
+
+impl TransportConnector {
+    /// A connector with these options. Loads the trust store once: the
+    /// `ca_file` if set, else the system roots.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::FileReadError`] or [`ErrorType::InvalidCert`] when the
+    /// CA file cannot be used.
+    pub fn new(options: ConnectorOptions) -> Result<Self> {
+        let roots = options
+            .ca_file
+            .as_ref()
+            .map(certs_from_pem_file)
+            .transpose()?;
+        let tls = match options.tls_backend {
+            Some(backend) => Some(backend.connector(roots)?),
+            None => None,
+        };
+        Ok(Self {
+            tls,
+            pool: ConnectionPool::new(options.keepalive_pool_size),
+        })
+    }
+
+    /// A fresh connection to `peer`: L4 connect, then the TLS handshake if
+    /// the peer asks for TLS.
+    ///
+    /// The connect is bounded by the peer's `connection_timeout`, the whole
+    /// by its `total_connection_timeout`; [`DEFAULT_CONNECT_TIMEOUT`] and
+    /// [`DEFAULT_TLS_TIMEOUT`] apply where it sets none.
+    ///
+    /// # Errors
+    ///
+    /// As [`l4::connect`], plus [`ErrorType::TLSHandshakeFailure`],
+    /// [`ErrorType::TLSHandshakeTimedout`] and [`ErrorType::InvalidCert`]
+    /// from the TLS step, all marked as from the upstream.
+    pub async fn new_stream<P: Peer + ?Sized>(&self, peer: &P) -> Result<Stream> {
+        let options = peer.options();
+        let start = Instant::now();
+        let total = options.total_connection_timeout;
+        let connect_timeout = match (options.connection_timeout, total) {
+            (Some(c), Some(t)) => c.min(t),
+            (c, t) => c.or(t).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        };
+        let stream = l4::connect(peer, connect_timeout).await?;
+        if !peer.tls() {
+            return Ok(stream);
+        }
+        let Some(tls) = &self.tls else {
+            return Err(crate::tls::no_backend().into_up());
+        };
+        let tls_timeout = match total {
+            Some(total) => total.saturating_sub(start.elapsed()),
+            None => DEFAULT_TLS_TIMEOUT,
+        };
+        tls::handshake(tls, stream, peer, tls_timeout).await
+    }
+
+    /// An idle pooled connection that fits `peer` if there is one, else a
+    /// fresh one. The flag says whether the connection was reused: a
+    /// request that fails on a reused connection before any response byte
+    /// may be retried on a fresh one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::new_stream`].
+    pub async fn get_stream<P: Peer + ?Sized>(&self, peer: &P) -> Result<(Stream, bool)> {
+        if let Some(stream) = self.pool.get(peer.reuse_hash()) {
+            return Ok((stream, true));
+        }
+        self.new_stream(peer).await.map(|s| (s, false))
+    }
+
+    /// Return a connection that can be reused, under the peer's
+    /// `reuse_key` ([`Peer::reuse_hash`]), to be dropped after
+    /// `idle_timeout` if unused.
+    pub fn release_stream(&self, stream: Stream, reuse_key: u64, idle_timeout: Option<Duration>) {
+        self.pool.put(reuse_key, stream, idle_timeout);
+    }
+
+    /// The pool of idle connections.
+    pub fn pool(&self) -> &ConnectionPool<Stream> {
+        &self.pool
+    }
+}
+
+impl fmt::Debug for TransportConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportConnector")
+            .field("tls", &self.tls)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}

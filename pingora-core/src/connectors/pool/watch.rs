@@ -1,0 +1,50 @@
+//! Watching an idle connection for signs it can no longer be used.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::protocols::Stream;
+
+/// A connection the pool can watch while it is idle.
+///
+/// An idle connection should receive nothing: end of stream means the
+/// upstream closed it, and bytes nobody asked for mean the protocol state
+/// is unknown. Either way it must not be handed out again.
+pub trait IdleWatch: Send + 'static {
+    /// Poll the idle connection. `Ready` means it is unusable and will be
+    /// dropped; `Pending` (with the waker registered) means it looks fine.
+    fn poll_unusable(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl IdleWatch for Stream {
+    fn poll_unusable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        poll_read_unusable(self, cx)
+    }
+}
+
+/// [`IdleWatch::poll_unusable`] for any reader: any read outcome other
+/// than "would block" (end of stream, a byte, an error) means unusable.
+/// The byte read, if any, is lost, which is fine: the connection is
+/// dropped anyway.
+pub fn poll_read_unusable<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    match Pin::new(reader).poll_read(cx, &mut buf) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(result) => {
+            if let Err(e) = result {
+                log::debug!("idle connection failed: {e}");
+            } else if buf.filled().is_empty() {
+                log::debug!("idle connection closed by the upstream");
+            } else {
+                log::debug!("idle connection received unsolicited data");
+            }
+            Poll::Ready(())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The one internal interface every TLS backend implements.
+//!
+//! A backend turns backend-neutral settings into an acceptor (server side)
+//! or a connector (client side) and runs handshakes over a [`Stream`]. It
+//! classifies its own failures into [`ErrorType::TLSHandshakeFailure`] and
+//! [`ErrorType::InvalidCert`]; timeouts are enforced by the callers, the
+//! same way for every backend.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_error::{Error, ErrorType, Result};
+use rustls_pki_types::CertificateDer;
+
+use super::select::CertSelector;
+use super::{Alpn, ClientAuth, TlsVersion};
+use crate::protocols::{SocketAddr, Stream};
+use crate::upstreams::PeerOptions;
+
+/// The library that runs TLS handshakes. Each variant exists when its
+/// cargo feature is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsBackend {
+    /// rustls with the aws-lc-rs provider (feature `rustls`).
+    #[cfg(feature = "rustls")]
+    Rustls,
+}
+
+impl TlsBackend {
+    /// The backend used when none is named: the first compiled in, or
+    /// `None` when the crate was built without any TLS feature.
+    pub const fn default_backend() -> Option<Self> {
+        #[cfg(feature = "rustls")]
+        return Some(Self::Rustls);
+        #[cfg(not(feature = "rustls"))]
+        return None;
+    }
+
+    pub(crate) fn acceptor(self, params: ServerParams) -> Result<Arc<dyn AcceptorImpl>> {
+        match self {
+            #[cfg(feature = "rustls")]
+            Self::Rustls => super::rustls::server::acceptor(params),
+        }
+    }
+
+    pub(crate) fn connector(
+        self,
+        default_roots: Option<Vec<CertificateDer<'static>>>,
+    ) -> Result<Arc<dyn ConnectorImpl>> {
+        match self {
+            #[cfg(feature = "rustls")]
+            Self::Rustls => Ok(Arc::new(super::rustls::client::Connector::new(
+                default_roots,
+            )?)),
+        }
+    }
+}
+
+/// The error for a build without any TLS backend.
+pub(crate) fn no_backend() -> pingora_error::BError {
+    Error::explain(
+        ErrorType::InternalError,
+        "no TLS backend compiled in (enable the rustls feature)",
+    )
+}
+
+/// What a server-side backend needs, already checked and neutral.
+pub(crate) struct ServerParams {
+    pub(crate) selector: Arc<CertSelector>,
+    pub(crate) alpn: Option<Alpn>,
+    pub(crate) min_version: TlsVersion,
+    pub(crate) max_version: TlsVersion,
+    pub(crate) client_auth: ClientAuth,
+}
+
+/// A server-side backend, ready to accept handshakes.
+#[async_trait]
+pub(crate) trait AcceptorImpl: Send + Sync + Debug {
+    /// Run the server handshake over `stream`.
+    async fn accept(&self, stream: Stream) -> Result<Stream>;
+}
+
+/// What the client side needs for one handshake.
+pub(crate) struct ClientParams<'a> {
+    /// The SNI to send and to verify; empty for none.
+    pub(crate) sni: &'a str,
+    /// The address connected to, verified as an IP name when `sni` is empty.
+    pub(crate) addr: &'a SocketAddr,
+    pub(crate) options: &'a PeerOptions,
+}
+
+/// A client-side backend. It may cache configurations across handshakes
+/// (and must, for session resumption).
+#[async_trait]
+pub(crate) trait ConnectorImpl: Send + Sync + Debug {
+    /// Run the client handshake over `stream`.
+    async fn connect(&self, stream: Stream, params: ClientParams<'_>) -> Result<Stream>;
+}

@@ -1,0 +1,76 @@
+//! TLS for both sides of a connection, behind one small internal interface.
+//!
+//! The rest of the crate speaks only in the types of this module:
+//! certificates as DER ([`CertKey`]), a server's [`TlsSettings`] built into a
+//! [`TlsAcceptor`], and the client side in
+//! [`connectors`](crate::connectors). Which library runs the handshakes is a
+//! value, a [`TlsBackend`], each backend compiled in by its own cargo
+//! feature:
+//!
+//! - `rustls` (default): rustls 0.23 with its aws-lc-rs crypto provider.
+//!
+//! The OpenSSL and BoringSSL backends are not written yet; their features
+//! compile to nothing.
+//!
+//! A TLS stream's [`Digest`](crate::protocols::Digest) carries a
+//! [`TlsDigest`](crate::protocols::tls::TlsDigest): version, cipher, ALPN,
+//! SNI and the peer's certificate.
+
+mod backend;
+mod cert;
+mod select;
+mod server;
+
+#[cfg(feature = "rustls")]
+mod rustls;
+
+pub use backend::TlsBackend;
+pub(crate) use backend::{ClientParams, ConnectorImpl, no_backend};
+pub use cert::{CertKey, certs_from_pem, certs_from_pem_file};
+pub use select::{CertCallback, CertStore};
+pub use server::{TlsAcceptor, TlsSettings};
+
+/// Which HTTP versions to offer or accept with ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Alpn {
+    /// HTTP/1.1 only.
+    #[default]
+    H1,
+    /// HTTP/2 only.
+    H2,
+    /// Both, preferring HTTP/2.
+    H2H1,
+}
+
+impl Alpn {
+    /// The ALPN protocol names, in order of preference.
+    pub fn protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Self::H1 => vec![b"http/1.1".to_vec()],
+            Self::H2 => vec![b"h2".to_vec()],
+            Self::H2H1 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        }
+    }
+}
+
+/// A TLS protocol version, for the minimum and maximum a side accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246).
+    Tls12,
+    /// TLS 1.3 (RFC 8446).
+    Tls13,
+}
+
+/// Whether and how a server asks clients for a certificate (mutual TLS).
+#[derive(Debug, Clone, Default)]
+pub enum ClientAuth {
+    /// Ask for no client certificate.
+    #[default]
+    None,
+    /// Ask for one, verify it against these roots if sent, accept clients
+    /// that send none.
+    Optional(Vec<rustls_pki_types::CertificateDer<'static>>),
+    /// Require one, verified against these roots.
+    Required(Vec<rustls_pki_types::CertificateDer<'static>>),
+}

@@ -1,0 +1,197 @@
+//! Peers: where to connect and how.
+
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+
+use super::PeerOptions;
+use crate::protocols::SocketAddr;
+
+/// Something a connector can connect to: an address, whether to speak TLS,
+/// the SNI to send and the [`PeerOptions`].
+pub trait Peer: fmt::Display + Send + Sync {
+    /// The address to connect to.
+    fn address(&self) -> &SocketAddr;
+
+    /// Whether to run a TLS handshake after connecting.
+    fn tls(&self) -> bool;
+
+    /// The SNI to send, which is also the name the certificate must carry.
+    /// Empty means no SNI.
+    fn sni(&self) -> &str;
+
+    /// How to connect.
+    fn options(&self) -> &PeerOptions;
+
+    /// A key that is equal for two peers exactly when a connection made for
+    /// one may be handed to the other: same address, TLS on or off, SNI,
+    /// verification settings, CA, client certificate, ALPN and bind address.
+    fn reuse_hash(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        self.address().hash(&mut hasher);
+        self.tls().hash(&mut hasher);
+        self.sni().hash(&mut hasher);
+        self.options().hash_reuse(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// A peer spoken to over HTTP, with or without TLS.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::upstreams::{HttpPeer, Peer};
+///
+/// let mut peer = HttpPeer::new("127.0.0.1:443".parse::<std::net::SocketAddr>().unwrap(), true, "example.com");
+/// peer.options.alternative_names.push("www.example.com".into());
+/// assert!(peer.tls());
+/// assert_eq!(peer.sni(), "example.com");
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpPeer {
+    address: SocketAddr,
+    tls: bool,
+    sni: String,
+    /// How to connect to this peer.
+    pub options: PeerOptions,
+}
+
+impl HttpPeer {
+    /// A peer at `address`, over TLS when `tls` is set, sending `sni`.
+    pub fn new(address: impl Into<SocketAddr>, tls: bool, sni: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            tls,
+            sni: sni.into(),
+            options: PeerOptions::default(),
+        }
+    }
+
+    /// A peer listening on the Unix socket at `path`.
+    pub fn new_uds(path: impl Into<PathBuf>, tls: bool, sni: impl Into<String>) -> Self {
+        Self::new(SocketAddr::Unix(Some(path.into())), tls, sni)
+    }
+}
+
+impl Peer for HttpPeer {
+    fn address(&self) -> &SocketAddr {
+        &self.address
+    }
+    fn tls(&self) -> bool {
+        self.tls
+    }
+    fn sni(&self) -> &str {
+        &self.sni
+    }
+    fn options(&self) -> &PeerOptions {
+        &self.options
+    }
+}
+
+impl fmt::Display for HttpPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{} (sni: {:?})", self.address, self.sni)
+    }
+}
+
+/// A plain L4 peer: a TCP or Unix socket address, optionally with TLS.
+#[derive(Debug, Clone)]
+pub struct BasicPeer {
+    address: SocketAddr,
+    tls: bool,
+    sni: String,
+    /// How to connect to this peer.
+    pub options: PeerOptions,
+}
+
+impl BasicPeer {
+    /// A plain-text peer at `address`.
+    pub fn new(address: impl Into<SocketAddr>) -> Self {
+        Self {
+            address: address.into(),
+            tls: false,
+            sni: String::new(),
+            options: PeerOptions::default(),
+        }
+    }
+
+    /// A plain-text peer on the Unix socket at `path`.
+    pub fn new_uds(path: impl Into<PathBuf>) -> Self {
+        Self::new(SocketAddr::Unix(Some(path.into())))
+    }
+
+    /// Speak TLS to this peer, sending `sni`.
+    #[must_use]
+    pub fn with_tls(mut self, sni: impl Into<String>) -> Self {
+        self.tls = true;
+        self.sni = sni.into();
+        self
+    }
+}
+
+impl Peer for BasicPeer {
+    fn address(&self) -> &SocketAddr {
+        &self.address
+    }
+    fn tls(&self) -> bool {
+        self.tls
+    }
+    fn sni(&self) -> &str {
+        &self.sni
+    }
+    fn options(&self) -> &PeerOptions {
+        &self.options
+    }
+}
+
+impl fmt::Display for BasicPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.address)?;
+        if self.tls {
+            write!(f, " (tls, sni: {:?})", self.sni)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr as InetAddr;
+
+    fn addr(s: &str) -> InetAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn same_peer_same_key() {
+        let a = HttpPeer::new(addr("127.0.0.1:80"), true, "a.test");
+        let b = HttpPeer::new(addr("127.0.0.1:80"), true, "a.test");
+        assert_eq!(a.reuse_hash(), b.reuse_hash());
+    }
+
+    #[test]
+    fn address_tls_and_sni_change_the_key() {
+        let a = HttpPeer::new(addr("127.0.0.1:80"), true, "a.test");
+        for other in [
+            HttpPeer::new(addr("127.0.0.1:81"), true, "a.test"),
+            HttpPeer::new(addr("[::1]:80"), true, "a.test"),
+            HttpPeer::new(addr("127.0.0.1:80"), false, "a.test"),
+            HttpPeer::new(addr("127.0.0.1:80"), true, "b.test"),
+            HttpPeer::new_uds("/tmp/a.sock", true, "a.test"),
+        ] {
+            assert_ne!(a.reuse_hash(), other.reuse_hash(), "{other}");
+        }
+    }
+
+    #[test]
+    fn display_names_the_scheme() {
+        let p = HttpPeer::new(addr("127.0.0.1:80"), false, "");
+        assert!(p.to_string().starts_with("http://127.0.0.1:80"));
+        let b = BasicPeer::new_uds("/tmp/x.sock").with_tls("x");
+        assert!(b.tls());
+        assert_eq!(b.to_string(), "unix:/tmp/x.sock (tls, sni: \"x\")");
+    }
+}
