@@ -6,6 +6,9 @@
 //! [`ErrorType::InvalidCert`]; timeouts are enforced by the callers, the
 //! same way for every backend.
 
+// Without any backend compiled in, nothing reads these settings.
+#![cfg_attr(not(feature = "rustls"), allow(dead_code, unused_variables))]
+
 use std::fmt::Debug;
 use std::sync::Arc;
 
