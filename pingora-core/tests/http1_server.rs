@@ -2,6 +2,10 @@
 //! limits, keep-alive, pipelining, 100-continue, bodiless statuses,
 //! trailers and upgrades.
 
+// Test helpers outside #[test] functions may unwrap too: a panic is a
+// test failure with a clear location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod http1_support;
 
 use async_trait::async_trait;

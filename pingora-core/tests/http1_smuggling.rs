@@ -1,6 +1,10 @@
 //! Every request-smuggling shape gets 400 and a closed connection, and the
 //! request hidden behind it is never answered (RFC 9112 §6.3, §11.2).
 
+// Test helpers outside #[test] functions may unwrap too: a panic is a
+// test failure with a clear location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod http1_support;
 
 use http1_support::{exchange_tcp, read_to_close, serve_http, serve_pipe, statuses};

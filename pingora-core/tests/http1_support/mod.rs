@@ -1,7 +1,7 @@
 //! Shared helpers of the http1_* integration tests: in-process servers on
 //! 127.0.0.1:0 or over in-memory pipes, and a raw-bytes client.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use pingora_core::apps::ServerApp;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
