@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support_server::child::CHILD_ENV;
-use support_server::client::{answer_pid, request, request_loop};
+use support_server::client::{LoopReport, answer_pid, request, request_loop};
 use support_server::process::{ServerProcess, TempDir, is_dead, read_ready, signal_pid};
 
 const READY: Duration = Duration::from_secs(15);
@@ -197,25 +197,48 @@ fn unix_socket_and_digest() {
 }
 
 const UPGRADE_ROUNDS: usize = 3;
-const MAX_REQUESTS_PER_ROUND: usize = 50_000;
+const CLIENTS: usize = 2;
+const MAX_REQUESTS_PER_CLIENT: usize = 20_000;
+
+/// Clients sending requests in a loop until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<LoopReport>>,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr, clients: usize, pause: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || request_loop(addr, stop, MAX_REQUESTS_PER_CLIENT, pause))
+            })
+            .collect();
+        Self { stop, clients }
+    }
+
+    fn finish(self) -> LoopReport {
+        self.stop.store(true, Ordering::Relaxed);
+        LoopReport::merge(self.clients.into_iter().map(|c| c.join().unwrap()))
+    }
+}
 
 fn upgrade_refuses_no_connection() {
     let dir = TempDir::new("upgrade");
     let conf = conf_arg(&dir.conf(
-        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\nwork_stealing: false\nthreads: 2\n",
+        "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\n\
+         work_stealing: false\nthreads: 2\nlistener_tasks_per_fd: 2\n",
     ));
     let mut old = ServerProcess::start(&dir, "gen0", &["-c", &conf], &[]);
     let first = old.wait_ready(READY);
     let addr = first.tcp();
     let mut old_pid = first.pid;
     for round in 1..=UPGRADE_ROUNDS {
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || request_loop(addr, stop, MAX_REQUESTS_PER_ROUND))
-        };
+        let load = Load::start(addr, CLIENTS, Duration::from_micros(500));
         std::thread::sleep(Duration::from_millis(100));
-        let mut new = ServerProcess::start(&dir, &format!("gen{round}"), &["-c", &conf, "-u"], &[]);
+        let gen_name = format!("gen{round}");
+        let mut new = ServerProcess::start(&dir, &gen_name, &["-c", &conf, "-u"], &[]);
         // The new process waits on the upgrade socket; the old one retries
         // until it is there.
         old.signal(Signal::SIGQUIT);
@@ -228,8 +251,7 @@ fn upgrade_refuses_no_connection() {
         let status = old.wait_exit(EXIT);
         assert!(status.success(), "{status}: {}", old.stderr());
         std::thread::sleep(Duration::from_millis(200));
-        stop.store(true, Ordering::Relaxed);
-        let report = client.join().unwrap();
+        let report = load.finish();
         let by_old = report.by_pid.get(&old_pid).copied().unwrap_or(0);
         let by_new = report.by_pid.get(&ready.pid).copied().unwrap_or(0);
         println!(
@@ -249,6 +271,56 @@ fn upgrade_refuses_no_connection() {
     }
     old.signal(Signal::SIGTERM);
     assert!(old.wait_exit(EXIT).success());
+}
+
+fn failed_upgrade_keeps_serving() {
+    let dir = TempDir::new("noupgrade");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &[]);
+    let addr = server.wait_ready(READY).tcp();
+    let load = Load::start(addr, 1, Duration::from_millis(5));
+    // No new process: the old one gives up after its 10 s send timeout.
+    server.signal(Signal::SIGQUIT);
+    let deadline = Instant::now() + EXIT;
+    while !server.stderr().contains("upgrade failed, still serving") {
+        assert!(Instant::now() < deadline, "{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = load.finish();
+    println!(
+        "failed upgrade: sent {} failed {}",
+        report.sent,
+        report.failed()
+    );
+    assert_eq!(report.failed(), 0, "{:?}", report.first_errors);
+    assert_eq!(answer_pid(&request(addr, "ping").unwrap()), server.pid());
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(EXIT).success());
+}
+
+fn upgrade_closes_sockets_nobody_claims() {
+    let dir = TempDir::new("unclaimed");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
+    let mut old = ServerProcess::start(&dir, "old", &["-c", &conf], &[]);
+    let old_addr = old.wait_ready(READY).tcp();
+    // The new version listens elsewhere. The old socket it receives must not
+    // linger, queueing connections that nobody accepts.
+    let env = [("LISTEN_ADDR", "127.0.0.2:0")];
+    let mut new = ServerProcess::start(&dir, "new", &["-c", &conf, "-u"], &env);
+    old.signal(Signal::SIGQUIT);
+    let new_addr = new.wait_ready(READY).tcp();
+    assert!(old.wait_exit(EXIT).success());
+    assert_ne!(new_addr, old_addr);
+    let deadline = Instant::now() + EXIT;
+    while !new.stderr().contains("not listened on") {
+        assert!(Instant::now() < deadline, "{}", new.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = request(old_addr, "ping").unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(answer_pid(&request(new_addr, "ping").unwrap()), new.pid());
+    new.signal(Signal::SIGTERM);
+    assert!(new.wait_exit(EXIT).success());
 }
 
 /// Kills a daemon that a failing test left running.
@@ -341,6 +413,11 @@ const TESTS: &[Test] = &[
     (
         "upgrade_refuses_no_connection",
         upgrade_refuses_no_connection,
+    ),
+    ("failed_upgrade_keeps_serving", failed_upgrade_keeps_serving),
+    (
+        "upgrade_closes_sockets_nobody_claims",
+        upgrade_closes_sockets_nobody_claims,
     ),
     (
         "daemon_writes_pid_file_and_error_log",

@@ -2,7 +2,7 @@
 //! graceful upgrade can pass them to the next process.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -16,7 +16,14 @@ use std::sync::Arc;
 /// Cloning shares the table.
 #[derive(Debug, Clone, Default)]
 pub struct ListenFds {
-    fds: Arc<Mutex<HashMap<String, OwnedFd>>>,
+    inner: Arc<Mutex<Table>>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    fds: HashMap<String, OwnedFd>,
+    /// Keys a listener of this process uses.
+    claimed: HashSet<String>,
 }
 
 impl ListenFds {
@@ -27,32 +34,54 @@ impl ListenFds {
 
     /// A table holding sockets received from the previous process.
     pub(crate) fn from_received(fds: Vec<(String, OwnedFd)>) -> Self {
+        let table = Table {
+            fds: fds.into_iter().collect(),
+            claimed: HashSet::new(),
+        };
         Self {
-            fds: Arc::new(Mutex::new(fds.into_iter().collect())),
+            inner: Arc::new(Mutex::new(table)),
         }
     }
 
     /// A new descriptor for the socket registered under `key`, if any. The
     /// table keeps its own.
     pub(crate) fn dup(&self, key: &str) -> Option<io::Result<OwnedFd>> {
-        self.fds.lock().get(key).map(OwnedFd::try_clone)
+        let mut table = self.inner.lock();
+        let fd = table.fds.get(key).map(OwnedFd::try_clone)?;
+        table.claimed.insert(key.to_string());
+        Some(fd)
     }
 
     /// Register the socket listening on `key`.
     pub(crate) fn insert(&self, key: String, fd: OwnedFd) {
-        self.fds.lock().insert(key, fd);
+        let mut table = self.inner.lock();
+        table.claimed.insert(key.clone());
+        table.fds.insert(key, fd);
     }
 
     /// Forget (and close our handle on) the socket listening on `key`.
     pub(crate) fn remove(&self, key: &str) {
-        self.fds.lock().remove(key);
+        self.inner.lock().fds.remove(key);
+    }
+
+    /// Close the sockets no listener of this process took over.
+    pub(crate) fn close_unclaimed(&self) {
+        let mut table = self.inner.lock();
+        let Table { fds, claimed } = &mut *table;
+        fds.retain(|key, _| {
+            let keep = claimed.contains(key);
+            if !keep {
+                log::warn!("closing {key}: passed on by the previous process, but not listened on");
+            }
+            keep
+        });
     }
 
     /// New descriptors for every socket, to send to another process.
     pub(crate) fn dup_all(&self) -> io::Result<Vec<(String, OwnedFd)>> {
-        let fds = self.fds.lock();
-        let mut all = Vec::with_capacity(fds.len());
-        for (key, fd) in fds.iter() {
+        let table = self.inner.lock();
+        let mut all = Vec::with_capacity(table.fds.len());
+        for (key, fd) in &table.fds {
             all.push((key.clone(), fd.try_clone()?));
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -61,7 +90,7 @@ impl ListenFds {
 
     /// How many sockets are registered.
     pub fn len(&self) -> usize {
-        self.fds.lock().len()
+        self.inner.lock().fds.len()
     }
 
     /// Whether no socket is registered.
@@ -87,5 +116,19 @@ mod tests {
         assert_eq!(fds.dup_all().unwrap().len(), 1);
         fds.remove("tcp://a");
         assert!(fds.is_empty());
+    }
+
+    #[test]
+    fn unclaimed_sockets_are_closed() {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fds = ListenFds::from_received(vec![
+            ("tcp://a".into(), OwnedFd::from(a)),
+            ("tcp://b".into(), OwnedFd::from(b)),
+        ]);
+        drop(fds.dup("tcp://a").unwrap().unwrap());
+        fds.close_unclaimed();
+        assert_eq!(fds.len(), 1);
+        assert!(fds.dup("tcp://a").is_some() && fds.dup("tcp://b").is_none());
     }
 }

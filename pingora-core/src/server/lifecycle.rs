@@ -117,8 +117,18 @@ async fn supervise(server: Server) -> i32 {
     let fds = server.fds.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut running = start_services(server, shutdown_rx, &done_tx);
+    let ready = start_services(server, shutdown_rx, &done_tx);
     drop(done_tx);
+    let mut running = ready.len();
+    let unclaimed = fds.clone();
+    tokio::spawn(async move {
+        for mut service in ready {
+            service.wait().await;
+        }
+        // Sockets the previous process passed on that no listener of ours
+        // took: close them, or they would queue connections nobody accepts.
+        unclaimed.close_unclaimed();
+    });
 
     loop {
         tokio::select! {
@@ -131,7 +141,7 @@ async fn supervise(server: Server) -> i32 {
                     log::info!("SIGTERM: graceful shutdown");
                     break;
                 }
-                Stop::Upgrade => match send_sockets(&fds, &conf.upgrade_sock).await {
+                Stop::Upgrade => match send_sockets(&fds, &conf).await {
                     Ok(()) => {
                         log::info!("SIGQUIT: sockets handed over, graceful shutdown");
                         break;
@@ -196,26 +206,28 @@ async fn graceful_shutdown(
 }
 
 /// Pass every listening socket to the new process waiting on `path`.
-async fn send_sockets(fds: &ListenFds, path: &str) -> Result<()> {
+async fn send_sockets(fds: &ListenFds, conf: &ServerConf) -> Result<()> {
     let fds = fds.clone();
-    let path = path.to_string();
+    let path = conf.upgrade_sock.clone();
+    let trusted = upgrade::TrustedPeers::new(conf.user.as_deref())?;
     let sending = tokio::task::spawn_blocking(move || {
         let all = fds.dup_all().map_err(|e| {
             Error::because(ErrorType::SocketError, "cannot dup listening sockets", e)
         })?;
-        upgrade::send_fds(Path::new(&path), &all, UPGRADE_SEND_TIMEOUT)
+        upgrade::send_fds(Path::new(&path), &all, &trusted, UPGRADE_SEND_TIMEOUT)
     });
     sending
         .await
         .map_err(|e| Error::because(ErrorType::InternalError, "upgrade task failed", e))?
 }
 
-/// Start each service on its own thread and runtime; returns how many.
+/// Start each service on its own thread and runtime; returns a readiness
+/// watch per service.
 fn start_services(
     server: Server,
     shutdown: watch::Receiver<bool>,
     done: &mpsc::UnboundedSender<Done>,
-) -> usize {
+) -> Vec<ReadyWatch> {
     let Server {
         services,
         deps,
@@ -225,7 +237,6 @@ fn start_services(
     } = server;
     let (mut notifiers, watches): (Vec<_>, Vec<_>) =
         services.iter().map(|_| ReadyNotifier::new()).unzip();
-    let count = services.len();
     for (index, service) in services.into_iter().enumerate().rev() {
         let waits_for = deps.of(index).iter().map(|&i| watches[i].clone()).collect();
         let Some(ready) = notifiers.pop() else { break };
@@ -247,7 +258,7 @@ fn start_services(
             let _ = done.send((name, Err(error)));
         }
     }
-    count
+    watches
 }
 
 /// Everything one service thread needs.

@@ -77,8 +77,8 @@ pub struct Server {
     deps: deps::Dependencies,
     opt: Opt,
     fds: ListenFds,
-    /// The configuration in effect (the file, with the command line applied).
-    pub configuration: Arc<ServerConf>,
+    bootstrapped: bool,
+    configuration: Arc<ServerConf>,
 }
 
 impl std::fmt::Debug for Server {
@@ -127,12 +127,20 @@ impl Server {
             deps: deps::Dependencies::default(),
             opt,
             fds: ListenFds::new(),
+            bootstrapped: false,
             configuration: Arc::new(conf),
         }
     }
 
+    /// The configuration in effect: the file, with the command line applied.
+    pub fn configuration(&self) -> &Arc<ServerConf> {
+        &self.configuration
+    }
+
     /// Prepare to run: with `-u`, receive the listening sockets from the
-    /// running server. Call before adding services.
+    /// running server. Call it early, before slow initialisation, so the
+    /// handover is not held up; [`run_forever`](Self::run_forever) calls it
+    /// when it was not called.
     ///
     /// On failure this logs the error and exits with status 1: a new
     /// process that cannot take over must not bind on its own.
@@ -150,13 +158,18 @@ impl Server {
     ///
     /// When upgrading and the listening sockets do not arrive in time.
     pub fn try_bootstrap(&mut self) -> Result<()> {
+        if self.bootstrapped {
+            return Ok(());
+        }
         log::info!("bootstrap, upgrade: {}", self.opt.upgrade);
         if self.opt.upgrade {
             let path = Path::new(&self.configuration.upgrade_sock);
-            let received = upgrade::receive_fds(path, UPGRADE_RECEIVE_TIMEOUT)?;
+            let trusted = upgrade::TrustedPeers::new(self.configuration.user.as_deref())?;
+            let received = upgrade::receive_fds(path, &trusted, UPGRADE_RECEIVE_TIMEOUT)?;
             log::info!("received {} listening sockets", received.len());
             self.fds = ListenFds::from_received(received);
         }
+        self.bootstrapped = true;
         Ok(())
     }
 
@@ -202,7 +215,8 @@ impl Server {
 
     /// Run every service until the server is told to stop, then exit the
     /// process: this never returns.
-    pub fn run_forever(self) -> ! {
+    pub fn run_forever(mut self) -> ! {
+        self.bootstrap();
         lifecycle::run(self)
     }
 }

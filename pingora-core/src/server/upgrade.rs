@@ -8,13 +8,20 @@
 //! listening sockets throughout, the kernel keeps queueing connections the
 //! whole time: none is refused.
 //!
+//! Only a peer running as root, as our own user, or as the user the
+//! config switches to may take part: the socket path is often in a shared
+//! directory, and whoever gets the listening sockets can serve the traffic.
+//!
 //! Message: `b"PFD1"`, the payload length as a big-endian `u32`, then the
 //! payload: the socket keys, UTF-8, each followed by a NUL byte, in the order
 //! of the attached descriptors.
 
 use crate::protocols::l4::sys::adopt_received_fds;
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
-use pingora_error::{Error, ErrorType, OrErr, Result};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, getsockopt, recvmsg, sendmsg, sockopt,
+};
+use nix::unistd::{Uid, User};
+use pingora_error::{Error, ErrorType, OkOrErr, OrErr, Result};
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -31,6 +38,53 @@ const MAX_PAYLOAD: usize = 64 * 1024;
 const ACK: u8 = b'1';
 /// How often to retry while waiting for the other process.
 const POLL: Duration = Duration::from_millis(10);
+
+/// The users allowed at the other end of the upgrade socket: root, us, and
+/// the user named in the config, which a daemon switches to.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedPeers {
+    uids: Vec<Uid>,
+}
+
+impl TrustedPeers {
+    /// Root, our effective user and `user` (when it exists).
+    pub(crate) fn new(user: Option<&str>) -> Result<Self> {
+        let mut uids = vec![Uid::from_raw(0), nix::unistd::geteuid()];
+        if let Some(name) = user {
+            let found = User::from_name(name)
+                .ok()
+                .flatten()
+                .or_err_with(ErrorType::InternalError, || format!("unknown user {name}"))?;
+            uids.push(found.uid);
+        }
+        Ok(Self { uids })
+    }
+
+    /// The configured user, other than root and us, who must be able to
+    /// connect to a socket we create.
+    fn switch_user(&self) -> Option<Uid> {
+        self.uids.get(2).copied().filter(|uid| *uid != self.uids[1])
+    }
+
+    /// Fail unless the process at the other end of `stream` is trusted.
+    fn check(&self, stream: &UnixStream) -> Result<()> {
+        let creds = getsockopt(stream, sockopt::PeerCredentials).or_err(
+            ErrorType::SocketError,
+            "cannot read upgrade peer credentials",
+        )?;
+        let uid = Uid::from_raw(creds.uid());
+        if self.uids.contains(&uid) {
+            return Ok(());
+        }
+        Error::e_explain(
+            ErrorType::InternalError,
+            format!(
+                "upgrade peer pid {} runs as untrusted uid {uid}",
+                creds.pid()
+            ),
+        )
+    }
+}
 
 /// Encode the message header and payload for `keys`.
 fn encode(keys: &[&str]) -> Result<Vec<u8>> {
@@ -99,7 +153,12 @@ fn decode_payload(payload: &[u8]) -> Result<Vec<String>> {
 /// # Errors
 ///
 /// When the new process cannot be reached in time, or does not confirm.
-pub(crate) fn send_fds(path: &Path, fds: &[(String, OwnedFd)], timeout: Duration) -> Result<()> {
+pub(crate) fn send_fds(
+    path: &Path,
+    fds: &[(String, OwnedFd)],
+    trusted: &TrustedPeers,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let keys: Vec<&str> = fds.iter().map(|(k, _)| k.as_str()).collect();
     let msg = encode(&keys)?;
@@ -117,6 +176,7 @@ pub(crate) fn send_fds(path: &Path, fds: &[(String, OwnedFd)], timeout: Duration
         }
         std::thread::sleep(POLL);
     };
+    trusted.check(&stream)?;
     let remaining = deadline.saturating_duration_since(Instant::now()).max(POLL);
     stream
         .set_write_timeout(Some(remaining))
@@ -152,20 +212,33 @@ pub(crate) fn send_fds(path: &Path, fds: &[(String, OwnedFd)], timeout: Duration
 /// # Errors
 ///
 /// When nothing arrives in time or the message is malformed.
-pub(crate) fn receive_fds(path: &Path, timeout: Duration) -> Result<Vec<(String, OwnedFd)>> {
+pub(crate) fn receive_fds(
+    path: &Path,
+    trusted: &TrustedPeers,
+    timeout: Duration,
+) -> Result<Vec<(String, OwnedFd)>> {
     let deadline = Instant::now() + timeout;
     // A socket file left by an earlier upgrade would make bind fail.
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).or_err_with(ErrorType::BindError, || {
         format!("cannot listen on upgrade socket {}", path.display())
     })?;
-    let result = accept_and_receive(&listener, deadline);
+    // Connecting needs write permission on the socket file: let the user a
+    // daemon switches to connect to us when we started as root.
+    if let Some(uid) = trusted.switch_user() {
+        nix::unistd::chown(path, Some(uid), None).or_err(
+            ErrorType::SocketError,
+            "cannot hand the upgrade socket to the user",
+        )?;
+    }
+    let result = accept_and_receive(&listener, trusted, deadline);
     let _ = std::fs::remove_file(path);
     result
 }
 
 fn accept_and_receive(
     listener: &UnixListener,
+    trusted: &TrustedPeers,
     deadline: Instant,
 ) -> Result<Vec<(String, OwnedFd)>> {
     listener.set_nonblocking(true).or_err(
@@ -174,7 +247,12 @@ fn accept_and_receive(
     )?;
     let mut stream = loop {
         match listener.accept() {
-            Ok((s, _)) => break s,
+            // An untrusted peer is ignored, not fatal: it must not be able
+            // to cancel the upgrade by connecting first.
+            Ok((s, _)) => match trusted.check(&s) {
+                Ok(()) => break s,
+                Err(e) => log::warn!("{e}"),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(POLL);
             }
@@ -283,9 +361,16 @@ mod tests {
         let fds = vec![("tcp://x".to_string(), OwnedFd::from(listener))];
         let receiver = {
             let path = path.clone();
-            std::thread::spawn(move || receive_fds(&path, Duration::from_secs(10)))
+            std::thread::spawn(move || {
+                receive_fds(
+                    &path,
+                    &TrustedPeers::new(None).unwrap(),
+                    Duration::from_secs(10),
+                )
+            })
         };
-        send_fds(&path, &fds, Duration::from_secs(10)).unwrap();
+        let trusted = TrustedPeers::new(None).unwrap();
+        send_fds(&path, &fds, &trusted, Duration::from_secs(10)).unwrap();
         let mut received = receiver.join().unwrap().unwrap();
         assert_eq!(received.len(), 1);
         let (key, fd) = received.remove(0);
@@ -298,8 +383,21 @@ mod tests {
     #[test]
     fn send_times_out_without_receiver() {
         let path = std::env::temp_dir().join(format!("pingora-none-{}.sock", std::process::id()));
-        let err = send_fds(&path, &[], Duration::from_millis(50)).unwrap_err();
+        let trusted = TrustedPeers::new(None).unwrap();
+        let err = send_fds(&path, &[], &trusted, Duration::from_millis(50)).unwrap_err();
         assert_eq!(*err.etype(), ErrorType::ConnectError);
+    }
+
+    #[test]
+    fn untrusted_peer_is_refused() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(TrustedPeers::new(None).unwrap().check(&a).is_ok());
+        let nobody = TrustedPeers {
+            uids: vec![Uid::from_raw(u32::MAX - 1)],
+        };
+        let err = nobody.check(&a).unwrap_err();
+        assert!(err.to_string().contains("untrusted uid"), "{err}");
+        assert!(TrustedPeers::new(Some("no-such-user-pingora")).is_err());
     }
 
     proptest::proptest! {

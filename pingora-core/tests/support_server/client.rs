@@ -47,13 +47,37 @@ impl LoopReport {
     pub(crate) fn failed(&self) -> usize {
         self.refused + self.reset + self.other
     }
+
+    /// Add up the reports of several clients.
+    pub(crate) fn merge(reports: impl IntoIterator<Item = Self>) -> Self {
+        let mut total = Self::default();
+        for r in reports {
+            total.sent += r.sent;
+            total.ok += r.ok;
+            total.refused += r.refused;
+            total.reset += r.reset;
+            total.other += r.other;
+            for (pid, n) in r.by_pid {
+                *total.by_pid.entry(pid).or_default() += n;
+            }
+            total.first_errors.extend(r.first_errors);
+        }
+        total
+    }
 }
 
-/// Send requests back to back, each on a new connection, until `stop` is
-/// set or `max` requests were sent.
-pub(crate) fn request_loop(addr: SocketAddr, stop: Arc<AtomicBool>, max: usize) -> LoopReport {
+/// Send requests one after the other, each on a new connection, until `stop`
+/// is set or `max` requests were sent. The `pause` between requests keeps
+/// the rate (and the sockets left in TIME_WAIT) bounded.
+pub(crate) fn request_loop(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    max: usize,
+    pause: Duration,
+) -> LoopReport {
     let mut report = LoopReport::default();
     while !stop.load(Ordering::Relaxed) && report.sent < max {
+        std::thread::sleep(pause);
         report.sent += 1;
         match request(addr, "ping") {
             Ok(answer) => {
