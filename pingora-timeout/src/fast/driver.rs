@@ -10,7 +10,7 @@
 //! The thread sleeps until the next tick boundary while timers wait, and
 //! parks for good when none do; registering a timer unparks it.
 
-use super::wheel::{Insert, Key, Wheel};
+use super::wheel::{Key, Wheel};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
@@ -18,7 +18,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 /// The bucket width of the process-wide timers.
-pub(crate) const DEFAULT_TICK: Duration = Duration::from_millis(10);
+pub(crate) const DEFAULT_TICK: Duration = Duration::from_millis(5);
 
 /// Above this many wakers, the driver frees its wake list after use rather
 /// than keeping a burst-sized buffer forever.
@@ -42,9 +42,7 @@ pub(crate) struct Timers {
 pub(crate) enum Armed {
     /// The timer waits in the wheel.
     Waiting(Key),
-    /// The deadline had passed already.
-    Due,
-    /// The wheel cannot take the timer: no driver thread, or a full slot.
+    /// The wheel cannot take the timer: no driver thread, or a full shard.
     Unavailable,
 }
 
@@ -56,7 +54,7 @@ impl Timers {
             .max(1_000);
         let shards = thread::available_parallelism().map_or(4, |n| n.get() * 4);
         Self {
-            wheel: Wheel::new(shards.clamp(4, 256), 0),
+            wheel: Wheel::new(shards.clamp(4, 256), tick_nanos),
             epoch: Instant::now(),
             tick_nanos,
             driver: OnceLock::new(),
@@ -71,23 +69,22 @@ impl Timers {
     }
 
     /// Arm a timer that fires `duration` from now and then wakes `waker`.
+    ///
+    /// Reads no clock: see the `wheel` module for how the start is bounded.
     pub(crate) fn register(&'static self, duration: Duration, waker: &Waker) -> Armed {
         let Some(driver) = self.driver() else {
             return Armed::Unavailable;
         };
-        let tick = self.deadline_tick(Instant::now(), duration);
-        match self.wheel.insert(shard_hint(), tick, waker) {
-            Insert::Waiting(key) => {
-                // Pairs with the driver setting `idle` before its last look
-                // at the shards: either it saw this timer, or we see the flag.
-                if self.idle.load(Ordering::SeqCst) {
-                    driver.unpark();
-                }
-                Armed::Waiting(key)
-            }
-            Insert::Due => Armed::Due,
-            Insert::Full => Armed::Unavailable,
+        let delay = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let Some(key) = self.wheel.insert(shard_hint(), delay, waker) else {
+            return Armed::Unavailable;
+        };
+        // Pairs with the driver setting `idle` before its last look at the
+        // shards: either it saw this timer, or we see the flag.
+        if self.idle.load(Ordering::SeqCst) {
+            driver.unpark();
         }
+        Armed::Waiting(key)
     }
 
     /// See [`Wheel::refresh`]: true once the timer has fired.
@@ -100,34 +97,27 @@ impl Timers {
         self.wheel.remove(key);
     }
 
-    /// The number of armed timers that have neither fired nor been dropped.
+    /// The number of armed timers not yet released by their owner.
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
-        self.wheel.len()
+        self.wheel.held()
     }
 
-    /// The first tick that starts at or after `now + duration`, so a timer
-    /// never fires early; it fires at most one tick late, plus the time the
-    /// driver and the executor take to notice.
-    fn deadline_tick(&self, now: Instant, duration: Duration) -> u64 {
-        let nanos = now.saturating_duration_since(self.epoch).as_nanos() + duration.as_nanos();
-        u64::try_from(nanos.div_ceil(u128::from(self.tick_nanos))).unwrap_or(u64::MAX)
+    /// Nanoseconds from tick 0 to `now`.
+    fn nanos_since_epoch(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The last tick that has started by `now`.
     fn current_tick(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(nanos / u128::from(self.tick_nanos)).unwrap_or(u64::MAX)
+        self.nanos_since_epoch(now) / self.tick_nanos
     }
 
     fn tick_start(&self, tick: u64) -> Instant {
-        let nanos = u128::from(tick) * u128::from(self.tick_nanos);
-        let offset = Duration::new(
-            u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX),
-            // The remainder of a division by 10^9 fits in u32.
-            (nanos % 1_000_000_000) as u32,
-        );
-        self.epoch.checked_add(offset).unwrap_or(self.epoch)
+        let nanos = tick.saturating_mul(self.tick_nanos);
+        self.epoch
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or(self.epoch)
     }
 
     fn driver(&'static self) -> Option<&'static Thread> {
@@ -146,6 +136,8 @@ impl Timers {
     fn drive(&self) {
         let mut due = Vec::new();
         loop {
+            self.wheel
+                .schedule(|| self.nanos_since_epoch(Instant::now()));
             let now = self.current_tick(Instant::now());
             let waiting = self.wheel.advance(now, &mut due);
             // Outside every lock: a wake can run executor code that drops
@@ -156,7 +148,7 @@ impl Timers {
             }
             if waiting == 0 {
                 self.idle.store(true, Ordering::SeqCst);
-                if self.wheel.len() == 0 {
+                if self.wheel.waiting() == 0 {
                     thread::park();
                 }
                 self.idle.store(false, Ordering::SeqCst);
@@ -186,30 +178,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_round_up_to_the_next_tick() {
+    fn ticks_count_from_the_epoch() {
         let timers = Timers::new(Duration::from_millis(10));
         let at = |ms| timers.epoch + Duration::from_millis(ms);
-        assert_eq!(timers.deadline_tick(at(0), Duration::ZERO), 0);
-        assert_eq!(timers.deadline_tick(at(0), Duration::from_millis(10)), 1);
-        assert_eq!(timers.deadline_tick(at(1), Duration::from_millis(10)), 2);
-        assert_eq!(timers.deadline_tick(at(3), Duration::from_nanos(1)), 1);
-        assert_eq!(timers.deadline_tick(at(0), Duration::MAX), u64::MAX);
+        assert_eq!(timers.current_tick(at(0)), 0);
         assert_eq!(timers.current_tick(at(19)), 1);
         assert_eq!(timers.current_tick(at(20)), 2);
         assert_eq!(timers.tick_start(2), at(20));
-    }
-
-    #[test]
-    fn a_deadline_tick_never_starts_before_the_deadline() {
-        let timers = Timers::new(Duration::from_millis(10));
-        for micros in (0..50_000).step_by(777) {
-            let now = timers.epoch + Duration::from_micros(micros);
-            for d in [0, 1, 9_999, 10_000, 10_001, 123_456] {
-                let d = Duration::from_micros(d);
-                let tick = timers.deadline_tick(now, d);
-                assert!(timers.tick_start(tick) >= now + d);
-                assert!(timers.tick_start(tick) < now + d + Duration::from_millis(10));
-            }
-        }
+        assert_eq!(timers.nanos_since_epoch(at(3)), 3_000_000);
     }
 }

@@ -29,8 +29,8 @@
 //! fall back to tokio's timer, which needs a runtime with time enabled.
 
 mod driver;
-mod slab;
 mod sleep;
+mod slots;
 mod timeout;
 mod timer;
 mod wheel;

@@ -42,7 +42,7 @@ fn assert_on_time(start: Instant, deadline: Duration) {
     let took = start.elapsed();
     assert!(took >= deadline, "fired early: {took:?} < {deadline:?}");
     assert!(
-        took <= deadline + DEFAULT_TICK + SLACK,
+        took <= deadline + 2 * DEFAULT_TICK + SLACK,
         "fired late: {took:?} for {deadline:?}"
     );
 }

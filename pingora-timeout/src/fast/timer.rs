@@ -45,7 +45,6 @@ impl Timer {
                         self.state = State::Armed(key);
                         Poll::Pending
                     }
-                    Armed::Due => self.finish(),
                     Armed::Unavailable => {
                         self.state = State::Fallback(Box::pin(tokio::time::sleep(duration)));
                         self.poll_elapsed(cx)
@@ -54,7 +53,9 @@ impl Timer {
             }
             State::Armed(key) => {
                 if self.timers.refresh(key, cx.waker()) {
-                    self.finish()
+                    // `refresh` released the fired entry already.
+                    self.state = State::Done;
+                    Poll::Ready(())
                 } else {
                     Poll::Pending
                 }

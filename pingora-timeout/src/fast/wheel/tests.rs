@@ -1,10 +1,13 @@
-//! Deterministic tests of the wheel: ticks are plain numbers, no clock runs.
+//! Deterministic tests of the wheel: ticks and clock readings are plain
+//! numbers, no clock runs.
 
 use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::Wake;
+
+const TICK: u64 = 10;
 
 /// A waker that logs its id when woken; its `Arc` count tells whether the
 /// wheel still holds a clone.
@@ -30,187 +33,185 @@ fn probe(id: usize, log: &Arc<Mutex<Vec<usize>>>) -> Arc<Probe> {
     })
 }
 
-fn fire(wheel: &Wheel, now: u64) -> usize {
+/// One driver pass at clock reading `now_nanos`: schedule, then fire.
+fn pass(wheel: &Wheel, now_nanos: u64) -> usize {
+    wheel.schedule(|| now_nanos);
     let mut out = Vec::new();
-    wheel.advance(now, &mut out);
+    wheel.advance(now_nanos / TICK, &mut out);
     let n = out.len();
     out.into_iter().for_each(Waker::wake);
     n
 }
 
-fn key(insert: Insert) -> Key {
-    match insert {
-        Insert::Waiting(key) => key,
-        other => panic!("expected a waiting timer, got {other:?}"),
-    }
-}
-
 #[test]
-fn fires_at_its_tick_and_not_before() {
-    let wheel = Wheel::new(4, 0);
+fn fires_at_the_first_tick_after_schedule_time_plus_delay() {
+    let wheel = Wheel::new(4, TICK);
     let log = Arc::default();
     let p = probe(7, &log);
-    let k = key(wheel.insert(0, 5, &Waker::from(Arc::clone(&p))));
-    assert_eq!(fire(&wheel, 4), 0);
-    assert!(!wheel.has_fired(&k));
-    assert_eq!(fire(&wheel, 5), 1);
-    assert!(wheel.has_fired(&k));
+    let waker = Waker::from(Arc::clone(&p));
+    let k = wheel.insert(0, 25, &waker).unwrap();
+    // Scheduled at 3: due at 28, so tick 3 (30).
+    assert_eq!(pass(&wheel, 3), 0);
+    assert_eq!(pass(&wheel, 29), 0);
+    assert!(!wheel.refresh(&k, &waker));
+    drop(waker);
+    assert_eq!(pass(&wheel, 30), 1);
     assert_eq!(*log.lock().unwrap(), vec![7]);
     assert_eq!(Arc::strong_count(&p), 1, "the wheel let go of the waker");
-    assert_eq!(wheel.len(), 0);
+    assert_eq!(wheel.held(), 1, "reserved until its timer lets go");
+    assert!(wheel.refresh(&k, Waker::noop()));
+    assert_eq!(wheel.held(), 0);
 }
 
 #[test]
-fn a_passed_tick_is_due_at_once() {
-    let wheel = Wheel::new(2, 10);
-    assert_eq!(wheel.insert(1, 10, Waker::noop()), Insert::Due);
-    assert_eq!(wheel.insert(1, 3, Waker::noop()), Insert::Due);
-    assert!(matches!(
-        wheel.insert(1, 11, Waker::noop()),
-        Insert::Waiting(_)
-    ));
+fn the_start_is_the_pass_that_schedules() {
+    let wheel = Wheel::new(1, TICK);
+    let log = Arc::default();
+    wheel.insert(0, 10, &Waker::from(probe(1, &log))).unwrap();
+    // The first pass after arming reads 47: due at 57, so tick 6 (60).
+    assert_eq!(pass(&wheel, 47), 0);
+    assert_eq!(pass(&wheel, 59), 0);
+    assert_eq!(pass(&wheel, 60), 1);
 }
 
 #[test]
-fn remove_frees_the_waker() {
-    let wheel = Wheel::new(2, 0);
+fn remove_frees_the_entry_and_the_waker() {
+    let wheel = Wheel::new(2, TICK);
     let log = Arc::default();
     let p = probe(1, &log);
-    let k = key(wheel.insert(3, 9, &Waker::from(Arc::clone(&p))));
-    assert_eq!(wheel.len(), 1);
-    assert_eq!(Arc::strong_count(&p), 2);
-    wheel.remove(&k);
-    assert_eq!(wheel.len(), 0);
+    let staged = wheel.insert(3, 90, &Waker::from(Arc::clone(&p))).unwrap();
+    let slotted = wheel.insert(3, 90, &Waker::from(Arc::clone(&p))).unwrap();
+    assert_eq!(Arc::strong_count(&p), 3);
+    pass(&wheel, 0);
+    let late = wheel.insert(3, 90, &Waker::from(Arc::clone(&p))).unwrap();
+    wheel.remove(&staged);
+    wheel.remove(&slotted);
+    wheel.remove(&late);
+    assert_eq!(wheel.held(), 0);
     assert_eq!(Arc::strong_count(&p), 1);
-    assert_eq!(fire(&wheel, 100), 0);
+    assert_eq!(pass(&wheel, 1000), 0);
     assert!(log.lock().unwrap().is_empty());
 }
 
 #[test]
-fn removing_a_fired_timer_spares_the_next_one_in_its_slot() {
-    let wheel = Wheel::new(1, 0);
-    let log = Arc::default();
-    let first = key(wheel.insert(0, 3, &Waker::from(probe(1, &log))));
-    assert_eq!(fire(&wheel, 3), 1);
-    // Same slot one round later: the slab hands out the freed index again.
-    let second = key(wheel.insert(0, 3 + SLOTS as u64, &Waker::from(probe(2, &log))));
-    assert_eq!(first.index, second.index);
-    wheel.remove(&first);
-    assert_eq!(wheel.len(), 1, "the stale key did not remove the new timer");
-    assert_eq!(fire(&wheel, 3 + SLOTS as u64), 1);
-    assert_eq!(*log.lock().unwrap(), vec![1, 2]);
-}
-
-#[test]
 fn refresh_swaps_the_waker() {
-    let wheel = Wheel::new(1, 0);
+    let wheel = Wheel::new(1, TICK);
     let log = Arc::default();
     let old = probe(1, &log);
     let new = probe(2, &log);
-    let k = key(wheel.insert(0, 2, &Waker::from(Arc::clone(&old))));
+    let k = wheel.insert(0, 20, &Waker::from(Arc::clone(&old))).unwrap();
     assert!(!wheel.refresh(&k, &Waker::from(Arc::clone(&new))));
     assert_eq!(Arc::strong_count(&old), 1, "the replaced waker was dropped");
-    assert_eq!(fire(&wheel, 2), 1);
-    assert!(wheel.refresh(&k, &Waker::from(Arc::clone(&new))));
+    assert_eq!(pass(&wheel, 20), 0);
+    assert_eq!(pass(&wheel, 40), 1);
     assert_eq!(*log.lock().unwrap(), vec![2]);
 }
 
 #[test]
 fn later_rounds_wait_for_their_own_round() {
-    let wheel = Wheel::new(1, 0);
+    let wheel = Wheel::new(1, TICK);
     let log = Arc::default();
-    let far = 5 + 3 * SLOTS as u64;
-    wheel.insert(0, far, &Waker::from(probe(1, &log)));
-    for now in (5..far).step_by(SLOTS / 2) {
-        assert_eq!(fire(&wheel, now), 0, "fired early at tick {now}");
+    let far = 3 * SLOTS as u64 + 5;
+    wheel
+        .insert(0, far * TICK, &Waker::from(probe(1, &log)))
+        .unwrap();
+    pass(&wheel, 0);
+    for now in (1..far).step_by(SLOTS / 2) {
+        assert_eq!(pass(&wheel, now * TICK), 0, "fired early at tick {now}");
     }
-    assert_eq!(fire(&wheel, far), 1);
+    assert_eq!(pass(&wheel, far * TICK), 1);
 }
 
 #[test]
 fn a_jump_within_a_round_fires_in_tick_order() {
-    let wheel = Wheel::new(4, 0);
+    let wheel = Wheel::new(4, TICK);
     let log = Arc::default();
-    for (hint, tick) in [(0, 9), (1, 2), (2, 7), (3, 4), (0, 1), (1, 8)] {
-        wheel.insert(hint, tick, &Waker::from(probe(tick as usize, &log)));
+    for (hint, ticks) in [(0, 9), (1, 2), (2, 7), (3, 4), (0, 1), (1, 8)] {
+        wheel
+            .insert(
+                hint,
+                ticks * TICK,
+                &Waker::from(probe(ticks as usize, &log)),
+            )
+            .unwrap();
     }
-    assert_eq!(fire(&wheel, 100), 6);
+    pass(&wheel, 0);
+    assert_eq!(pass(&wheel, 100 * TICK), 6);
     assert_eq!(*log.lock().unwrap(), vec![1, 2, 4, 7, 8, 9]);
 }
 
 #[test]
 fn a_jump_over_a_round_fires_everything_due() {
-    let wheel = Wheel::new(2, 0);
+    let wheel = Wheel::new(2, TICK);
     let log = Arc::default();
-    let ticks = [1, 500, 1023, 1024, 3000, 9000];
-    for (i, tick) in ticks.into_iter().enumerate() {
-        wheel.insert(i, tick, &Waker::from(probe(tick as usize, &log)));
+    for (i, ticks) in [1, 500, 1023, 1024, 3000, 9000].into_iter().enumerate() {
+        wheel
+            .insert(i, ticks * TICK, &Waker::from(probe(i, &log)))
+            .unwrap();
     }
-    assert_eq!(fire(&wheel, 5000), 5);
-    assert_eq!(wheel.len(), 1);
-    assert_eq!(fire(&wheel, 8999), 0);
-    assert_eq!(fire(&wheel, 9000), 1);
+    pass(&wheel, 0);
+    assert_eq!(pass(&wheel, 5000 * TICK), 5);
+    assert_eq!(wheel.waiting(), 1);
+    assert_eq!(pass(&wheel, 8999 * TICK), 0);
+    assert_eq!(pass(&wheel, 9000 * TICK), 1);
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert { hint: usize, ahead: u64 },
+    Insert { hint: usize, delay: u64 },
     Remove(usize),
-    Advance(u64),
+    Pass(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..8usize, 0..3000u64).prop_map(|(hint, ahead)| Op::Insert { hint, ahead }),
+        4 => (0..8usize, 1..30_000u64).prop_map(|(hint, delay)| Op::Insert { hint, delay }),
         2 => (0..64usize).prop_map(Op::Remove),
-        2 => prop_oneof![0..4u64, 0..1500u64].prop_map(Op::Advance),
+        2 => prop_oneof![0..40u64, 0..15_000u64].prop_map(Op::Pass),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Against a model: every timer wakes exactly once, at the first
-    /// advance that reaches its tick, unless removed before.
+    /// Against a model: a timer armed with delay `d` fires exactly once, at
+    /// the first pass whose tick has reached `start + d`, where `start` is
+    /// the clock of the first pass after arming; never if removed before.
     #[test]
     fn behaves_like_a_map_of_deadlines(ops in prop::collection::vec(op(), 1..120)) {
-        let wheel = Wheel::new(3, 0);
+        let wheel = Wheel::new(3, TICK);
         let log = Arc::default();
         let mut now = 0u64;
         let mut keys = Vec::new();
-        let mut model: BTreeMap<usize, u64> = BTreeMap::new();
+        // id -> delay for staged timers, id -> deadline (ns) once scheduled.
+        let mut staged: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut scheduled: BTreeMap<usize, u64> = BTreeMap::new();
         for op in ops {
             match op {
-                Op::Insert { hint, ahead } => {
+                Op::Insert { hint, delay } => {
                     let id = keys.len();
-                    let tick = now + ahead;
-                    match wheel.insert(hint, tick, &Waker::from(probe(id, &log))) {
-                        Insert::Waiting(k) => {
-                            prop_assert!(ahead > 0);
-                            model.insert(id, tick);
-                            keys.push(Some(k));
-                        }
-                        Insert::Due => {
-                            prop_assert_eq!(ahead, 0);
-                            keys.push(None);
-                        }
-                        Insert::Full => prop_assert!(false, "slot full"),
-                    }
+                    keys.push(wheel.insert(hint, delay, &Waker::from(probe(id, &log))));
+                    staged.insert(id, delay);
                 }
                 Op::Remove(i) => {
-                    // A registration removes itself once, on drop.
+                    // A timer releases its entry once, on drop.
                     if let Some(k) = keys.get_mut(i).and_then(Option::take) {
                         wheel.remove(&k);
-                        model.remove(&i);
+                        staged.remove(&i);
+                        scheduled.remove(&i);
                     }
                 }
-                Op::Advance(by) => {
+                Op::Pass(by) => {
                     now += by;
-                    fire(&wheel, now);
-                    let mut due: Vec<(u64, usize)> = model
+                    for (id, delay) in std::mem::take(&mut staged) {
+                        scheduled.insert(id, now + delay);
+                    }
+                    pass(&wheel, now);
+                    let tick_start = now / TICK * TICK;
+                    let mut due: Vec<(u64, usize)> = scheduled
                         .iter()
-                        .filter(|(_, tick)| **tick <= now)
-                        .map(|(id, tick)| (*tick, *id))
+                        .filter(|(_, deadline)| **deadline <= tick_start)
+                        .map(|(id, deadline)| (*deadline, *id))
                         .collect();
                     due.sort_unstable();
                     let woken = std::mem::take(&mut *log.lock().unwrap());
@@ -219,17 +220,18 @@ proptest! {
                     let mut expected: Vec<usize> = due.iter().map(|(_, id)| *id).collect();
                     expected.sort_unstable();
                     prop_assert_eq!(woken_sorted, expected);
-                    if by < SLOTS as u64 {
-                        // Within a round, ticks fire in order.
-                        let ticks: Vec<u64> = woken.iter().map(|id| model[id]).collect();
+                    if by < SLOTS as u64 * TICK {
+                        // Within a round, buckets fire in order.
+                        let ticks: Vec<u64> =
+                            woken.iter().map(|id| scheduled[id].div_ceil(TICK)).collect();
                         prop_assert!(ticks.windows(2).all(|w| w[0] <= w[1]));
                     }
                     for (_, id) in due {
-                        model.remove(&id);
+                        scheduled.remove(&id);
                     }
                 }
             }
-            prop_assert_eq!(wheel.len(), model.len());
+            prop_assert_eq!(wheel.waiting(), staged.len() + scheduled.len());
         }
     }
 }

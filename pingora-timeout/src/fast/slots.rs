@@ -1,0 +1,295 @@
+//! One shard's timers: an arena of entries threaded into linked lists.
+//!
+//! Entries live in one vector with a free list, so a timer keeps a stable
+//! index from arming until it is released, memory is reused from tick to
+//! tick, and every operation is O(1) with no allocation once the vector has
+//! grown. An entry sits in one of these places:
+//!
+//! - **staged**: just armed. The arming thread did not read the clock (that
+//!   read would cost more than the rest of arming), so the entry holds its
+//!   delay; the driver gives it a deadline tick at its next pass.
+//! - **slotted**: in the list of slot `tick % SLOTS`, waiting for `tick`.
+//!   Timers due in later rounds share a slot's list with nearer ones.
+//! - **fired**: its waker was handed out. The entry stays reserved until
+//!   its timer releases it, so an index never changes owner while a timer
+//!   holds it.
+
+use std::task::Waker;
+
+/// Slots per shard; a power of two so that a tick maps to a slot by masking.
+pub(crate) const SLOTS: usize = 1024;
+const MASK: u64 = SLOTS as u64 - 1;
+
+/// The null link.
+const NONE: u32 = u32::MAX;
+
+/// Above this many entries, an emptied arena gives its memory back (when
+/// [`Slots::shrink_if_empty`] is called) instead of keeping it for reuse.
+const KEEP_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Free,
+    /// `when` is the delay in nanoseconds.
+    Staged,
+    /// `when` is the deadline tick.
+    Slotted,
+    Fired,
+}
+
+struct Entry {
+    waker: Option<Waker>,
+    when: u64,
+    prev: u32,
+    /// The next entry in the same list; for a free entry, the next free one.
+    next: u32,
+    place: Place,
+}
+
+/// What [`Slots::refresh`] found.
+pub(crate) enum Refresh {
+    /// The timer had fired; its entry is now released.
+    Fired,
+    /// The timer waits; holds the waker it replaced, if any, to be dropped
+    /// outside the lock.
+    Waiting(Option<Waker>),
+}
+
+/// The timers of one shard, addressed by a stable `u32` index.
+pub(crate) struct Slots {
+    entries: Vec<Entry>,
+    free: u32,
+    /// Entries not free.
+    held: usize,
+    /// Entries staged or slotted.
+    waiting: usize,
+    /// The first entry of each slot's list.
+    heads: Box<[u32]>,
+    /// Staged entries: pushed at the head, scheduled from the tail (oldest
+    /// first), so a steady stream of new timers cannot starve old ones.
+    staged_head: u32,
+    staged_tail: u32,
+}
+
+impl Slots {
+    /// No timers; the arena allocates on the first insert.
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            free: NONE,
+            held: 0,
+            waiting: 0,
+            heads: vec![NONE; SLOTS].into_boxed_slice(),
+            staged_head: NONE,
+            staged_tail: NONE,
+        }
+    }
+
+    /// Entries that a timer still holds: waiting, or fired and not released.
+    #[cfg(test)]
+    pub(crate) const fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Timers that have not fired.
+    pub(crate) const fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Whether any timer is staged, waiting for its deadline tick.
+    pub(crate) const fn has_staged(&self) -> bool {
+        self.staged_head != NONE
+    }
+
+    /// Stage a timer that fires `delay_nanos` after its arming.
+    ///
+    /// Returns `None` when the arena already holds `u32::MAX` entries, so
+    /// that indexes always fit the `u32` kept in each registration.
+    pub(crate) fn insert(&mut self, delay_nanos: u64, waker: &Waker) -> Option<u32> {
+        let entry = Entry {
+            waker: Some(waker.clone()),
+            when: delay_nanos,
+            prev: NONE,
+            next: self.staged_head,
+            place: Place::Staged,
+        };
+        let index = if self.free == NONE {
+            let index = u32::try_from(self.entries.len())
+                .ok()
+                .filter(|i| *i != NONE)?;
+            self.entries.push(entry);
+            index
+        } else {
+            let index = self.free;
+            let reused = &mut self.entries[index as usize];
+            self.free = reused.next;
+            *reused = entry;
+            index
+        };
+        match self.staged_head {
+            NONE => self.staged_tail = index,
+            head => self.entries[head as usize].prev = index,
+        }
+        self.staged_head = index;
+        self.held += 1;
+        self.waiting += 1;
+        Some(index)
+    }
+
+    /// Give up to `budget` staged timers, oldest first, the first tick that
+    /// starts at or after `now_nanos` plus their delay, and never a tick
+    /// before `min_tick`. Returns how many were scheduled.
+    ///
+    /// `now_nanos` must be read after every one of these timers was staged:
+    /// their clocks started before it, so none can fire early.
+    pub(crate) fn schedule(
+        &mut self,
+        budget: usize,
+        now_nanos: u64,
+        tick_nanos: u64,
+        min_tick: u64,
+    ) -> usize {
+        let mut done = 0;
+        while done < budget && self.staged_tail != NONE {
+            let index = self.staged_tail;
+            let delay = self.entries[index as usize].when;
+            self.unlink(index);
+            let tick = now_nanos
+                .saturating_add(delay)
+                .div_ceil(tick_nanos)
+                .max(min_tick);
+            let slot = slot_of(tick);
+            let head = self.heads[slot];
+            let entry = &mut self.entries[index as usize];
+            entry.when = tick;
+            entry.place = Place::Slotted;
+            entry.prev = NONE;
+            entry.next = head;
+            if head != NONE {
+                self.entries[head as usize].prev = index;
+            }
+            self.heads[slot] = index;
+            done += 1;
+        }
+        done
+    }
+
+    /// Release the entry at `index` and hand back its waker, if it still
+    /// had one.
+    ///
+    /// The caller must drop the waker after releasing its lock: dropping the
+    /// last reference to a task may run arbitrary code.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<Waker> {
+        let place = self.entries.get(index as usize)?.place;
+        match place {
+            Place::Free => return None,
+            Place::Staged | Place::Slotted => {
+                self.unlink(index);
+                self.waiting -= 1;
+            }
+            Place::Fired => {}
+        }
+        let entry = &mut self.entries[index as usize];
+        let waker = entry.waker.take();
+        entry.place = Place::Free;
+        entry.next = self.free;
+        self.free = index;
+        self.held -= 1;
+        if self.held == 0 {
+            // Nothing is held, so every list is empty: start again from the
+            // front of the arena, keeping its memory for the next burst.
+            self.entries.clear();
+            self.free = NONE;
+        }
+        waker
+    }
+
+    /// Report whether the timer at `index` has fired, releasing its entry if
+    /// so; if not, make sure it will wake `waker`.
+    pub(crate) fn refresh(&mut self, index: u32, waker: &Waker) -> Refresh {
+        let Some(entry) = self.entries.get_mut(index as usize) else {
+            return Refresh::Fired;
+        };
+        match entry.place {
+            Place::Staged | Place::Slotted => Refresh::Waiting(match &mut entry.waker {
+                Some(stored) if !stored.will_wake(waker) => {
+                    Some(std::mem::replace(stored, waker.clone()))
+                }
+                _ => None,
+            }),
+            Place::Fired => {
+                // A fired entry has no waker left to drop.
+                let _none = self.remove(index);
+                Refresh::Fired
+            }
+            Place::Free => Refresh::Fired,
+        }
+    }
+
+    /// Fire the timers in `tick`'s slot that are due at or before `tick`,
+    /// moving their wakers into `out`. Timers of later rounds stay.
+    pub(crate) fn fire_slot(&mut self, tick: u64, out: &mut Vec<Waker>) {
+        self.fire_list(slot_of(tick), tick, out);
+    }
+
+    /// Fire every slotted timer due at or before `now`.
+    pub(crate) fn fire_all(&mut self, now: u64, out: &mut Vec<Waker>) {
+        for slot in 0..SLOTS {
+            self.fire_list(slot, now, out);
+        }
+    }
+
+    /// Give back the arena's memory if no timer holds an entry and it is
+    /// large.
+    pub(crate) fn shrink_if_empty(&mut self) {
+        if self.held == 0 && self.entries.capacity() > KEEP_CAPACITY {
+            self.entries = Vec::new();
+        }
+    }
+
+    fn fire_list(&mut self, slot: usize, now: u64, out: &mut Vec<Waker>) {
+        let mut index = self.heads[slot];
+        while index != NONE {
+            let entry = &self.entries[index as usize];
+            let next = entry.next;
+            if entry.when <= now {
+                self.unlink(index);
+                self.waiting -= 1;
+                let entry = &mut self.entries[index as usize];
+                entry.place = Place::Fired;
+                out.extend(entry.waker.take());
+            }
+            index = next;
+        }
+    }
+
+    /// Take a staged or slotted entry out of its list.
+    fn unlink(&mut self, index: u32) {
+        let entry = &self.entries[index as usize];
+        let (prev, next, place, when) = (entry.prev, entry.next, entry.place, entry.when);
+        let staged = place == Place::Staged;
+        if prev == NONE {
+            if staged {
+                self.staged_head = next;
+            } else {
+                self.heads[slot_of(when)] = next;
+            }
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        if next == NONE {
+            if staged {
+                self.staged_tail = prev;
+            }
+        } else {
+            self.entries[next as usize].prev = prev;
+        }
+    }
+}
+
+const fn slot_of(tick: u64) -> usize {
+    (tick & MASK) as usize
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! Tests of one shard's arena and lists.
+
+use super::*;
+
+const TICK: u64 = 10;
+
+fn fired(slots: &mut Slots, tick: u64) -> usize {
+    let mut out = Vec::new();
+    slots.fire_slot(tick, &mut out);
+    out.len()
+}
+
+#[test]
+fn indexes_are_reused_after_release() {
+    let mut slots = Slots::new();
+    let a = slots.insert(1, Waker::noop()).unwrap();
+    let b = slots.insert(2, Waker::noop()).unwrap();
+    assert_ne!(a, b);
+    assert!(slots.remove(a).is_some());
+    assert!(slots.remove(a).is_none(), "a second removal finds nothing");
+    let c = slots.insert(3, Waker::noop()).unwrap();
+    assert_eq!(c, a);
+    assert_eq!(slots.held(), 2);
+}
+
+#[test]
+fn scheduling_rounds_up_from_the_given_time() {
+    let mut slots = Slots::new();
+    let i = slots.insert(25, Waker::noop()).unwrap();
+    assert_eq!(slots.schedule(usize::MAX, 7, TICK, 0), 1);
+    assert!(!slots.has_staged());
+    // 7 + 25 = 32 rounds up to tick 4 (40).
+    assert_eq!(fired(&mut slots, 3), 0);
+    assert_eq!(fired(&mut slots, 4), 1);
+    assert_eq!(slots.waiting(), 0);
+    assert_eq!(slots.held(), 1, "reserved until released");
+    assert!(matches!(slots.refresh(i, Waker::noop()), Refresh::Fired));
+    assert_eq!(slots.held(), 0);
+}
+
+#[test]
+fn scheduling_never_picks_a_tick_below_the_floor() {
+    let mut slots = Slots::new();
+    slots.insert(1, Waker::noop()).unwrap();
+    slots.schedule(1, 0, TICK, 9);
+    assert_eq!(fired(&mut slots, 1), 0);
+    assert_eq!(fired(&mut slots, 9), 1);
+}
+
+#[test]
+fn scheduling_takes_the_oldest_first_within_its_budget() {
+    let mut slots = Slots::new();
+    let old = slots.insert(10, Waker::noop()).unwrap();
+    let new = slots.insert(10, Waker::noop()).unwrap();
+    assert_eq!(slots.schedule(1, 0, TICK, 0), 1);
+    assert!(slots.has_staged());
+    assert_eq!(fired(&mut slots, 1), 1);
+    assert!(matches!(slots.refresh(old, Waker::noop()), Refresh::Fired));
+    assert!(matches!(
+        slots.refresh(new, Waker::noop()),
+        Refresh::Waiting(_)
+    ));
+}
+
+#[test]
+fn later_rounds_and_other_slots_stay() {
+    let mut slots = Slots::new();
+    for delay in [50, 50 + TICK * SLOTS as u64, 60] {
+        slots.insert(delay, Waker::noop()).unwrap();
+    }
+    slots.schedule(usize::MAX, 0, TICK, 0);
+    assert_eq!(fired(&mut slots, 5), 1);
+    assert_eq!(slots.waiting(), 2);
+    assert_eq!(fired(&mut slots, 6), 1);
+    assert_eq!(fired(&mut slots, 5 + SLOTS as u64), 1);
+}
+
+#[test]
+fn removal_from_any_list_position_keeps_lists_whole() {
+    let mut slots = Slots::new();
+    let ids: Vec<u32> = (0..6)
+        .map(|_| slots.insert(90, Waker::noop()).unwrap())
+        .collect();
+    // From the staged list: middle, head, tail.
+    slots.remove(ids[2]).unwrap();
+    slots.remove(ids[5]).unwrap();
+    slots.remove(ids[0]).unwrap();
+    slots.schedule(usize::MAX, 0, TICK, 0);
+    // From a slot list.
+    slots.remove(ids[3]).unwrap();
+    assert_eq!(fired(&mut slots, 9), 2);
+    assert_eq!(slots.waiting(), 0);
+}
+
+#[test]
+fn fire_all_reaches_every_slot() {
+    let mut slots = Slots::new();
+    for tick in [1, 7, 1023, 1024, 5000, 9999] {
+        slots.insert(tick * TICK, Waker::noop()).unwrap();
+    }
+    slots.schedule(usize::MAX, 0, TICK, 0);
+    let mut out = Vec::new();
+    slots.fire_all(5000, &mut out);
+    assert_eq!(out.len(), 5);
+    assert_eq!(slots.waiting(), 1);
+}
+
+#[test]
+fn an_emptied_large_arena_frees_its_memory() {
+    let mut slots = Slots::new();
+    let ids: Vec<u32> = (0..=KEEP_CAPACITY)
+        .map(|_| slots.insert(1, Waker::noop()).unwrap())
+        .collect();
+    for id in ids {
+        slots.remove(id).unwrap();
+    }
+    assert!(slots.entries.capacity() > KEEP_CAPACITY, "kept for reuse");
+    slots.shrink_if_empty();
+    assert_eq!(slots.entries.capacity(), 0);
+}
