@@ -7,6 +7,10 @@ use std::path::Path;
 /// The only config file format version so far.
 const CONF_VERSION: usize = 1;
 
+/// The kind of error for a config file that is not valid: an unknown key, a
+/// value of the wrong type or out of range. Not retryable: fix the file.
+pub const CONFIG_ERROR: ErrorType = ErrorType::new("ConfigError");
+
 /// The server's settings, loaded from a YAML file.
 ///
 /// Every key is optional and has a default (see [`Default`]); a key the
@@ -92,8 +96,8 @@ impl ServerConf {
     /// # Errors
     ///
     /// [`ErrorType::FileReadError`] when the file cannot be read,
-    /// [`ErrorType::InternalError`] naming the file and the key when the
-    /// content is invalid.
+    /// [`CONFIG_ERROR`] naming the file and the key when the content is
+    /// invalid.
     pub fn load_from_yaml(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).or_err_with(ErrorType::FileReadError, || {
@@ -101,10 +105,7 @@ impl ServerConf {
         })?;
         Self::from_yaml(&text).map_err(|e| {
             let context = e.context().unwrap_or_default().to_string();
-            Error::explain(
-                ErrorType::InternalError,
-                format!("config file {}: {context}", path.display()),
-            )
+            Error::explain(CONFIG_ERROR, format!("{}: {context}", path.display()))
         })
     }
 
@@ -114,15 +115,14 @@ impl ServerConf {
     ///
     /// # Errors
     ///
-    /// [`ErrorType::InternalError`] naming the key that is unknown, of the
-    /// wrong type or out of range.
+    /// [`CONFIG_ERROR`] naming the key that is unknown, of the wrong type
+    /// or out of range.
     pub fn from_yaml(text: &str) -> Result<Self> {
         // serde_yaml reports an empty document as `null`, not as an empty map.
         let conf: Self = if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml::from_str(text)
-                .explain_err(ErrorType::InternalError, |e| format!("invalid config: {e}"))?
+            serde_yaml::from_str(text).explain_err(CONFIG_ERROR, |e| e.to_string())?
         };
         conf.validate()?;
         Ok(conf)
@@ -138,14 +138,9 @@ impl ServerConf {
     ///
     /// # Errors
     ///
-    /// [`ErrorType::InternalError`] naming the key that is out of range.
+    /// [`CONFIG_ERROR`] naming the key that is out of range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, why: &str| {
-            Error::e_explain(
-                ErrorType::InternalError,
-                format!("invalid config: {key}: {why}"),
-            )
-        };
+        let bad = |key: &str, why: &str| Error::e_explain(CONFIG_ERROR, format!("{key}: {why}"));
         if self.version != CONF_VERSION {
             return bad("version", "only version 1 is supported");
         }
@@ -200,6 +195,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let err = ServerConf::from_yaml("threads: 2\nthreadz: 3\n").unwrap_err();
+        assert_eq!(*err.etype(), CONFIG_ERROR);
         assert!(err.to_string().contains("threadz"), "{err}");
     }
 
