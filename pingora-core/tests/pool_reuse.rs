@@ -10,15 +10,22 @@ mod support;
 use std::time::Duration;
 
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
-use pingora_core::tls::{CertStore, TlsSettings};
+use pingora_core::tls::{CertStore, TlsBackend};
 use pingora_core::upstreams::{HttpPeer, Peer};
 use support::certs::Ca;
 use support::origin::{After, Origin, WAIT, ping};
+use support::tls::settings;
 
 fn connector(pool_size: usize) -> TransportConnector {
     let mut options = ConnectorOptions::default();
     options.keepalive_pool_size = pool_size;
     TransportConnector::new(options).unwrap()
+}
+
+fn connector_on(backend: TlsBackend, pool_size: usize) -> TransportConnector {
+    let mut options = ConnectorOptions::default();
+    options.keepalive_pool_size = pool_size;
+    support::tls::connector_with(backend, options)
 }
 
 /// Poll `cond` every 10ms until it holds, for at most [`WAIT`].
@@ -52,14 +59,20 @@ async fn one_connection_serves_sequential_requests() {
 
 #[tokio::test]
 async fn one_tls_connection_serves_sequential_requests() {
+    for backend in TlsBackend::all() {
+        one_tls_connection_serves_sequential_requests_on(backend).await;
+    }
+}
+
+async fn one_tls_connection_serves_sequential_requests_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
-    let acceptor = TlsSettings::new(CertStore::new().with_default(ca.leaf(&["a.test"])))
+    let acceptor = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])))
         .build()
         .unwrap();
     let origin = Origin::start(Some(acceptor), After::KeepAlive).await;
     let mut peer = HttpPeer::new(origin.addr, true, "a.test");
     peer.options.ca = Some(ca.roots());
-    sequential_requests(&peer, &origin, &connector(16)).await;
+    sequential_requests(&peer, &origin, &connector_on(backend, 16)).await;
 }
 
 #[tokio::test]
@@ -114,13 +127,19 @@ async fn idle_timeout_holds() {
 
 #[tokio::test]
 async fn different_snis_never_share_a_connection() {
+    for backend in TlsBackend::all() {
+        different_snis_never_share_a_connection_on(backend).await;
+    }
+}
+
+async fn different_snis_never_share_a_connection_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
     let store = CertStore::new()
         .with_name("a.test", ca.leaf(&["a.test"]))
         .with_name("b.test", ca.leaf(&["b.test"]));
-    let acceptor = TlsSettings::new(store).build().unwrap();
+    let acceptor = settings(backend, store).build().unwrap();
     let origin = Origin::start(Some(acceptor), After::KeepAlive).await;
-    let connector = connector(16);
+    let connector = connector_on(backend, 16);
     let mut a = HttpPeer::new(origin.addr, true, "a.test");
     a.options.ca = Some(ca.roots());
     let mut b = HttpPeer::new(origin.addr, true, "b.test");

@@ -7,23 +7,25 @@ mod support;
 
 use std::time::Duration;
 
-use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::l4::L4Stream;
-use pingora_core::tls::{CertStore, TlsSettings};
+use pingora_core::tls::CertStore;
+use pingora_core::tls::TlsBackend;
 use pingora_core::upstreams::HttpPeer;
 use pingora_core::{ErrorSource, ErrorType};
 use support::certs::{Ca, leaf_der};
 use support::origin::{After, Origin, ping};
+use support::tls::{connector, peer, settings};
 
-fn connector() -> TransportConnector {
-    TransportConnector::new(ConnectorOptions::default()).unwrap()
-}
-
-fn peer(origin: &Origin, ca: &Ca, sni: &str) -> HttpPeer {
-    let mut peer = HttpPeer::new(origin.addr, true, sni);
-    peer.options.ca = Some(ca.roots());
-    peer
+/// Whether `backend` resumes client sessions: OpenSSL would need an
+/// `unsafe` call to hand it a stored session.
+fn resumes_sessions(backend: TlsBackend) -> bool {
+    #[cfg(feature = "openssl")]
+    if backend == TlsBackend::OpenSsl {
+        return false;
+    }
+    let _ = backend;
+    true
 }
 
 fn presented(stream: &Stream) -> Vec<u8> {
@@ -33,14 +35,20 @@ fn presented(stream: &Stream) -> Vec<u8> {
 
 #[tokio::test]
 async fn reload_takes_effect_for_new_connections() {
+    for backend in TlsBackend::all() {
+        reload_takes_effect_for_new_connections_on(backend).await;
+    }
+}
+
+async fn reload_takes_effect_for_new_connections_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
     let (old, new) = (ca.leaf(&["a.test"]), ca.leaf(&["a.test"]));
     let (old_der, new_der) = (leaf_der(&old), leaf_der(&new));
-    let acceptor = TlsSettings::new(CertStore::new().with_default(old))
+    let acceptor = settings(backend, CertStore::new().with_default(old))
         .build()
         .unwrap();
     let origin = Origin::start(Some(acceptor.clone()), After::KeepAlive).await;
-    let connector = connector();
+    let connector = connector(backend);
 
     let mut before = connector
         .new_stream(&peer(&origin, &ca, "a.test"))
@@ -60,6 +68,12 @@ async fn reload_takes_effect_for_new_connections() {
 
 #[tokio::test]
 async fn reload_from_files_and_failed_reload_keeps_the_old_certificate() {
+    for backend in TlsBackend::all() {
+        reload_from_files_and_failed_reload_keeps_the_old_certificate_on(backend).await;
+    }
+}
+
+async fn reload_from_files_and_failed_reload_keeps_the_old_certificate_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
     let dir = std::env::temp_dir().join(format!("pingora-tls-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -68,12 +82,12 @@ async fn reload_from_files_and_failed_reload_keeps_the_old_certificate() {
     std::fs::write(&cert_path, &cert_pem).unwrap();
     std::fs::write(&key_path, &key_pem).unwrap();
 
-    let acceptor = TlsSettings::with_cert_files(&cert_path, &key_path)
+    let acceptor = support::tls::settings_from_files(backend, &cert_path, &key_path)
         .unwrap()
         .build()
         .unwrap();
     let origin = Origin::start(Some(acceptor.clone()), After::KeepAlive).await;
-    let connector = connector();
+    let connector = connector(backend);
     let first = presented(
         &connector
             .new_stream(&peer(&origin, &ca, "a.test"))
@@ -110,12 +124,21 @@ async fn reload_from_files_and_failed_reload_keeps_the_old_certificate() {
 
 #[tokio::test]
 async fn sessions_are_resumed() {
+    for backend in TlsBackend::all() {
+        sessions_are_resumed_on(backend).await;
+    }
+}
+
+async fn sessions_are_resumed_on(backend: TlsBackend) {
+    if !resumes_sessions(backend) {
+        return;
+    }
     let ca = Ca::new("test ca");
-    let acceptor = TlsSettings::new(CertStore::new().with_default(ca.leaf(&["a.test"])))
+    let acceptor = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])))
         .build()
         .unwrap();
     let origin = Origin::start(Some(acceptor), After::KeepAlive).await;
-    let connector = connector();
+    let connector = connector(backend);
 
     let mut first = connector
         .new_stream(&peer(&origin, &ca, "a.test"))
@@ -133,6 +156,12 @@ async fn sessions_are_resumed() {
 
 #[tokio::test]
 async fn silent_server_times_the_handshake_out() {
+    for backend in TlsBackend::all() {
+        silent_server_times_the_handshake_out_on(backend).await;
+    }
+}
+
+async fn silent_server_times_the_handshake_out_on(backend: TlsBackend) {
     // Accepts TCP but never answers the ClientHello.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -143,7 +172,7 @@ async fn silent_server_times_the_handshake_out() {
     });
     let mut peer = HttpPeer::new(addr, true, "a.test");
     peer.options.total_connection_timeout = Some(Duration::from_millis(200));
-    let err = connector().new_stream(&peer).await.unwrap_err();
+    let err = connector(backend).new_stream(&peer).await.unwrap_err();
     assert_eq!(err.etype(), &ErrorType::TLSHandshakeTimedout);
     assert_eq!(err.esource(), &ErrorSource::Upstream);
     assert!(err.retry());
@@ -152,8 +181,14 @@ async fn silent_server_times_the_handshake_out() {
 
 #[tokio::test]
 async fn silent_client_times_the_server_handshake_out() {
+    for backend in TlsBackend::all() {
+        silent_client_times_the_server_handshake_out_on(backend).await;
+    }
+}
+
+async fn silent_client_times_the_server_handshake_out_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
-    let mut settings = TlsSettings::new(CertStore::new().with_default(ca.leaf(&["a.test"])));
+    let mut settings = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])));
     settings.set_handshake_timeout(Duration::from_millis(200));
     let acceptor = settings.build().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -170,8 +205,14 @@ async fn silent_client_times_the_server_handshake_out() {
 
 #[tokio::test]
 async fn tls_over_a_unix_socket() {
+    for backend in TlsBackend::all() {
+        tls_over_a_unix_socket_on(backend).await;
+    }
+}
+
+async fn tls_over_a_unix_socket_on(backend: TlsBackend) {
     let ca = Ca::new("test ca");
-    let acceptor = TlsSettings::new(CertStore::new().with_default(ca.leaf(&["a.test"])))
+    let acceptor = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])))
         .build()
         .unwrap();
     let dir = std::env::temp_dir().join(format!("pingora-tls-uds-{}", std::process::id()));
@@ -189,7 +230,7 @@ async fn tls_over_a_unix_socket() {
     });
     let mut peer = HttpPeer::new_uds(&path, true, "a.test");
     peer.options.ca = Some(ca.roots());
-    let stream = connector().new_stream(&peer).await.unwrap();
+    let stream = connector(backend).new_stream(&peer).await.unwrap();
     assert_eq!(
         stream.digest().unwrap().tls.as_ref().unwrap().version,
         "TLSv1.3"
@@ -198,7 +239,7 @@ async fn tls_over_a_unix_socket() {
     // Without an SNI there is no name to verify a Unix socket peer by.
     let mut nameless = HttpPeer::new_uds(&path, true, "");
     nameless.options.ca = Some(ca.roots());
-    let err = connector().new_stream(&nameless).await.unwrap_err();
+    let err = connector(backend).new_stream(&nameless).await.unwrap_err();
     assert_eq!(err.etype(), &ErrorType::TLSHandshakeFailure);
     let _ = std::fs::remove_dir_all(&dir);
 }

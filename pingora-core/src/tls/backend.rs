@@ -7,7 +7,10 @@
 //! same way for every backend.
 
 // Without any backend compiled in, nothing reads these settings.
-#![cfg_attr(not(feature = "rustls"), allow(dead_code, unused_variables))]
+#![cfg_attr(
+    not(any(feature = "rustls", feature = "openssl")),
+    allow(dead_code, unused_variables)
+)]
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -29,6 +32,9 @@ pub enum TlsBackend {
     /// rustls with the aws-lc-rs provider (feature `rustls`).
     #[cfg(feature = "rustls")]
     Rustls,
+    /// OpenSSL through the `openssl` crate (feature `openssl`).
+    #[cfg(feature = "openssl")]
+    OpenSsl,
 }
 
 impl TlsBackend {
@@ -37,14 +43,28 @@ impl TlsBackend {
     pub const fn default_backend() -> Option<Self> {
         #[cfg(feature = "rustls")]
         return Some(Self::Rustls);
-        #[cfg(not(feature = "rustls"))]
+        #[cfg(all(not(feature = "rustls"), feature = "openssl"))]
+        return Some(Self::OpenSsl);
+        #[cfg(not(any(feature = "rustls", feature = "openssl")))]
         return None;
+    }
+
+    /// Every backend compiled in, the default first.
+    pub fn all() -> Vec<Self> {
+        vec![
+            #[cfg(feature = "rustls")]
+            Self::Rustls,
+            #[cfg(feature = "openssl")]
+            Self::OpenSsl,
+        ]
     }
 
     pub(crate) fn acceptor(self, params: ServerParams) -> Result<Arc<dyn AcceptorImpl>> {
         match self {
             #[cfg(feature = "rustls")]
             Self::Rustls => super::rustls::server::acceptor(params),
+            #[cfg(feature = "openssl")]
+            Self::OpenSsl => super::openssl::server::acceptor(params),
         }
     }
 
@@ -57,6 +77,10 @@ impl TlsBackend {
             Self::Rustls => Ok(Arc::new(super::rustls::client::Connector::new(
                 default_roots,
             )?)),
+            #[cfg(feature = "openssl")]
+            Self::OpenSsl => Ok(Arc::new(super::openssl::client::Connector::new(
+                default_roots,
+            )?)),
         }
     }
 }
@@ -65,7 +89,7 @@ impl TlsBackend {
 pub(crate) fn no_backend() -> pingora_error::BError {
     Error::explain(
         ErrorType::InternalError,
-        "no TLS backend compiled in (enable the rustls feature)",
+        "no TLS backend compiled in (enable the rustls or openssl feature)",
     )
 }
 

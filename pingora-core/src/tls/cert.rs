@@ -3,7 +3,7 @@
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
-#[cfg(feature = "rustls")]
+#[cfg(any(feature = "rustls", feature = "openssl"))]
 use std::sync::{Arc, OnceLock};
 
 use pingora_error::{Error, ErrorType, OrErr, Result};
@@ -22,6 +22,9 @@ pub struct CertKey {
     // re-parse its key each time. `None` inside means the key is unusable.
     #[cfg(feature = "rustls")]
     rustls: OnceLock<Option<Arc<rustls::sign::CertifiedKey>>>,
+    // The same for OpenSSL: the parsed certificates and key.
+    #[cfg(feature = "openssl")]
+    openssl: OnceLock<Option<Arc<super::openssl::OpensslCert>>>,
 }
 
 impl CertKey {
@@ -39,6 +42,8 @@ impl CertKey {
             key,
             #[cfg(feature = "rustls")]
             rustls: OnceLock::new(),
+            #[cfg(feature = "openssl")]
+            openssl: OnceLock::new(),
         })
     }
 
@@ -96,6 +101,11 @@ impl CertKey {
     #[cfg(feature = "rustls")]
     pub(crate) fn rustls_cell(&self) -> &OnceLock<Option<Arc<rustls::sign::CertifiedKey>>> {
         &self.rustls
+    }
+
+    #[cfg(feature = "openssl")]
+    pub(crate) fn openssl_cell(&self) -> &OnceLock<Option<Arc<super::openssl::OpensslCert>>> {
+        &self.openssl
     }
 }
 

@@ -8,9 +8,14 @@
 //! feature:
 //!
 //! - `rustls` (default): rustls 0.23 with its aws-lc-rs crypto provider.
+//! - `openssl`: the system OpenSSL through the `openssl` crate (needs
+//!   libssl-dev and pkg-config to build). It does not resume client
+//!   sessions: handing a stored session to OpenSSL is an `unsafe` call, and
+//!   this crate has no unsafe code.
 //!
-//! The OpenSSL and BoringSSL backends are not written yet; their features
-//! compile to nothing.
+//! Both can be compiled in together; [`TlsBackend::default_backend`]
+//! prefers rustls. The BoringSSL backend is not written yet; its feature
+//! compiles to nothing (and could not link together with `openssl`).
 //!
 //! A TLS stream's [`Digest`](crate::protocols::Digest) carries a
 //! [`TlsDigest`](crate::protocols::tls::TlsDigest): version, cipher, ALPN,
@@ -21,6 +26,8 @@ mod cert;
 mod select;
 mod server;
 
+#[cfg(feature = "openssl")]
+mod openssl;
 #[cfg(feature = "rustls")]
 mod rustls;
 

@@ -1,7 +1,10 @@
 //! Picking the server certificate for a handshake.
 
 // Without any backend compiled in, nothing reads these settings.
-#![cfg_attr(not(feature = "rustls"), allow(dead_code, unused_variables))]
+#![cfg_attr(
+    not(any(feature = "rustls", feature = "openssl")),
+    allow(dead_code, unused_variables)
+)]
 
 use std::collections::HashMap;
 use std::fmt;

@@ -5,3 +5,4 @@
 
 pub(crate) mod certs;
 pub(crate) mod origin;
+pub(crate) mod tls;

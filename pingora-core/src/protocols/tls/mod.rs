@@ -1,8 +1,12 @@
 //! TLS streams and what is known about a TLS session.
 
+#[cfg(feature = "openssl")]
+mod openssl;
 #[cfg(feature = "rustls")]
 mod rustls;
 
+#[cfg(feature = "openssl")]
+pub(crate) use self::openssl::OpensslStream;
 #[cfg(feature = "rustls")]
 pub(crate) use self::rustls::RustlsStream;
 
@@ -14,7 +18,9 @@ pub(crate) use self::rustls::RustlsStream;
 pub struct TlsDigest {
     /// The protocol version, such as `"TLSv1.3"`.
     pub version: String,
-    /// The cipher suite's IANA name, such as `"TLS13_AES_256_GCM_SHA384"`.
+    /// The cipher suite's name as the backend spells it, such as
+    /// `"TLS13_AES_256_GCM_SHA384"` (rustls) or `"TLS_AES_256_GCM_SHA384"`
+    /// (OpenSSL).
     pub cipher: String,
     /// The protocol chosen with ALPN, such as `b"h2"`.
     pub alpn: Option<Vec<u8>>,
