@@ -171,6 +171,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn os_errors_map_to_connect_kinds() {
+        let kind = |k| *connect_error(io::Error::from(k)).etype();
+        assert_eq!(
+            kind(io::ErrorKind::ConnectionRefused),
+            ErrorType::ConnectRefused
+        );
+        assert_eq!(kind(io::ErrorKind::TimedOut), ErrorType::ConnectTimedout);
+        assert_eq!(
+            kind(io::ErrorKind::HostUnreachable),
+            ErrorType::ConnectNoRoute
+        );
+        assert_eq!(
+            kind(io::ErrorKind::NetworkUnreachable),
+            ErrorType::ConnectNoRoute
+        );
+        assert_eq!(
+            kind(io::ErrorKind::PermissionDenied),
+            ErrorType::ConnectError
+        );
+        assert_eq!(
+            *timed_out(Duration::from_secs(1)).etype(),
+            ErrorType::ConnectTimedout
+        );
+    }
+
     #[tokio::test]
     async fn missing_unix_socket_is_a_connect_error() {
         let peer = BasicPeer::new_uds("/nonexistent/pingora.sock");

@@ -170,3 +170,65 @@ async fn dropping_the_pool_releases_connections() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// A connection that never turns unusable, for index-only tests.
+struct Quiet(u32);
+
+impl IdleWatch for Quiet {
+    fn poll_unusable(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u64),
+    Get(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![(0u64..4).prop_map(Op::Put), (0u64..4).prop_map(Op::Get)]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Against a model: a list in return order, trimmed from the oldest
+    /// past the capacity, taken from the newest of a key.
+    #[test]
+    fn pool_matches_the_lru_model(
+        capacity in 0usize..5,
+        ops in proptest::collection::vec(op(), 0..64),
+    ) {
+        // No runtime: no watchers, only the index is exercised.
+        let pool = ConnectionPool::new(capacity);
+        let mut model: Vec<(u64, u32)> = Vec::new();
+        for (n, op) in ops.into_iter().enumerate() {
+            let id = u32::try_from(n).unwrap();
+            match op {
+                Op::Put(key) => {
+                    pool.put(key, Quiet(id), None);
+                    if capacity > 0 {
+                        model.push((key, id));
+                    }
+                    while model.len() > capacity {
+                        model.remove(0);
+                    }
+                }
+                Op::Get(key) => {
+                    let expected = model
+                        .iter()
+                        .rposition(|(k, _)| *k == key)
+                        .map(|i| model.remove(i).1);
+                    proptest::prop_assert_eq!(pool.get(key).map(|c| c.0), expected);
+                }
+            }
+            proptest::prop_assert_eq!(pool.len(), model.len());
+            for key in 0..4 {
+                let in_model = model.iter().filter(|(k, _)| *k == key).count();
+                proptest::prop_assert_eq!(pool.len_of(key), in_model);
+            }
+        }
+    }
+}
