@@ -235,3 +235,64 @@ fn test_mode(path: Option<&str>, loaded: Result<ServerConf>) -> ! {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ReadyNotifier;
+    use crate::services::background::{BackgroundService, background_service};
+    use async_trait::async_trait;
+
+    struct Idle;
+
+    #[async_trait]
+    impl BackgroundService for Idle {
+        async fn start(&self, _: ShutdownWatch, _: ReadyNotifier) {}
+    }
+
+    #[test]
+    fn command_line_overrides_config() {
+        let opt = Opt {
+            daemon: true,
+            ..Opt::default()
+        };
+        let server = Server::new_with_conf(opt, ServerConf::default());
+        assert!(server.configuration().daemon);
+        let server = Server::new(None).unwrap();
+        assert_eq!(**server.configuration(), ServerConf::default());
+    }
+
+    #[test]
+    fn missing_config_file_is_named() {
+        let opt = Opt {
+            conf: Some("/nonexistent/pingora.yaml".into()),
+            ..Opt::default()
+        };
+        let err = Server::new(opt).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/pingora.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dependencies_refuse_cycles() {
+        let mut server = Server::new(None).unwrap();
+        let a = server.add_service(background_service("a", Idle));
+        let b = server.add_service(background_service("b", Idle));
+        assert_eq!(b.name(), "b");
+        server.add_dependency(&b, &a).unwrap();
+        let err = server.add_dependency(&a, &b).unwrap_err();
+        assert!(err.to_string().contains("a cannot depend on b"), "{err}");
+        let mut other = Server::new(None).unwrap();
+        assert!(other.add_dependency(&a, &b).is_err());
+    }
+
+    #[test]
+    fn bootstrap_without_upgrade_is_a_no_op() {
+        let mut server = Server::new(None).unwrap();
+        server.try_bootstrap().unwrap();
+        server.try_bootstrap().unwrap();
+        assert!(server.fds.is_empty());
+    }
+}

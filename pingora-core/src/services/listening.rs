@@ -233,3 +233,92 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::ListenFds;
+    use crate::services::ReadyNotifier;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::watch;
+
+    /// Answers one byte after `hold` elapses, then closes.
+    struct Slow {
+        hold: Duration,
+    }
+
+    #[async_trait]
+    impl ServerApp for Slow {
+        async fn process_new(
+            self: &Arc<Self>,
+            mut stream: Stream,
+            _: &ShutdownWatch,
+        ) -> Option<Stream> {
+            tokio::time::sleep(self.hold).await;
+            let _ = stream.write_all(b"!").await;
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn drains_in_flight_connections_then_returns() {
+        let app = Arc::new(Slow {
+            hold: Duration::from_millis(200),
+        });
+        let mut service = ListeningService::new("slow", app);
+        service.add_tcp("127.0.0.1:0");
+        let bound = service.bound_addrs();
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let fds = ListenFds::new();
+        let ctx = ServiceContext {
+            fds: fds.clone(),
+            shutdown,
+            ready,
+            listener_tasks_per_fd: 2,
+            spawner: Spawner::current(),
+        };
+        let running = tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addr = *bound.get().unwrap()[0].as_inet().unwrap();
+        assert_eq!(fds.len(), 1);
+
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shutdown_tx.send_replace(true);
+        // The in-flight connection is still served...
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"!");
+        // ...and then the service returns, its socket closed and forgotten.
+        let done = tokio::time::timeout(Duration::from_secs(5), running).await;
+        done.unwrap().unwrap().unwrap();
+        assert!(fds.is_empty());
+        let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn bind_error_is_returned() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let mut service = ListeningService::new(
+            "busy",
+            Arc::new(Slow {
+                hold: Duration::ZERO,
+            }),
+        );
+        service.add_tcp(&addr);
+        let (_tx, shutdown) = watch::channel(false);
+        let (ready, _) = ReadyNotifier::new();
+        let ctx = ServiceContext {
+            fds: ListenFds::new(),
+            shutdown,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        let err = service.start_service(ctx).await.unwrap_err();
+        assert!(err.to_string().contains(&addr), "{err}");
+    }
+}
