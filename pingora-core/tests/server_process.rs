@@ -334,15 +334,14 @@ impl Drop for DaemonGuard {
     }
 }
 
-fn daemon_writes_pid_file_and_error_log() {
-    let dir = TempDir::new("daemon");
+/// Start a daemon with `extra` config; returns what it announced once ready.
+fn start_daemon(dir: &TempDir, extra: &str) -> (support_server::process::Ready, DaemonGuard) {
     let log = dir.path("error.log");
-    let pid_file = dir.path("server.pid");
     let conf = conf_arg(&dir.conf(&format!(
-        "error_log: {}\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 5\n",
+        "error_log: {}\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 5\n{extra}",
         log.display()
     )));
-    let mut launcher = ServerProcess::start(&dir, "d", &["-c", &conf, "-d"], &[]);
+    let mut launcher = ServerProcess::start(dir, "d", &["-c", &conf, "-d"], &[]);
     // The launching process exits once the daemon is forked off.
     assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
     let deadline = Instant::now() + READY;
@@ -350,34 +349,75 @@ fn daemon_writes_pid_file_and_error_log() {
         if let Some(ready) = read_ready(&launcher.ready_file) {
             break ready;
         }
-        assert!(
-            Instant::now() < deadline,
-            "daemon not ready: {:?}",
-            std::fs::read_to_string(&log)
-        );
+        let log = std::fs::read_to_string(&log);
+        assert!(Instant::now() < deadline, "daemon not ready: {log:?}");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let _guard = DaemonGuard(ready.pid);
     assert_ne!(ready.pid, launcher.pid());
-    let written: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(written, ready.pid);
+    let guard = DaemonGuard(ready.pid);
+    (ready, guard)
+}
+
+/// SIGTERM a daemon and wait until it exited and removed its pid file.
+fn stop_daemon(pid: u32, pid_file: &std::path::Path) {
+    signal_pid(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + EXIT;
+    while !is_dead(pid) || pid_file.exists() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn daemon_writes_pid_file_and_error_log() {
+    let dir = TempDir::new("daemon");
+    let (ready, _guard) = start_daemon(&dir, "");
+    let pid_file = dir.path("server.pid");
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim().parse::<u32>().unwrap(), ready.pid);
+    let answer = request(ready.tcp(), "ping").unwrap();
+    assert_eq!(answer_pid(&answer), ready.pid);
+    let logged = std::fs::read_to_string(dir.path("error.log")).unwrap();
+    assert!(logged.contains("server starting"), "{logged}");
+    stop_daemon(ready.pid, &pid_file);
+}
+
+fn daemon_switches_user_and_group() {
+    let (Ok(Some(user)), Ok(Some(group))) = (
+        nix::unistd::User::from_name("nobody"),
+        nix::unistd::Group::from_name("nogroup"),
+    ) else {
+        println!("skipped: no user nobody or group nogroup");
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: switching user needs root");
+        return;
+    }
+    let dir = TempDir::new("daemon-user");
+    // The daemon writes its ready file and removes its pid file as nobody.
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (ready, _guard) = start_daemon(&dir, "user: nobody\ngroup: nogroup\n");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ready.pid)).unwrap();
+    let ids = |key: &str| {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        ids("Uid:").iter().all(|id| *id == user.uid.to_string()),
+        "{status}"
+    );
+    assert!(
+        ids("Gid:").iter().all(|id| *id == group.gid.to_string()),
+        "{status}"
+    );
     assert_eq!(
         answer_pid(&request(ready.tcp(), "ping").unwrap()),
         ready.pid
     );
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains("server starting"), "{logged}");
-
-    signal_pid(ready.pid, Signal::SIGTERM);
-    let deadline = Instant::now() + EXIT;
-    while !is_dead(ready.pid) || pid_file.exists() {
-        assert!(Instant::now() < deadline, "daemon did not stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    stop_daemon(ready.pid, &dir.path("server.pid"));
 }
 
 type Test = (&'static str, fn());
@@ -422,6 +462,10 @@ const TESTS: &[Test] = &[
     (
         "daemon_writes_pid_file_and_error_log",
         daemon_writes_pid_file_and_error_log,
+    ),
+    (
+        "daemon_switches_user_and_group",
+        daemon_switches_user_and_group,
     ),
 ];
 
