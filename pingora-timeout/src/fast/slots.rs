@@ -5,15 +5,22 @@
 //! tick, and every operation is O(1) with no allocation once the vector has
 //! grown. An entry sits in one of these places:
 //!
-//! - **staged**: just armed. The arming thread did not read the clock (that
-//!   read would cost more than the rest of arming), so the entry holds its
-//!   delay; the driver gives it a deadline tick at its next pass.
+//! - **staged** or **batched**: just armed. The arming thread did not read
+//!   the clock (that read would cost more than the rest of arming), so the
+//!   entry holds its delay until the driver's next pass reads the clock for
+//!   it. A short timer is then *staged*: the pass gives it its deadline tick
+//!   at once. A long one (delay of at least `lazy_after`) is *batched*: the
+//!   pass stamps its whole batch with the clock reading in O(1), and the
+//!   entries get deadline ticks only when the batch is about to fall due.
+//!   Most long timers (I/O and idle guards) are released long before that,
+//!   so they are never touched by the driver at all.
 //! - **slotted**: in the list of slot `tick % SLOTS`, waiting for `tick`.
 //!   Timers due in later rounds share a slot's list with nearer ones.
 //! - **fired**: its waker was handed out. The entry stays reserved until
 //!   its timer releases it, so an index never changes owner while a timer
 //!   holds it.
 
+use std::collections::VecDeque;
 use std::task::Waker;
 
 /// Slots per shard; a power of two so that a tick maps to a slot by masking.
@@ -32,6 +39,8 @@ enum Place {
     Free,
     /// `when` is the delay in nanoseconds.
     Staged,
+    /// `when` is the delay in nanoseconds; `batch` names the batch.
+    Batched,
     /// `when` is the deadline tick.
     Slotted,
     Fired,
@@ -43,7 +52,18 @@ struct Entry {
     prev: u32,
     /// The next entry in the same list; for a free entry, the next free one.
     next: u32,
+    batch: u32,
     place: Place,
+}
+
+/// Long timers armed between two passes of the driver.
+struct Batch {
+    /// Numbers batches in arming order, wrapping.
+    seq: u32,
+    /// The clock reading of the pass that sealed the batch: every timer in
+    /// it started before this.
+    sealed_at: u64,
+    head: u32,
 }
 
 /// What [`Slots::refresh`] found.
@@ -69,11 +89,20 @@ pub(crate) struct Slots {
     /// first), so a steady stream of new timers cannot starve old ones.
     staged_head: u32,
     staged_tail: u32,
+    /// The batch that new long timers join; it has no clock reading yet.
+    open: u32,
+    open_seq: u32,
+    /// Sealed batches, oldest first, so also in order of falling due.
+    batches: VecDeque<Batch>,
+    tick_nanos: u64,
+    /// Timers with at least this delay are batched.
+    lazy_after: u64,
 }
 
 impl Slots {
-    /// No timers; the arena allocates on the first insert.
-    pub(crate) fn new() -> Self {
+    /// No timers, ticks `tick_nanos` long, timers of `lazy_after` nanos or
+    /// more batched. The arena allocates on the first insert.
+    pub(crate) fn new(tick_nanos: u64, lazy_after: u64) -> Self {
         Self {
             entries: Vec::new(),
             free: NONE,
@@ -82,6 +111,11 @@ impl Slots {
             heads: vec![NONE; SLOTS].into_boxed_slice(),
             staged_head: NONE,
             staged_tail: NONE,
+            open: NONE,
+            open_seq: 0,
+            batches: VecDeque::new(),
+            tick_nanos: tick_nanos.max(1),
+            lazy_after,
         }
     }
 
@@ -96,22 +130,24 @@ impl Slots {
         self.waiting
     }
 
-    /// Whether any timer is staged, waiting for its deadline tick.
-    pub(crate) const fn has_staged(&self) -> bool {
-        self.staged_head != NONE
-    }
-
-    /// Stage a timer that fires `delay_nanos` after its arming.
+    /// Arm a timer that fires `delay_nanos` after its arming.
     ///
     /// Returns `None` when the arena already holds `u32::MAX` entries, so
     /// that indexes always fit the `u32` kept in each registration.
     pub(crate) fn insert(&mut self, delay_nanos: u64, waker: &Waker) -> Option<u32> {
+        let lazy = delay_nanos >= self.lazy_after;
+        let (place, head) = if lazy {
+            (Place::Batched, self.open)
+        } else {
+            (Place::Staged, self.staged_head)
+        };
         let entry = Entry {
             waker: Some(waker.clone()),
             when: delay_nanos,
             prev: NONE,
-            next: self.staged_head,
-            place: Place::Staged,
+            next: head,
+            batch: self.open_seq,
+            place,
         };
         let index = if self.free == NONE {
             let index = u32::try_from(self.entries.len())
@@ -126,52 +162,93 @@ impl Slots {
             *reused = entry;
             index
         };
-        match self.staged_head {
-            NONE => self.staged_tail = index,
-            head => self.entries[head as usize].prev = index,
+        if head != NONE {
+            self.entries[head as usize].prev = index;
         }
-        self.staged_head = index;
+        if lazy {
+            self.open = index;
+        } else {
+            if head == NONE {
+                self.staged_tail = index;
+            }
+            self.staged_head = index;
+        }
         self.held += 1;
         self.waiting += 1;
         Some(index)
     }
 
-    /// Give up to `budget` staged timers, oldest first, the first tick that
-    /// starts at or after `now_nanos` plus their delay, and never a tick
-    /// before `min_tick`. Returns how many were scheduled.
+    /// One driver pass over this shard at clock reading `now_nanos`: give
+    /// deadline ticks (never below `min_tick`) to up to `budget` timers,
+    /// staged ones first, then those of batches about to fall due.
     ///
-    /// `now_nanos` must be read after every one of these timers was staged:
-    /// their clocks started before it, so none can fire early.
+    /// `now_nanos` must be read under the lock that guards `self`, so that
+    /// every timer armed so far started before it and none fires early.
+    /// Returns how many timers were given ticks, and whether work is left.
     pub(crate) fn schedule(
         &mut self,
         budget: usize,
         now_nanos: u64,
-        tick_nanos: u64,
         min_tick: u64,
-    ) -> usize {
+    ) -> (usize, bool) {
+        if self.open != NONE {
+            // O(1) however many long timers the batch holds.
+            self.batches.push_back(Batch {
+                seq: self.open_seq,
+                sealed_at: now_nanos,
+                head: self.open,
+            });
+            self.open = NONE;
+            self.open_seq = self.open_seq.wrapping_add(1);
+        }
         let mut done = 0;
         while done < budget && self.staged_tail != NONE {
             let index = self.staged_tail;
-            let delay = self.entries[index as usize].when;
-            self.unlink(index);
-            let tick = now_nanos
-                .saturating_add(delay)
-                .div_ceil(tick_nanos)
-                .max(min_tick);
-            let slot = slot_of(tick);
-            let head = self.heads[slot];
-            let entry = &mut self.entries[index as usize];
-            entry.when = tick;
-            entry.place = Place::Slotted;
-            entry.prev = NONE;
-            entry.next = head;
-            if head != NONE {
-                self.entries[head as usize].prev = index;
-            }
-            self.heads[slot] = index;
+            let start = now_nanos;
+            self.slot(index, start, min_tick);
             done += 1;
         }
-        done
+        // A batch's timers are due no sooner than `sealed_at + lazy_after`;
+        // they get their ticks a little before, while the wheel still has
+        // two ticks to spare.
+        let horizon = now_nanos.saturating_add(2 * self.tick_nanos);
+        while let Some(batch) = self.batches.front()
+            && batch.sealed_at.saturating_add(self.lazy_after) <= horizon
+        {
+            let (start, index) = (batch.sealed_at, batch.head);
+            if index == NONE {
+                self.batches.pop_front();
+                continue;
+            }
+            if done == budget {
+                return (done, true);
+            }
+            self.slot(index, start, min_tick);
+            done += 1;
+        }
+        (done, self.staged_tail != NONE)
+    }
+
+    /// Move a staged or batched entry whose clock started before
+    /// `start_nanos` into the slot of its deadline tick.
+    fn slot(&mut self, index: u32, start_nanos: u64, min_tick: u64) {
+        self.unlink(index);
+        let delay = self.entries[index as usize].when;
+        let tick = start_nanos
+            .saturating_add(delay)
+            .div_ceil(self.tick_nanos)
+            .max(min_tick);
+        let slot = slot_of(tick);
+        let head = self.heads[slot];
+        let entry = &mut self.entries[index as usize];
+        entry.when = tick;
+        entry.place = Place::Slotted;
+        entry.prev = NONE;
+        entry.next = head;
+        if head != NONE {
+            self.entries[head as usize].prev = index;
+        }
+        self.heads[slot] = index;
     }
 
     /// Release the entry at `index` and hand back its waker, if it still
@@ -183,7 +260,7 @@ impl Slots {
         let place = self.entries.get(index as usize)?.place;
         match place {
             Place::Free => return None,
-            Place::Staged | Place::Slotted => {
+            Place::Staged | Place::Batched | Place::Slotted => {
                 self.unlink(index);
                 self.waiting -= 1;
             }
@@ -211,12 +288,14 @@ impl Slots {
             return Refresh::Fired;
         };
         match entry.place {
-            Place::Staged | Place::Slotted => Refresh::Waiting(match &mut entry.waker {
-                Some(stored) if !stored.will_wake(waker) => {
-                    Some(std::mem::replace(stored, waker.clone()))
-                }
-                _ => None,
-            }),
+            Place::Staged | Place::Batched | Place::Slotted => {
+                Refresh::Waiting(match &mut entry.waker {
+                    Some(stored) if !stored.will_wake(waker) => {
+                        Some(std::mem::replace(stored, waker.clone()))
+                    }
+                    _ => None,
+                })
+            }
             Place::Fired => {
                 // A fired entry has no waker left to drop.
                 let _none = self.remove(index);
@@ -263,26 +342,35 @@ impl Slots {
         }
     }
 
-    /// Take a staged or slotted entry out of its list.
+    /// Take a staged, batched or slotted entry out of its list.
     fn unlink(&mut self, index: u32) {
         let entry = &self.entries[index as usize];
-        let (prev, next, place, when) = (entry.prev, entry.next, entry.place, entry.when);
-        let staged = place == Place::Staged;
+        let (prev, next, place) = (entry.prev, entry.next, entry.place);
         if prev == NONE {
-            if staged {
-                self.staged_head = next;
-            } else {
-                self.heads[slot_of(when)] = next;
-            }
+            *self.head_of(index) = next;
         } else {
             self.entries[prev as usize].next = next;
         }
-        if next == NONE {
-            if staged {
-                self.staged_tail = prev;
-            }
-        } else {
+        if next != NONE {
             self.entries[next as usize].prev = prev;
+        } else if place == Place::Staged {
+            self.staged_tail = prev;
+        }
+    }
+
+    /// The list head that points at `index`, which heads its list.
+    fn head_of(&mut self, index: u32) -> &mut u32 {
+        let entry = &self.entries[index as usize];
+        match entry.place {
+            Place::Staged => &mut self.staged_head,
+            Place::Batched if entry.batch == self.open_seq => &mut self.open,
+            Place::Batched => {
+                // Sealed batches are numbered consecutively from the front.
+                let front = self.batches.front().map_or(0, |b| b.seq);
+                let at = entry.batch.wrapping_sub(front) as usize;
+                &mut self.batches[at].head
+            }
+            Place::Slotted | Place::Free | Place::Fired => &mut self.heads[slot_of(entry.when)],
         }
     }
 }

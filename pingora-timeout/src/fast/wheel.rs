@@ -22,9 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-/// Staged timers scheduled per lock hold, so that a burst of new timers
+/// Timers given deadline ticks per lock hold, so that a burst of new timers
 /// never blocks the threads arming more for long.
 const SCHEDULE_CHUNK: usize = 4096;
+
+/// Timers of at least this many ticks are batched (see `slots`): one
+/// second at the default tick, well below common I/O and idle timeouts.
+const LAZY_TICKS: u64 = 200;
 
 /// Where an armed timer is, so that it can be refreshed or released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +55,6 @@ impl Shard {
 /// A sharded wheel of timer buckets, one bucket per tick.
 pub(crate) struct Wheel {
     shards: Box<[Shard]>,
-    tick_nanos: u64,
     /// Every tick up to and including this one has fired. Written only by
     /// [`Wheel::advance`].
     fired_through: AtomicU64,
@@ -61,14 +64,17 @@ impl Wheel {
     /// A wheel with at least `shards` shards (rounded up to a power of two)
     /// and ticks `tick_nanos` long, whose tick 0 counts as fired.
     pub(crate) fn new(shards: usize, tick_nanos: u64) -> Self {
+        let tick_nanos = tick_nanos.max(1);
         let shards = shards.clamp(1, 1 << 16).next_power_of_two();
         Self {
             shards: (0..shards)
                 .map(|_| Shard {
-                    slots: Mutex::new(Slots::new()),
+                    slots: Mutex::new(Slots::new(
+                        tick_nanos,
+                        tick_nanos.saturating_mul(LAZY_TICKS),
+                    )),
                 })
                 .collect(),
-            tick_nanos: tick_nanos.max(1),
             fired_through: AtomicU64::new(0),
         }
     }
@@ -108,23 +114,28 @@ impl Wheel {
         drop(removed);
     }
 
-    /// Give every staged timer its deadline tick. `now_nanos` reads the
-    /// clock, in nanoseconds since tick 0 started; it is called with each
-    /// shard locked, after the timers it schedules were armed.
+    /// Give deadline ticks to the timers armed since the last pass and to
+    /// the batches about to fall due. `now_nanos` reads the clock, in
+    /// nanoseconds since tick 0 started; it is called with each shard
+    /// locked, after the timers it schedules were armed.
     pub(crate) fn schedule(&self, mut now_nanos: impl FnMut() -> u64) {
         let min_tick = self.fired_through.load(Ordering::Acquire) + 1;
         for shard in self.shards.iter() {
-            // Timers armed while this loop runs wait for the next pass, so
-            // that a steady stream of them cannot keep the driver here.
+            // At most as many timers as there were at the start, so that a
+            // steady stream of new ones cannot keep the driver here.
             let mut budget = None;
             loop {
                 let mut slots = shard.lock();
                 let left = budget.get_or_insert(slots.waiting());
-                if *left == 0 || !slots.has_staged() {
+                if *left == 0 {
                     break;
                 }
                 let now = now_nanos();
-                *left -= slots.schedule(SCHEDULE_CHUNK.min(*left), now, self.tick_nanos, min_tick);
+                let (done, more) = slots.schedule(SCHEDULE_CHUNK.min(*left), now, min_tick);
+                *left -= done;
+                if !more {
+                    break;
+                }
             }
         }
     }
