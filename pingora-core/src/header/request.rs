@@ -141,9 +141,9 @@ impl RequestHeader {
         self.headers.remove(name)
     }
 
-    /// Serialise the head for HTTP/1 into `out`: request line, fields in
-    /// wire order, blank line.
-    pub(crate) fn write_h1(&self, out: &mut BytesMut) {
+    /// Append the HTTP/1 wire form of the head to `out`: request line,
+    /// fields in wire order with their case, blank line.
+    pub fn write_h1(&self, out: &mut BytesMut) {
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.extend_from_slice(b" ");
         // RFC 9112 §3.2: origin-form is the default; an empty path is sent

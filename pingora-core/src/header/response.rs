@@ -155,8 +155,9 @@ impl ResponseHeader {
         self.headers.remove(name)
     }
 
-    /// Serialise the head for HTTP/1 into `out`.
-    pub(crate) fn write_h1(&self, out: &mut BytesMut) {
+    /// Append the HTTP/1 wire form of the head to `out`: status line,
+    /// fields in wire order with their case, blank line.
+    pub fn write_h1(&self, out: &mut BytesMut) {
         out.extend_from_slice(if self.version == Version::HTTP_10 {
             b"HTTP/1.0 "
         } else {

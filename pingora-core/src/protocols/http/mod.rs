@@ -1,3 +1,10 @@
-//! HTTP sessions. [`v1`] holds HTTP/1.0 and HTTP/1.1 for both sides.
+//! HTTP sessions.
+//!
+//! [`v1`] holds HTTP/1.0 and HTTP/1.1 for both sides. [`ServerSession`] is
+//! the version-neutral view of one downstream exchange that code above the
+//! protocols works with.
 
+mod server;
 pub mod v1;
+
+pub use server::ServerSession;

@@ -91,11 +91,8 @@ impl ClientSession {
             req.remove_header("content-length");
             req.insert_header("Transfer-Encoding", "chunked")?;
         }
-        let framing = match framing::request_framing(&req) {
+        let framing = match framing::request_body_framing(&req) {
             Ok(framing) => framing,
-            // A request without Host is the caller's business (HTTP/1.1
-            // requires it, but a proxy may forward what it got).
-            Err(_) if !req.headers().contains_key(header::HOST) => Framing::Empty,
             Err(why) => return Error::e_explain(ErrorType::InternalError, why),
         };
         self.method = req.method().clone();

@@ -119,6 +119,12 @@ pub(crate) fn request_framing(req: &RequestHeader) -> Result<Framing, &'static s
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         return Err("missing or repeated host");
     }
+    request_body_framing(req)
+}
+
+/// The body framing of a request from its length fields alone, for a
+/// client that sends it (the Host rules are the server's to enforce).
+pub(crate) fn request_body_framing(req: &RequestHeader) -> Result<Framing, &'static str> {
     // RFC 9112 §6.3 rule 7: a request without either field has no body.
     Ok(length_framing(req.headers(), req.version())?.unwrap_or(Framing::Empty))
 }

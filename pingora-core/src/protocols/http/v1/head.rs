@@ -11,6 +11,7 @@ use crate::header::{HeaderList, RequestHeader, ResponseHeader};
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
+use std::mem::MaybeUninit;
 
 /// Why a head was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,7 @@ impl HeadError {
 }
 
 /// Byte offsets of one field inside the head.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Span {
     name: (u32, u32),
     value: (u32, u32),
@@ -59,6 +60,16 @@ fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
     (start as u32, part.len() as u32)
 }
 
+fn spans_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
+    headers
+        .iter()
+        .map(|h| Span {
+            name: span_of(base, h.name.as_bytes()),
+            value: span_of(base, h.value),
+        })
+        .collect()
+}
+
 fn slice(head: &Bytes, (start, len): (u32, u32)) -> Bytes {
     let start = start as usize;
     head.slice(start..start + len as usize)
@@ -68,10 +79,16 @@ fn slice(head: &Bytes, (start, len): (u32, u32)) -> Bytes {
 /// search resumes from `*scanned`, so repeated calls stay linear.
 fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
     // Back up two bytes so a terminator split across reads is still seen.
-    let rest = &buf[scanned.saturating_sub(2).min(buf.len())..];
-    let found = rest.windows(3).any(|w| w == b"\n\r\n") || rest.windows(2).any(|w| w == b"\n\n");
+    let mut at = scanned.saturating_sub(2).min(buf.len());
     *scanned = buf.len();
-    found
+    while let Some(lf) = buf[at..].iter().position(|&b| b == b'\n') {
+        let lf = at + lf;
+        match (buf.get(lf + 1), buf.get(lf + 2)) {
+            (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => return true,
+            _ => at = lf + 1,
+        }
+    }
+    false
 }
 
 /// Incremental state of reading one head: how far the end-of-head search
@@ -162,10 +179,13 @@ fn parse_request(
     buf: &mut BytesMut,
     config: &H1Config,
 ) -> Result<Option<RequestHeader>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; H1Config::MAX_HEADERS_CAP];
-    let mut spans = [Span::default(); H1Config::MAX_HEADERS_CAP];
-    let mut req = httparse::Request::new(&mut slots[..config.header_slots()]);
-    let len = match req.parse(buf).map_err(map_httparse)? {
+    // Uninitialised slots: initialising 256 of them on every parse would
+    // cost more than the parse itself.
+    let mut slots =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; H1Config::MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(buf, &mut slots[..config.header_slots()]);
+    let len = match parsed.map_err(map_httparse)? {
         httparse::Status::Complete(len) => len,
         // A blank line was seen but is not the end of a head (for example
         // empty lines before the request line, RFC 9112 §2.2).
@@ -179,15 +199,11 @@ fn parse_request(
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let path = span_of(buf, path.as_bytes());
     let version = version_of(req.version);
-    let count = req.headers.len();
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        span.name = span_of(buf, h.name.as_bytes());
-        span.value = span_of(buf, h.value);
-    }
+    let spans = spans_of(buf, req.headers);
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(slice(&head, path))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
-    let list = fields(&head, &spans[..count])?;
+    let list = fields(&head, &spans)?;
     Ok(Some(RequestHeader::from_parts(method, uri, version, list)))
 }
 
@@ -195,10 +211,15 @@ fn parse_response(
     buf: &mut BytesMut,
     config: &H1Config,
 ) -> Result<Option<ResponseHeader>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; H1Config::MAX_HEADERS_CAP];
-    let mut spans = [Span::default(); H1Config::MAX_HEADERS_CAP];
-    let mut resp = httparse::Response::new(&mut slots[..config.header_slots()]);
-    let len = match resp.parse(buf).map_err(map_httparse)? {
+    let mut slots =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; H1Config::MAX_HEADERS_CAP];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut slots[..config.header_slots()],
+    );
+    let len = match parsed.map_err(map_httparse)? {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial => return check_size(buf.len(), config).map(|()| None),
     };
@@ -212,14 +233,10 @@ fn parse_response(
         .filter(|r| !r.is_empty())
         .map(|r| span_of(buf, r.as_bytes()));
     let version = version_of(resp.version);
-    let count = resp.headers.len();
-    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-        span.name = span_of(buf, h.name.as_bytes());
-        span.value = span_of(buf, h.value);
-    }
+    let spans = spans_of(buf, resp.headers);
     let head = buf.split_to(len).freeze();
     let reason = reason.map(|r| slice(&head, r));
-    let list = fields(&head, &spans[..count])?;
+    let list = fields(&head, &spans)?;
     Ok(Some(ResponseHeader::from_parts(
         status, version, reason, list,
     )))

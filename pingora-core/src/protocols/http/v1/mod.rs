@@ -30,5 +30,36 @@ pub use client::ClientSession;
 pub use config::H1Config;
 pub use server::{ServerConnection, ServerSession};
 
+use crate::header::RequestHeader;
+use bytes::BytesMut;
+use pingora_error::{Error, ErrorType, Result};
+
+/// Parse a request head from the front of `buf` with `config`'s limits:
+/// the sans-IO parser the server session uses, for tools, benchmarks and
+/// fuzzing. `Ok(None)` means the head is not complete yet; on success the
+/// head is split off `buf`, leaving any body or pipelined bytes.
+///
+/// # Errors
+///
+/// [`ErrorType::InvalidHTTPHeader`] for a malformed or over-limit head;
+/// the context says which rule failed.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pingora_core::protocols::http::v1::{parse_request_head, H1Config};
+///
+/// let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest"[..]);
+/// let req = parse_request_head(&mut buf, &H1Config::default()).unwrap().unwrap();
+/// assert_eq!(req.uri().path(), "/");
+/// assert_eq!(&buf[..], b"rest");
+/// ```
+pub fn parse_request_head(buf: &mut BytesMut, config: &H1Config) -> Result<Option<RequestHeader>> {
+    head::HeadReader::default()
+        .parse_request(buf, config)
+        .map_err(|e| Error::explain(ErrorType::InvalidHTTPHeader, e.as_str()))
+}
+
 #[cfg(test)]
 mod fuzz_tests;

@@ -352,7 +352,13 @@ impl ServerSession {
     }
 
     /// Write a response head. 1xx heads are interim: a final head may
-    /// follow. Framing is chosen here: see [`Self::prepare_response`].
+    /// follow (they are not sent to HTTP/1.0 clients).
+    ///
+    /// The body framing is chosen here: the head's Content-Length when
+    /// set; otherwise chunked for HTTP/1.1 clients and close-delimited for
+    /// HTTP/1.0 ones. Responses to HEAD and 204/304 responses carry no
+    /// body, and `Connection: close` is added when the connection will
+    /// not be kept.
     ///
     /// # Errors
     ///
@@ -364,10 +370,13 @@ impl ServerSession {
             return Error::e_explain(ErrorType::InternalError, "response head already sent");
         }
         let framing = self.prepare_response(&mut resp)?;
-        resp.write_h1(&mut self.conn.wbuf);
-        if let Some(framing) = framing {
-            self.response = Response::Body(BodyEncoder::new(framing));
+        match framing {
+            Some(framing) => self.response = Response::Body(BodyEncoder::new(framing)),
+            // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+            None if self.req.version() == Version::HTTP_10 => return Ok(()),
+            None => {}
         }
+        resp.write_h1(&mut self.conn.wbuf);
         self.flush().await
     }
 

@@ -193,3 +193,19 @@ async fn misuse_is_an_error() {
     assert!(c.write_request_header(get()).await.is_err());
     assert!(c.write_body(b"no body declared").await.is_err());
 }
+
+#[tokio::test]
+async fn request_without_host_keeps_its_framing() {
+    let (mut c, mut up) = pair();
+    let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+    req.set_version(Version::HTTP_10);
+    req.insert_header("Content-Length", "2").unwrap();
+    c.write_request_header(req).await.unwrap();
+    c.write_body(b"hi").await.unwrap();
+    assert!(c.write_body(b"!").await.is_err());
+    c.finish_body(None).await.unwrap();
+    assert_eq!(
+        read_avail(&mut up).await,
+        "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi"
+    );
+}

@@ -4,11 +4,7 @@ type Outcome = (Vec<u8>, Vec<u8>, Option<HeaderMap>);
 
 /// Decode all of `input` fed `step` bytes at a time; returns the body, the
 /// bytes left after it, and the trailers.
-fn run(
-    framing: Framing,
-    input: &[u8],
-    step: usize,
-) -> Result<Outcome, DecodeError> {
+fn run(framing: Framing, input: &[u8], step: usize) -> Result<Outcome, DecodeError> {
     let mut d = BodyDecoder::new(framing, 1024);
     let mut buf = BytesMut::new();
     let mut body = Vec::new();

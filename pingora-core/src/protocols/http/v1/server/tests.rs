@@ -140,3 +140,18 @@ async fn short_body_closes() {
     assert!(s.finish_response(None).await.is_err());
     assert!(s.reuse().await.is_none());
 }
+
+#[tokio::test]
+async fn no_interim_responses_to_http10() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.0\r\n\r\n").await;
+    s.write_response_header(ResponseHeader::build(103, None).unwrap())
+        .await
+        .unwrap();
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "0").unwrap();
+    respond(&mut s, resp, b"").await;
+    assert_eq!(
+        read_avail(&mut client).await,
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}

@@ -1,0 +1,133 @@
+//! [`ServerSession`]: one downstream exchange, whatever the HTTP version.
+
+use super::v1;
+use crate::header::{RequestHeader, ResponseHeader};
+use crate::protocols::Digest;
+use bytes::Bytes;
+use http::header::HeaderMap;
+use pingora_error::Result;
+
+/// One request/response exchange with a client, over any HTTP version.
+///
+/// Code above the protocols (the proxy, apps) works on this type, so that
+/// HTTP/2 can join as another variant without changing its callers. Each
+/// method forwards to the version's session; see [`v1::ServerSession`] for
+/// the HTTP/1 rules.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerSession {
+    /// An HTTP/1.0 or HTTP/1.1 exchange.
+    H1(v1::ServerSession),
+}
+
+impl From<v1::ServerSession> for ServerSession {
+    fn from(session: v1::ServerSession) -> Self {
+        Self::H1(session)
+    }
+}
+
+impl ServerSession {
+    /// The request head.
+    pub const fn req_header(&self) -> &RequestHeader {
+        match self {
+            Self::H1(s) => s.req_header(),
+        }
+    }
+
+    /// The request head, to change before forwarding it.
+    pub const fn req_header_mut(&mut self) -> &mut RequestHeader {
+        match self {
+            Self::H1(s) => s.req_header_mut(),
+        }
+    }
+
+    /// What is known about the underlying connection.
+    pub fn digest(&self) -> Option<&Digest> {
+        match self {
+            Self::H1(s) => s.digest(),
+        }
+    }
+
+    /// Read the next piece of the request body; `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// As [`v1::ServerSession::read_body_bytes`].
+    pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Self::H1(s) => s.read_body_bytes().await,
+        }
+    }
+
+    /// Whether the whole request body has been read.
+    pub fn is_body_done(&self) -> bool {
+        match self {
+            Self::H1(s) => s.is_body_done(),
+        }
+    }
+
+    /// The request trailers, once the body is fully read.
+    pub const fn trailers(&self) -> Option<&HeaderMap> {
+        match self {
+            Self::H1(s) => s.trailers(),
+        }
+    }
+
+    /// Write a response head (1xx heads are interim).
+    ///
+    /// # Errors
+    ///
+    /// As [`v1::ServerSession::write_response_header`].
+    pub async fn write_response_header(&mut self, resp: ResponseHeader) -> Result<()> {
+        match self {
+            Self::H1(s) => s.write_response_header(resp).await,
+        }
+    }
+
+    /// Write a piece of the response body.
+    ///
+    /// # Errors
+    ///
+    /// As [`v1::ServerSession::write_body`].
+    pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            Self::H1(s) => s.write_body(data).await,
+        }
+    }
+
+    /// End the response, with `trailers` when the protocol can carry them.
+    ///
+    /// # Errors
+    ///
+    /// As [`v1::ServerSession::finish_response`].
+    pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
+        match self {
+            Self::H1(s) => s.finish_response(trailers).await,
+        }
+    }
+
+    /// Answer with a bodyless error `status` when no response has started.
+    ///
+    /// # Errors
+    ///
+    /// Write errors.
+    pub async fn respond_error(&mut self, status: u16) -> Result<()> {
+        match self {
+            Self::H1(s) => s.respond_error(status).await,
+        }
+    }
+
+    /// Whether the request asks to switch protocols.
+    pub fn is_upgrade_request(&self) -> bool {
+        match self {
+            Self::H1(s) => s.is_upgrade_request(),
+        }
+    }
+
+    /// Refuse keep-alive for the connection after this exchange.
+    pub fn set_keepalive(&mut self, keepalive: bool) {
+        match self {
+            Self::H1(s) => s.set_keepalive(keepalive),
+        }
+    }
+}
