@@ -17,17 +17,6 @@ use support::certs::{Ca, leaf_der};
 use support::origin::{After, Origin, ping};
 use support::tls::{connector, peer, settings};
 
-/// Whether `backend` resumes client sessions: OpenSSL would need an
-/// `unsafe` call to hand it a stored session.
-fn resumes_sessions(backend: TlsBackend) -> bool {
-    #[cfg(feature = "openssl")]
-    if backend == TlsBackend::OpenSsl {
-        return false;
-    }
-    let _ = backend;
-    true
-}
-
 fn presented(stream: &Stream) -> Vec<u8> {
     let tls = stream.digest().unwrap().tls.clone().unwrap();
     tls.peer_certificate.clone().unwrap()
@@ -130,9 +119,6 @@ async fn sessions_are_resumed() {
 }
 
 async fn sessions_are_resumed_on(backend: TlsBackend) {
-    if !resumes_sessions(backend) {
-        return;
-    }
     let ca = Ca::new("test ca");
     let acceptor = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])))
         .build()

@@ -9,9 +9,8 @@
 //!
 //! - `rustls` (default): rustls 0.23 with its aws-lc-rs crypto provider.
 //! - `openssl`: the system OpenSSL through the `openssl` crate (needs
-//!   libssl-dev and pkg-config to build). It does not resume client
-//!   sessions: handing a stored session to OpenSSL is an `unsafe` call, and
-//!   this crate has no unsafe code.
+//!   libssl-dev and pkg-config to build). Client sessions are resumed by
+//!   SNI; connections without an SNI are not resumed.
 //!
 //! Both can be compiled in together; [`TlsBackend::default_backend`]
 //! prefers rustls. The BoringSSL backend is not written yet; its feature

@@ -5,9 +5,13 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hasher};
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::ssl::{
+    NameType, SslConnector, SslMethod, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
+    SslVerifyMode,
+};
 use openssl::x509::X509Ref;
 use parking_lot::Mutex;
 use pingora_error::{Error, ErrorType, OrErr, Result};
@@ -22,12 +26,25 @@ use crate::upstreams::PeerOptions;
 
 /// Contexts kept for distinct TLS option sets; see the rustls backend.
 const MAX_CONFIGS: usize = 256;
+/// Sessions kept for resumption per context; emptied when full.
+const MAX_SESSIONS: usize = 1024;
+
+/// Sessions left by past connections, by server name.
+type Sessions = Arc<Mutex<HashMap<String, SslSession>>>;
+
+/// One client context and the sessions its connections left behind. The
+/// two live and die together: a session may only be resumed with the
+/// context that made it.
+struct Config {
+    connector: SslConnector,
+    sessions: Sessions,
+}
 
 /// Builds (and caches) one OpenSSL context per distinct set of TLS options.
 pub(crate) struct Connector {
     // `None`: the system's default verify paths.
     default_roots: Option<Vec<CertificateDer<'static>>>,
-    configs: Mutex<HashMap<u64, SslConnector>>,
+    configs: Mutex<HashMap<u64, Arc<Config>>>,
 }
 
 impl Connector {
@@ -38,14 +55,14 @@ impl Connector {
         })
     }
 
-    fn config(&self, options: &PeerOptions) -> Result<SslConnector> {
+    fn config(&self, options: &PeerOptions) -> Result<Arc<Config>> {
         let mut hasher = DefaultHasher::new();
         options.hash_tls(&mut hasher);
         let key = hasher.finish();
         if let Some(config) = self.configs.lock().get(&key) {
             return Ok(config.clone());
         }
-        let config = self.build_config(options)?;
+        let config = Arc::new(self.build_config(options)?);
         let mut configs = self.configs.lock();
         if configs.len() >= MAX_CONFIGS {
             configs.clear();
@@ -54,7 +71,7 @@ impl Connector {
         Ok(config)
     }
 
-    fn build_config(&self, options: &PeerOptions) -> Result<SslConnector> {
+    fn build_config(&self, options: &PeerOptions) -> Result<Config> {
         let mut builder = SslConnector::builder(SslMethod::tls_client())
             .or_err(ErrorType::InternalError, "creating an OpenSSL context")?;
         let roots = options.ca.as_deref().or(self.default_roots.as_deref());
@@ -85,7 +102,23 @@ impl Connector {
         builder
             .set_alpn_protos(&alpn_wire(&options.alpn.protocols()))
             .or_err(ErrorType::InternalError, "setting ALPN")?;
-        Ok(builder.build())
+        let sessions = Sessions::default();
+        let store = sessions.clone();
+        builder.set_session_cache_mode(SslSessionCacheMode::CLIENT);
+        // TLS 1.3 tickets arrive after the handshake, on a later read.
+        builder.set_new_session_callback(move |ssl, session| {
+            if let Some(name) = ssl.servername(NameType::HOST_NAME) {
+                let mut sessions = store.lock();
+                if sessions.len() >= MAX_SESSIONS {
+                    sessions.clear();
+                }
+                sessions.insert(name.to_owned(), session);
+            }
+        });
+        Ok(Config {
+            connector: builder.build(),
+            sessions,
+        })
     }
 }
 
@@ -111,8 +144,9 @@ impl ConnectorImpl for Connector {
             }
             (sni, _) => sni.to_owned(),
         };
-        let mut conf = self
-            .config(options)?
+        let config = self.config(options)?;
+        let mut conf = config
+            .connector
             .configure()
             .or_err(ErrorType::InternalError, "creating a TLS session")?;
         conf.set_use_server_name_indication(!params.sni.is_empty());
@@ -121,10 +155,15 @@ impl ConnectorImpl for Connector {
         let check_names_after =
             options.verify_cert && options.verify_hostname && !options.alternative_names.is_empty();
         conf.set_verify_hostname(options.verify_hostname && !check_names_after);
-        let ssl = conf.into_ssl(&name).or_err(
+        let mut ssl = conf.into_ssl(&name).or_err(
             ErrorType::TLSHandshakeFailure,
             "SNI is not a valid server name",
         )?;
+        // Sessions are keyed by SNI: connections without one are not resumed.
+        let session = config.sessions.lock().get(params.sni).cloned();
+        if let Some(session) = session {
+            resume(&mut ssl, &session);
+        }
         let mut tls = SslStream::new(ssl, stream)
             .or_err(ErrorType::InternalError, "creating a TLS stream")?;
         if let Err(e) = Pin::new(&mut tls).connect().await {
@@ -144,6 +183,18 @@ impl ConnectorImpl for Connector {
             }
         }
         Ok(Box::new(OpensslStream::new(tls)))
+    }
+}
+
+/// Offer `session` for resumption on a connection not yet started.
+#[allow(unsafe_code)]
+fn resume(ssl: &mut SslRef, session: &SslSessionRef) {
+    // SAFETY: `set_session` requires the session to come from the same
+    // context as `ssl`. Sessions are stored only by the new-session
+    // callback of one `Config`'s context, in that `Config`'s own map, and
+    // `ssl` was made from the same `Config`'s context.
+    if let Err(e) = unsafe { ssl.set_session(session) } {
+        log::debug!("TLS session not resumable: {e}");
     }
 }
 
