@@ -335,13 +335,22 @@ impl Drop for DaemonGuard {
 }
 
 /// Start a daemon with `extra` config; returns what it announced once ready.
-fn start_daemon(dir: &TempDir, extra: &str) -> (support_server::process::Ready, DaemonGuard) {
+fn start_daemon(
+    dir: &TempDir,
+    name: &str,
+    extra: &str,
+    upgrade: bool,
+) -> (support_server::process::Ready, DaemonGuard) {
     let log = dir.path("error.log");
     let conf = conf_arg(&dir.conf(&format!(
         "error_log: {}\ngrace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 5\n{extra}",
         log.display()
     )));
-    let mut launcher = ServerProcess::start(dir, "d", &["-c", &conf, "-d"], &[]);
+    let mut args = vec!["-c", conf.as_str(), "-d"];
+    if upgrade {
+        args.push("-u");
+    }
+    let mut launcher = ServerProcess::start(dir, name, &args, &[]);
     // The launching process exits once the daemon is forked off.
     assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
     let deadline = Instant::now() + READY;
@@ -370,7 +379,7 @@ fn stop_daemon(pid: u32, pid_file: &std::path::Path) {
 
 fn daemon_writes_pid_file_and_error_log() {
     let dir = TempDir::new("daemon");
-    let (ready, _guard) = start_daemon(&dir, "");
+    let (ready, _guard) = start_daemon(&dir, "d", "", false);
     let pid_file = dir.path("server.pid");
     let written = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(written.trim().parse::<u32>().unwrap(), ready.pid);
@@ -396,7 +405,7 @@ fn daemon_switches_user_and_group() {
     let dir = TempDir::new("daemon-user");
     // The daemon writes its ready file and removes its pid file as nobody.
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let (ready, _guard) = start_daemon(&dir, "user: nobody\ngroup: nogroup\n");
+    let (ready, _guard) = start_daemon(&dir, "d", "user: nobody\ngroup: nogroup\n", false);
     let status = std::fs::read_to_string(format!("/proc/{}/status", ready.pid)).unwrap();
     let ids = |key: &str| {
         let line = status.lines().find(|l| l.starts_with(key)).unwrap();
@@ -418,6 +427,49 @@ fn daemon_switches_user_and_group() {
         ready.pid
     );
     stop_daemon(ready.pid, &dir.path("server.pid"));
+}
+
+/// As root, the config that makes daemons run as nobody (when that user
+/// exists), with `dir` opened up for them; otherwise no user switch.
+fn unprivileged_user(dir: &TempDir) -> &'static str {
+    let exists = nix::unistd::User::from_name("nobody").is_ok_and(|u| u.is_some())
+        && nix::unistd::Group::from_name("nogroup").is_ok_and(|g| g.is_some());
+    if !exists || !nix::unistd::geteuid().is_root() {
+        return "";
+    }
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+    std::fs::set_permissions(&dir.0, mode).unwrap();
+    "user: nobody\ngroup: nogroup\n"
+}
+
+fn daemon_upgrade_hands_over_the_pid_file() {
+    let dir = TempDir::new("daemon-upgrade");
+    let pid_file = dir.path("server.pid");
+    // As root this also covers the old daemon, running as nobody, sending
+    // its sockets to a new process that is still root.
+    let user = unprivileged_user(&dir);
+    println!("daemon upgrade with {user:?}");
+    let (old, _old_guard) = start_daemon(&dir, "old", user, false);
+    // The new daemon receives the sockets in the foreground, so its launcher
+    // only exits once the old one has sent them.
+    let new = std::thread::scope(|s| {
+        let new = s.spawn(|| start_daemon(&dir, "new", user, true));
+        std::thread::sleep(Duration::from_millis(200));
+        signal_pid(old.pid, Signal::SIGQUIT);
+        new.join().unwrap()
+    });
+    let (new, _new_guard) = new;
+    assert_eq!(new.tcp(), old.tcp());
+    let deadline = Instant::now() + EXIT;
+    while !is_dead(old.pid) {
+        assert!(Instant::now() < deadline, "old daemon did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The old daemon left the pid file alone: it names the new one.
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written.trim().parse::<u32>().unwrap(), new.pid);
+    assert_eq!(answer_pid(&request(new.tcp(), "ping").unwrap()), new.pid);
+    stop_daemon(new.pid, &pid_file);
 }
 
 type Test = (&'static str, fn());
@@ -466,6 +518,10 @@ const TESTS: &[Test] = &[
     (
         "daemon_switches_user_and_group",
         daemon_switches_user_and_group,
+    ),
+    (
+        "daemon_upgrade_hands_over_the_pid_file",
+        daemon_upgrade_hands_over_the_pid_file,
     ),
 ];
 
