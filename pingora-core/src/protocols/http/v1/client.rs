@@ -47,6 +47,7 @@ pub struct ClientSession {
     resp: Option<ResponseHeader>,
     resp_body: Option<BodyDecoder>,
     trailers: Option<HeaderMap>,
+    upgrade_requested: bool,
     upgraded: bool,
 }
 
@@ -65,6 +66,7 @@ impl ClientSession {
             resp: None,
             resp_body: None,
             trailers: None,
+            upgrade_requested: false,
             upgraded: false,
         }
     }
@@ -96,6 +98,7 @@ impl ClientSession {
             Err(why) => return Error::e_explain(ErrorType::InternalError, why),
         };
         self.method = req.method().clone();
+        self.upgrade_requested = framing::is_upgrade_request(&req);
         self.keepalive = framing::request_keepalive(&req);
         req.write_h1(&mut self.conn.wbuf);
         self.req_body = Some(BodyEncoder::new(framing));
@@ -239,6 +242,11 @@ impl ClientSession {
         let max_trailers = self.conn.config.max_trailer_bytes;
         self.keepalive = self.keepalive && framing::response_keepalive(resp);
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // RFC 9110 §15.2.2: a switch nobody asked for is a broken peer.
+            if !self.upgrade_requested {
+                self.keepalive = false;
+                return Err(up(ErrorType::H1Error, "101 without an upgrade request"));
+            }
             self.upgraded = true;
             self.keepalive = false;
             self.req_body = Some(BodyEncoder::new(Framing::UntilClose));

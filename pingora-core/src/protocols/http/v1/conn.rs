@@ -63,9 +63,8 @@ impl Conn {
             self.stream.flush().await
         };
         let res = pingora_timeout::timeout(wait, write).await;
-        // Hand the (now empty) buffer's room back for the next message.
+        // Once `data` is gone, the next write into `wbuf` reclaims its room.
         drop(data);
-        self.wbuf.reserve(0);
         match res {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "writing http/1", e),

@@ -171,3 +171,46 @@ proptest! {
         prop_assert_eq!(rest, b"NEXT".to_vec());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Header serialisation: whatever names and values the API accepts
+    /// serialise into a head that parses back to the same fields, in the
+    /// same order and case; nothing can inject a line.
+    #[test]
+    fn serialised_heads_parse_back(
+        fields in prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 1..12), prop::collection::vec(any::<u8>(), 0..24)),
+            0..12,
+        ),
+    ) {
+        let mut req = crate::header::RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("Host", "h").unwrap();
+        let mut accepted = vec![(b"Host".to_vec(), b"h".to_vec())];
+        for (name, value) in fields {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let value = String::from_utf8_lossy(&value).into_owned();
+            if req.append_header(&name, value.as_str()).is_ok() {
+                accepted.push((name.into_bytes(), value.into_bytes()));
+            }
+        }
+        let mut wire = BytesMut::new();
+        req.write_h1(&mut wire);
+        let parsed = super::parse_request_head(&mut wire, &H1Config::default()).unwrap().unwrap();
+        prop_assert!(wire.is_empty());
+        let got: Vec<(Vec<u8>, Vec<u8>)> = parsed
+            .wire_headers()
+            .map(|(n, v)| (n.to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        // The parser trims whitespace around values (RFC 9112 §5.1).
+        let want: Vec<(Vec<u8>, Vec<u8>)> = accepted
+            .into_iter()
+            .map(|(n, v)| {
+                let v = String::from_utf8(v).unwrap();
+                (n, v.trim_matches([' ', '\t']).as_bytes().to_vec())
+            })
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}

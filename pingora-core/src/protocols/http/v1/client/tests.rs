@@ -209,3 +209,33 @@ async fn request_without_host_keeps_its_framing() {
         "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi"
     );
 }
+
+#[tokio::test]
+async fn upgrade_only_when_asked() {
+    let (mut c, mut up) = pair();
+    c.write_request_header(get()).await.unwrap();
+    up.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+        .await
+        .unwrap();
+    let e = c.read_final_response_header().await.unwrap_err();
+    assert_eq!(e.etype(), &ErrorType::H1Error);
+
+    let (mut c, mut up) = pair();
+    let mut req = get();
+    req.insert_header("Upgrade", "websocket").unwrap();
+    req.insert_header("Connection", "Upgrade").unwrap();
+    c.write_request_header(req).await.unwrap();
+    up.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nraw from up")
+        .await
+        .unwrap();
+    assert_eq!(c.read_final_response_header().await.unwrap().status(), 101);
+    assert!(c.is_upgraded());
+    assert_eq!(
+        &c.read_body_bytes().await.unwrap().unwrap()[..],
+        b"raw from up"
+    );
+    let _ = read_avail(&mut up).await;
+    c.write_body(b"raw to up").await.unwrap();
+    assert_eq!(read_avail(&mut up).await, "raw to up");
+    assert!(c.reuse().is_none());
+}
