@@ -64,6 +64,18 @@ impl Default for ConnectorOptions {
     }
 }
 
+impl ConnectorOptions {
+    /// The options a server's config file asks for: its `ca_file` as the
+    /// default trust store and its `upstream_keepalive_pool_size`.
+    pub fn from_server_conf(conf: &crate::server::ServerConf) -> Self {
+        Self {
+            ca_file: conf.ca_file.as_ref().map(PathBuf::from),
+            keepalive_pool_size: conf.upstream_keepalive_pool_size,
+            ..Self::default()
+        }
+    }
+}
+
 /// Connects to peers (L4 + TLS) and pools the idle connections.
 ///
 /// # Examples
@@ -177,5 +189,35 @@ impl fmt::Debug for TransportConnector {
             .field("tls", &self.tls)
             .field("pool", &self.pool)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_follow_the_server_conf() {
+        let conf = crate::server::ServerConf {
+            ca_file: Some("/etc/ssl/private-ca.pem".into()),
+            upstream_keepalive_pool_size: 7,
+            ..crate::server::ServerConf::default()
+        };
+        let options = ConnectorOptions::from_server_conf(&conf);
+        assert_eq!(
+            options.ca_file,
+            Some(PathBuf::from("/etc/ssl/private-ca.pem"))
+        );
+        assert_eq!(options.keepalive_pool_size, 7);
+    }
+
+    #[test]
+    fn missing_ca_file_is_an_error() {
+        let options = ConnectorOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..ConnectorOptions::default()
+        };
+        let err = TransportConnector::new(options).unwrap_err();
+        assert_eq!(err.etype(), &ErrorType::FileReadError);
     }
 }
