@@ -1,18 +1,23 @@
 //! Coarse timeouts and sleeps for servers holding very many timers at once.
 //!
-//! Deadlines are rounded **up** to the next 10 ms boundary, and every timer
-//! whose deadline lands on the same boundary waits in the same bucket. A
-//! bucket is one entry in a sharded array; arming a timer is a short lock on
-//! the caller's shard plus an O(1) insert, and dropping it is an O(1)
-//! removal. One background thread, started on first use and shared by every
-//! runtime in the process, fires the buckets as their time comes.
+//! Time is cut into 5 ms ticks. Every timer waits in the bucket of the first
+//! tick boundary at or after its deadline, and one background thread, shared
+//! by every runtime in the process, wakes once per tick and fires the whole
+//! bucket. Arming a timer reads no clock: it records the delay in the arming
+//! thread's shard, under a short lock, in O(1) and with no allocation once
+//! the shard has grown. The timer thread's next pass stamps new timers with
+//! its own clock reading, which is later than their real start, so they
+//! cannot fire early. Dropping a timer releases its entry and the task's
+//! waker at once.
 //!
 //! # Accuracy
 //!
-//! - A timer **never fires early**: it fires at the first bucket boundary at
-//!   or after its deadline.
-//! - It fires **up to one bucket (10 ms) late**, plus the time the timer
-//!   thread and the executor take to run the woken task.
+//! - A timer **never fires early**.
+//! - It fires **up to two ticks (10 ms) late**: up to one tick until the
+//!   timer thread's pass stamps it, up to one more from rounding up to a
+//!   bucket boundary. Durations that are whole multiples of 5 ms land
+//!   5–10 ms late. Add the time the thread and the executor take to run the
+//!   woken task.
 //! - The clock starts at the **first poll**, not when the future is made.
 //!   For `fast::timeout(d, f).await` the two are the same moment.
 //!
@@ -27,6 +32,14 @@
 //! runtimes, several runtimes in one process, and other executors all work.
 //! The one exception: should the OS refuse to start the timer thread, timers
 //! fall back to tokio's timer, which needs a runtime with time enabled.
+//!
+//! # Design
+//!
+//! - `timer`: the state one future keeps, armed on first `Pending`.
+//! - `driver`: the clock and the thread that turns the wheel.
+//! - `wheel`: the shards and the rules that keep timers from firing early,
+//!   with no clock inside, so they are tested on virtual time.
+//! - `slots`: one shard's arena of timer entries and its lists.
 
 mod driver;
 mod sleep;
@@ -46,7 +59,7 @@ use timer::Timer;
 /// Run `future` for at most `duration`, on the coarse shared timer.
 ///
 /// The same contract as [`crate::timeout`], with the accuracy described in
-/// the [module docs](self): never early, up to one 10 ms bucket late, and
+/// the [module docs](self): never early, up to about 10 ms late, and
 /// counted from the first poll. A future that completes on its first poll
 /// never arms a timer at all.
 ///
@@ -84,8 +97,8 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 
 /// Wait until at least `duration` has passed, on the coarse shared timer.
 ///
-/// Completes at the first 10 ms bucket boundary at or after the deadline;
-/// see the [module docs](self). The clock starts at the first poll.
+/// Completes no sooner than `duration` after its first poll and up to about
+/// 10 ms later; see the [module docs](self).
 ///
 /// # Cancel safety
 ///

@@ -203,9 +203,7 @@ impl Slots {
         }
         let mut done = 0;
         while done < budget && self.staged_tail != NONE {
-            let index = self.staged_tail;
-            let start = now_nanos;
-            self.slot(index, start, min_tick);
+            self.slot(self.staged_tail, now_nanos, min_tick);
             done += 1;
         }
         // A batch's timers are due no sooner than `sealed_at + lazy_after`;
