@@ -218,6 +218,7 @@ mod tests {
             nodelay: true,
             reuseport: true,
             backlog: Some(16),
+            fastopen: Some(16),
             keepalive: Some(crate::protocols::l4::TcpKeepalive {
                 idle: Duration::from_secs(60),
                 interval: Duration::from_secs(5),
