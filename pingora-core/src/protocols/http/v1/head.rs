@@ -49,15 +49,15 @@ impl HeadError {
 /// Byte offsets of one field inside the head.
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    name: (u32, u32),
-    value: (u32, u32),
+    name: (usize, usize),
+    value: (usize, usize),
 }
 
-fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
+fn span_of(base: &[u8], part: &[u8]) -> (usize, usize) {
     // `part` is a sub-slice of `base` (httparse only returns slices of its
     // input), so the difference of the start addresses is its offset.
     let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-    (start as u32, part.len() as u32)
+    (start, part.len())
 }
 
 fn spans_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
@@ -70,9 +70,8 @@ fn spans_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
         .collect()
 }
 
-fn slice(head: &Bytes, (start, len): (u32, u32)) -> Bytes {
-    let start = start as usize;
-    head.slice(start..start + len as usize)
+fn slice(head: &Bytes, (start, len): (usize, usize)) -> Bytes {
+    head.slice(start..start + len)
 }
 
 /// Whether `buf` holds a full head: a blank line after the start line. The
