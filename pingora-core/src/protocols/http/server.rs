@@ -131,3 +131,42 @@ impl ServerSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::http::v1::{H1Config, ServerConnection};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn forwards_to_h1() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        client
+            .write_all(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let conn = ServerConnection::new(Box::new(server), H1Config::default());
+        let mut s = ServerSession::from(conn.read_request().await.unwrap().unwrap());
+        assert_eq!(s.req_header().uri().path(), "/p");
+        assert!(!s.is_upgrade_request());
+        assert!(s.digest().is_none());
+        assert_eq!(&s.read_body_bytes().await.unwrap().unwrap()[..], b"hi");
+        assert!(s.read_body_bytes().await.unwrap().is_none());
+        assert!(s.is_body_done() && s.trailers().is_none());
+        s.req_header_mut().remove_header("host");
+        s.set_keepalive(false);
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("Content-Length", "2").unwrap();
+        s.write_response_header(resp).await.unwrap();
+        s.write_body(b"ok").await.unwrap();
+        s.finish_response(None).await.unwrap();
+        s.respond_error(500).await.unwrap();
+        drop(s);
+        let mut out = String::new();
+        client.read_to_string(&mut out).await.unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        );
+    }
+}
