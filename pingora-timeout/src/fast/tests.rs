@@ -39,10 +39,15 @@ fn poll_once<F: Future>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
 }
 
 fn assert_on_time(start: Instant, deadline: Duration) {
+    assert_on_time_with(start, deadline, DEFAULT_TICK);
+}
+
+/// Never early; late by at most the two ticks the design allows, plus slack.
+fn assert_on_time_with(start: Instant, deadline: Duration, tick: Duration) {
     let took = start.elapsed();
     assert!(took >= deadline, "fired early: {took:?} < {deadline:?}");
     assert!(
-        took <= deadline + 2 * DEFAULT_TICK + SLACK,
+        took <= deadline + 2 * tick + SLACK,
         "fired late: {took:?} for {deadline:?}"
     );
 }
@@ -247,4 +252,58 @@ async fn the_global_timers_work() {
     assert_on_time(start, Duration::from_millis(10));
     let out = timeout(Duration::from_secs(1), async { 3 }).await;
     assert_eq!(out, Ok(3));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_timer_is_batched_and_still_on_time() {
+    // With 1 ms ticks, timers of 200 ms or more are batched.
+    let tick = Duration::from_millis(1);
+    let timers: &'static Timers = Box::leak(Box::new(Timers::new(tick)));
+    let start = Instant::now();
+    let deadline = Duration::from_millis(230);
+    let out = timeout_on(timers, deadline, std::future::pending::<()>()).await;
+    assert!(out.is_err());
+    assert_on_time_with(start, deadline, tick);
+    assert_eq!(timers.live(), 0);
+}
+
+#[test]
+fn a_timer_armed_on_one_thread_is_released_on_another() {
+    let timers = timers();
+    let mut t = Box::pin(timeout_on(
+        timers,
+        Duration::from_secs(60),
+        std::future::pending::<()>(),
+    ));
+    assert!(poll_once(t.as_mut(), Waker::noop()).is_pending());
+    std::thread::spawn(move || drop(t)).join().unwrap();
+    assert_eq!(timers.live(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_completion_and_expiry_leave_nothing_behind() {
+    let timers = timers();
+    let deadline = Duration::from_millis(10);
+    let tasks: Vec<_> = (0..2000u64)
+        .map(|i| {
+            // Inner futures finish from 5 to 45 ms: before the deadline,
+            // within the 10 ms the timer may be late, and well after.
+            let inner = Duration::from_micros(5_000 + i * 7919 % 40_000);
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let out = timeout_on(timers, deadline, tokio::time::sleep(inner)).await;
+                if out.is_err() {
+                    assert!(start.elapsed() >= deadline, "fired early");
+                }
+                out.is_err()
+            })
+        })
+        .collect();
+    let mut elapsed = 0;
+    for task in tasks {
+        elapsed += usize::from(task.await.unwrap());
+    }
+    // The timer beats inner futures far past its deadline.
+    assert!(elapsed > 0);
+    assert_eq!(timers.live(), 0);
 }
