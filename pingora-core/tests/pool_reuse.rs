@@ -156,3 +156,30 @@ async fn different_snis_never_share_a_connection_on(backend: TlsBackend) {
     // a's connection is still there for a.
     assert!(connector.get_stream(&a).await.unwrap().1);
 }
+
+#[tokio::test]
+async fn tls_connection_closed_by_the_origin_is_not_reused() {
+    for backend in TlsBackend::all() {
+        tls_connection_closed_by_the_origin_is_not_reused_on(backend).await;
+    }
+}
+
+async fn tls_connection_closed_by_the_origin_is_not_reused_on(backend: TlsBackend) {
+    let ca = Ca::new("test ca");
+    let acceptor = settings(backend, CertStore::new().with_default(ca.leaf(&["a.test"])))
+        .build()
+        .unwrap();
+    let origin = Origin::start(Some(acceptor), After::Close).await;
+    let mut peer = HttpPeer::new(origin.addr, true, "a.test");
+    peer.options.ca = Some(ca.roots());
+    let connector = connector_on(backend, 16);
+
+    let (mut stream, _) = connector.get_stream(&peer).await.unwrap();
+    assert_eq!(ping(&mut stream).await, 1);
+    connector.release_stream(stream, peer.reuse_hash(), None);
+    // The close arrives through TLS (close_notify, then FIN).
+    eventually(|| connector.pool().is_empty()).await;
+    let (mut stream, reused) = connector.get_stream(&peer).await.unwrap();
+    assert!(!reused);
+    assert_eq!(ping(&mut stream).await, 2);
+}
