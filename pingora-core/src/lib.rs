@@ -4,24 +4,29 @@
 //!   signals, daemonizing and zero-downtime upgrade.
 //! - [`apps`]: what a listening service runs on each accepted connection
 //!   ([`apps::ServerApp`]).
-//! - [`protocols`]: streams (TCP, Unix socket, later TLS) and the connection
+//! - [`protocols`]: streams (TCP, Unix socket, TLS) and the connection
 //!   [`protocols::Digest`] every request callback can read.
+//! - [`upstreams`]: peers ([`upstreams::HttpPeer`]) and their options.
+//! - [`connectors`]: connecting to peers (L4, then TLS) with a pool of idle
+//!   connections.
+//! - [`tls`]: certificates, the server-side acceptor and the TLS backends.
 //!
 //! Still to come in this crate: HTTP/1 and HTTP/2 sessions for both sides,
-//! header types, connectors with connection pooling, peers and TLS backends.
+//! header types.
 //!
 //! This crate is **not** a proxy: the proxy state machine and its callbacks
 //! live in `pingora-proxy`.
 //!
 //! # Features
 //!
-//! - `rustls` (default): the pure-Rust TLS backend.
-//! - `openssl`: the OpenSSL TLS backend (needs libssl-dev).
-//! - `boringssl`: the BoringSSL TLS backend (needs cmake and clang); it
-//!   cannot be linked into the same binary as `openssl`.
+//! - `rustls` (default): the rustls TLS backend (aws-lc-rs provider; needs
+//!   only a C compiler).
+//! - `openssl`: the OpenSSL TLS backend (needs libssl-dev and pkg-config).
+//! - `boringssl`: reserved for the BoringSSL TLS backend, not written yet;
+//!   it will not link into the same binary as `openssl`.
 //!
-//! The TLS backends are selected by these features; their implementations
-//! arrive with the TLS work.
+//! Each feature compiles one backend in; with several, a
+//! [`tls::TlsBackend`] value picks one (see [`tls`]).
 
 pub mod apps;
 pub mod connectors;
