@@ -292,12 +292,11 @@ impl ClientSession {
     /// [`ErrorType::ConnectionClosed`] when it closes early,
     /// [`ErrorType::ReadTimedout`], read errors.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
-        let Some(decoder) = &mut self.resp_body else {
-            return Error::e_explain(ErrorType::InternalError, "no final response head");
-        };
         loop {
+            let Some(decoder) = &mut self.resp_body else {
+                return Error::e_explain(ErrorType::InternalError, "no final response head");
+            };
             let res = match decoder.decode(&mut self.conn.buf) {
-                Ok(Decoded::NeedMore) => Ok(()),
                 Ok(Decoded::Data(data)) => return Ok(Some(data)),
                 Ok(Decoded::Done) => {
                     if self.trailers.is_none() {
@@ -305,24 +304,25 @@ impl ClientSession {
                     }
                     return Ok(None);
                 }
-                Err(e) => Err(e),
-            };
-            let wait = self.conn.config.body_read_timeout;
-            let res = match res {
+                Ok(Decoded::NeedMore) => self.read_more_body().await,
                 Err(e) => Err(up(ErrorType::H1Error, e.as_str())),
-                Ok(()) => match self.conn.read_more(wait).await {
-                    Ok(0) => decoder
-                        .on_eof()
-                        .map(drop)
-                        .map_err(|e| up(ErrorType::ConnectionClosed, e.as_str())),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e.into_up()),
-                },
             };
             if let Err(e) = res {
                 self.keepalive = false;
                 return Err(e);
             }
+        }
+    }
+
+    async fn read_more_body(&mut self) -> Result<()> {
+        let wait = self.conn.config.body_read_timeout;
+        let n = self.conn.read_more(wait).await.map_err(Error::into_up)?;
+        match &mut self.resp_body {
+            Some(decoder) if n == 0 => decoder
+                .on_eof()
+                .map(drop)
+                .map_err(|e| up(ErrorType::ConnectionClosed, e.as_str())),
+            _ => Ok(()),
         }
     }
 
