@@ -6,7 +6,7 @@
 //! each again (the futures win) and drops them. A third entry runs the same
 //! harness with no timer, to show what the harness itself costs.
 //!
-//! Run with `cargo bench -p pingora-timeout --bench timeouts -- --sample-size 10`.
+//! Run with `cargo bench -p pingora-timeout -- --sample-size 10`.
 
 // `criterion_group!` generates a public function with no docs.
 #![allow(missing_docs)]

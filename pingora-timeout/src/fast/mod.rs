@@ -70,6 +70,12 @@ use timer::Timer;
 /// unfinished. The guarded future is always polled before the timer, so it
 /// wins any tie.
 ///
+/// # Panics
+///
+/// Only in a process where the OS refuses to start the timer thread: the
+/// timer then falls back to tokio's, which panics outside a tokio runtime
+/// with time enabled.
+///
 /// # Cancel safety
 ///
 /// Dropping the returned future drops `future` and releases the timer
@@ -99,6 +105,12 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 ///
 /// Completes no sooner than `duration` after its first poll and up to about
 /// 10 ms later; see the [module docs](self).
+///
+/// # Panics
+///
+/// Only in a process where the OS refuses to start the timer thread: the
+/// timer then falls back to tokio's, which panics outside a tokio runtime
+/// with time enabled.
 ///
 /// # Cancel safety
 ///

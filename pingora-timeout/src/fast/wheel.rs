@@ -7,7 +7,8 @@
 //! A timer is armed with a delay, not a deadline: the arming thread does
 //! not read the clock. At its next pass the driver reads the clock **under
 //! the shard's lock**, after every staged timer of that shard was armed, and
-//! gives each the first tick at or after that reading plus its delay. The
+//! gives each the first tick at or after that reading plus its delay (long
+//! timers get theirs later, from the same reading: see `slots`). The
 //! reading is later than the timer's real start, so it never fires early;
 //! it is at most one pass later, so it fires at most about one tick late
 //! on top of the rounding.
