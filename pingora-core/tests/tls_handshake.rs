@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use pingora_core::tls::TlsBackend;
 use pingora_core::tls::{Alpn, CertCallback, CertKey, CertStore, TlsVersion};
-use support::certs::{Ca, copy, leaf_der};
+use support::certs::{Ca, leaf_der};
 use support::origin::{After, Origin, ping};
 use support::tls::{connector, peer, settings};
 
@@ -189,7 +189,7 @@ struct Minted(CertKey);
 
 impl CertCallback for Minted {
     fn certificate(&self, sni: Option<&str>) -> Option<Arc<CertKey>> {
-        (sni == Some("minted.test")).then(|| Arc::new(copy(&self.0)))
+        (sni == Some("minted.test")).then(|| Arc::new(self.0.clone()))
     }
 }
 

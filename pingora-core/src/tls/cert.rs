@@ -13,7 +13,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// A certificate chain (leaf first) and its private key.
 ///
 /// Used for a server's certificates and for a client certificate (mTLS).
-/// The key is never printed by `Debug`.
+/// The key is never printed by `Debug`. Cloning shares the parsed forms
+/// the backends cache.
 pub struct CertKey {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -106,6 +107,22 @@ impl CertKey {
     #[cfg(feature = "openssl")]
     pub(crate) fn openssl_cell(&self) -> &OnceLock<Option<Arc<super::openssl::OpensslCert>>> {
         &self.openssl
+    }
+}
+
+impl Clone for CertKey {
+    // Written out because the key type is deliberately not `Clone`: a copy
+    // of a secret should be a visible decision, and sharing a parsed
+    // `CertKey` is what we want.
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            #[cfg(feature = "rustls")]
+            rustls: self.rustls.clone(),
+            #[cfg(feature = "openssl")]
+            openssl: self.openssl.clone(),
+        }
     }
 }
 

@@ -86,8 +86,3 @@ impl Ca {
 pub(crate) fn leaf_der(ck: &CertKey) -> Vec<u8> {
     ck.leaf().as_ref().to_vec()
 }
-
-/// Rebuild a `CertKey` (they are not `Clone`, keys being secret).
-pub(crate) fn copy(ck: &CertKey) -> CertKey {
-    CertKey::new(ck.chain().to_vec(), ck.key().clone_key()).unwrap()
-}
