@@ -16,6 +16,11 @@
 //! prefers rustls. The BoringSSL backend is not written yet; its feature
 //! compiles to nothing (and could not link together with `openssl`).
 //!
+//! Certificates and keys cross the API as [`CertificateDer`] and
+//! [`PrivateKeyDer`], re-exported from `rustls-pki-types`: plain DER
+//! wrappers with no dependencies, used by every backend (OpenSSL included),
+//! not a tie to rustls.
+//!
 //! A TLS stream's [`Digest`](crate::protocols::Digest) carries a
 //! [`TlsDigest`](crate::protocols::tls::TlsDigest): version, cipher, ALPN,
 //! SNI and the peer's certificate.
@@ -33,6 +38,7 @@ mod rustls;
 pub use backend::TlsBackend;
 pub(crate) use backend::{ClientParams, ConnectorImpl, no_backend};
 pub use cert::{CertKey, certs_from_pem, certs_from_pem_file};
+pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub use select::{CertCallback, CertStore};
 pub use server::{TlsAcceptor, TlsSettings};
 
