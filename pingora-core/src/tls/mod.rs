@@ -82,7 +82,7 @@ pub enum ClientAuth {
     None,
     /// Ask for one, verify it against these roots if sent, accept clients
     /// that send none.
-    Optional(Vec<rustls_pki_types::CertificateDer<'static>>),
+    Optional(Vec<CertificateDer<'static>>),
     /// Require one, verified against these roots.
-    Required(Vec<rustls_pki_types::CertificateDer<'static>>),
+    Required(Vec<CertificateDer<'static>>),
 }
