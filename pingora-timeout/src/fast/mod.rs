@@ -33,6 +33,10 @@
 //! The one exception: should the OS refuse to start the timer thread, timers
 //! fall back to tokio's timer, which needs a runtime with time enabled.
 //!
+//! The timer thread starts with the first armed timer and, like every
+//! thread, does not survive `fork`: a process that daemonizes must do so
+//! before it arms its first fast timer.
+//!
 //! # Design
 //!
 //! - `timer`: the state one future keeps, armed on first `Pending`.

@@ -307,3 +307,24 @@ async fn racing_completion_and_expiry_leave_nothing_behind() {
     assert!(elapsed > 0);
     assert_eq!(timers.live(), 0);
 }
+
+#[test]
+fn into_inner_releases_the_timer() {
+    let timers = timers();
+    let mut t = Box::pin(timeout_on(
+        timers,
+        Duration::from_secs(60),
+        std::future::pending::<()>(),
+    ));
+    assert!(poll_once(t.as_mut(), Waker::noop()).is_pending());
+    assert_eq!(timers.live(), 1);
+    let _inner = Pin::into_inner(t).into_inner();
+    assert_eq!(timers.live(), 0);
+}
+
+#[test]
+fn a_fast_timeout_adds_little_to_its_future() {
+    // A pointer and a small state; tokio's `Sleep` is 112 bytes on x86_64.
+    assert!(size_of::<Timer>() <= 32);
+    assert!(size_of::<Sleep>() <= 32);
+}
