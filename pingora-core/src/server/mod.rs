@@ -78,7 +78,10 @@ pub struct Server {
     opt: Opt,
     fds: ListenFds,
     bootstrapped: bool,
-    configuration: Arc<ServerConf>,
+    /// The configuration in effect: the file, with the command line
+    /// applied. Pass it to the services that need it, as in
+    /// `http_proxy_service(&server.configuration, ...)`.
+    pub configuration: Arc<ServerConf>,
 }
 
 impl std::fmt::Debug for Server {
