@@ -1,0 +1,158 @@
+//! Active health checks: probe each backend periodically and take it out
+//! of selection after consecutive failures, back in after consecutive
+//! successes.
+//!
+//! - [`TcpHealthCheck`]: the backend accepts a TCP (optionally TLS)
+//!   connection.
+//! - [`HttpHealthCheck`]: the backend answers an HTTP/1.1 request with the
+//!   expected status, or a response a user validator accepts.
+//!
+//! Any type implementing [`HealthCheck`] can be used instead.
+
+mod tcp;
+
+pub use tcp::TcpHealthCheck;
+
+use crate::Backend;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora_error::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A hook called each time a backend changes health: `(backend, healthy)`.
+pub type HealthObserver = Arc<dyn Fn(&Backend, bool) + Send + Sync>;
+
+/// A probe of one backend's health.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// Probe `target` once.
+    ///
+    /// # Errors
+    ///
+    /// An error counts as one failed probe. Implementations must bound
+    /// their own time (the built-in checks time out every step).
+    async fn check(&self, target: &Backend) -> Result<()>;
+
+    /// Consecutive results needed to flip the state: successes to mark a
+    /// down backend up when `success` is `true`, failures to mark an up
+    /// backend down otherwise. Values below 1 count as 1.
+    fn health_threshold(&self, success: bool) -> usize;
+
+    /// Called once each time `target` changes health, after the change is
+    /// visible to selection. The default does nothing.
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        let _ = (target, healthy);
+    }
+}
+
+/// Thresholds and hook shared by the built-in checks.
+#[derive(Clone)]
+pub(crate) struct Thresholds {
+    pub(crate) consecutive_success: usize,
+    pub(crate) consecutive_failure: usize,
+    pub(crate) observer: Option<HealthObserver>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            consecutive_success: 1,
+            consecutive_failure: 1,
+            observer: None,
+        }
+    }
+}
+
+impl Thresholds {
+    pub(crate) fn threshold(&self, success: bool) -> usize {
+        if success {
+            self.consecutive_success
+        } else {
+            self.consecutive_failure
+        }
+    }
+
+    pub(crate) fn notify(&self, target: &Backend, healthy: bool) {
+        if let Some(observer) = &self.observer {
+            observer(target, healthy);
+        }
+    }
+}
+
+impl std::fmt::Debug for Thresholds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thresholds")
+            .field("consecutive_success", &self.consecutive_success)
+            .field("consecutive_failure", &self.consecutive_failure)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// The health of one backend: read by every selection (one atomic load),
+/// written by the health check task.
+#[derive(Debug)]
+pub(crate) struct Health {
+    healthy: AtomicBool,
+    /// The current streak: `(result, length)`. Only the checker touches it.
+    streak: Mutex<(bool, usize)>,
+}
+
+impl Default for Health {
+    /// New backends start healthy, so that a backend is used as soon as it
+    /// is discovered rather than after its first probes.
+    fn default() -> Self {
+        Self {
+            healthy: AtomicBool::new(true),
+            streak: Mutex::new((true, 0)),
+        }
+    }
+}
+
+impl Health {
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Record one probe result; returns the new state when it flipped.
+    pub(crate) fn observe(&self, ok: bool, threshold: usize) -> Option<bool> {
+        let mut streak = self.streak.lock();
+        if streak.0 == ok {
+            streak.1 = streak.1.saturating_add(1);
+        } else {
+            *streak = (ok, 1);
+        }
+        let healthy = self.is_healthy();
+        if healthy != ok && streak.1 >= threshold.max(1) {
+            self.healthy.store(ok, Ordering::Relaxed);
+            return Some(ok);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_need_consecutive_results() {
+        let health = Health::default();
+        assert!(health.is_healthy());
+        assert_eq!(health.observe(false, 3), None);
+        assert_eq!(health.observe(false, 3), None);
+        // A success breaks the failure streak.
+        assert_eq!(health.observe(true, 2), None);
+        assert_eq!(health.observe(false, 3), None);
+        assert_eq!(health.observe(false, 3), None);
+        assert_eq!(health.observe(false, 3), Some(false));
+        assert!(!health.is_healthy());
+        assert_eq!(health.observe(false, 3), None);
+        assert_eq!(health.observe(true, 2), None);
+        assert_eq!(health.observe(true, 2), Some(true));
+        assert!(health.is_healthy());
+        // Threshold 0 behaves as 1.
+        assert_eq!(health.observe(false, 0), Some(false));
+    }
+}

@@ -1,0 +1,134 @@
+//! [`TcpHealthCheck`]: a backend is healthy when it accepts a connection.
+
+use super::{HealthCheck, HealthObserver, Thresholds};
+use crate::Backend;
+use async_trait::async_trait;
+use pingora_core::connectors::{ConnectorOptions, TransportConnector};
+use pingora_core::upstreams::{BasicPeer, Peer};
+use pingora_error::{Error, ErrorType, Result};
+use std::time::Duration;
+
+/// Healthy when a TCP connect (and the TLS handshake, when
+/// [`with_tls`](Self::with_tls) is set) succeeds within the timeout.
+///
+/// Each probe opens a fresh connection and closes it at once; pooled
+/// connections are never used, since a live idle connection says nothing
+/// about whether new ones are accepted.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_load_balancing::health_check::TcpHealthCheck;
+/// use std::time::Duration;
+///
+/// let check = TcpHealthCheck::new()
+///     .timeout(Duration::from_millis(500))
+///     .consecutive_failure(3)
+///     .consecutive_success(2);
+/// ```
+#[derive(Debug)]
+pub struct TcpHealthCheck {
+    peer_template: BasicPeer,
+    connector: Option<TransportConnector>,
+    thresholds: Thresholds,
+}
+
+impl TcpHealthCheck {
+    /// The default connect timeout of a probe.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// A plain TCP check, thresholds 1 and 1, timeout
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
+    pub fn new() -> Self {
+        let mut peer_template = BasicPeer::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        peer_template.options.connection_timeout = Some(Self::DEFAULT_TIMEOUT);
+        peer_template.options.total_connection_timeout = Some(Self::DEFAULT_TIMEOUT);
+        Self {
+            peer_template,
+            connector: new_connector(),
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// Run a TLS handshake after connecting, sending `sni`; the check then
+    /// also fails on an invalid certificate.
+    #[must_use]
+    pub fn with_tls(mut self, sni: &str) -> Self {
+        self.peer_template = self.peer_template.with_tls(sni);
+        self
+    }
+
+    /// Fail a probe that has not connected (and shaken hands) in `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.peer_template.options.connection_timeout = Some(timeout);
+        self.peer_template.options.total_connection_timeout = Some(timeout);
+        self
+    }
+
+    /// Successes in a row that bring a down backend back (default 1).
+    #[must_use]
+    pub fn consecutive_success(mut self, count: usize) -> Self {
+        self.thresholds.consecutive_success = count;
+        self
+    }
+
+    /// Failures in a row that take an up backend down (default 1).
+    #[must_use]
+    pub fn consecutive_failure(mut self, count: usize) -> Self {
+        self.thresholds.consecutive_failure = count;
+        self
+    }
+
+    /// Call `observer` on each health change.
+    #[must_use]
+    pub fn on_health_change(mut self, observer: HealthObserver) -> Self {
+        self.thresholds.observer = Some(observer);
+        self
+    }
+
+    fn peer_for(&self, target: &Backend) -> BasicPeer {
+        let mut peer = BasicPeer::new(target.addr.clone());
+        if self.peer_template.tls() {
+            peer = peer.with_tls(self.peer_template.sni());
+        }
+        peer.options = self.peer_template.options.clone();
+        peer
+    }
+}
+
+/// A connector with the default trust store. Building it only fails when
+/// the trust store cannot be loaded; the checks then fail (and say why)
+/// instead of the constructor.
+pub(super) fn new_connector() -> Option<TransportConnector> {
+    TransportConnector::new(ConnectorOptions::default())
+        .inspect_err(|e| log::error!("health check connector: {e}"))
+        .ok()
+}
+
+impl Default for TcpHealthCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl HealthCheck for TcpHealthCheck {
+    async fn check(&self, target: &Backend) -> Result<()> {
+        let peer = self.peer_for(target);
+        let Some(connector) = &self.connector else {
+            return Error::e_explain(ErrorType::ConnectError, "no connector for health checks");
+        };
+        // The connector bounds the connect and the handshake by the peer's
+        // timeouts; dropping the stream closes the connection.
+        connector.new_stream(&peer).await.map(drop)
+    }
+
+    fn health_threshold(&self, success: bool) -> usize {
+        self.thresholds.threshold(success)
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        self.thresholds.notify(target, healthy);
+    }
+}

@@ -1,0 +1,245 @@
+//! Weight-proportional algorithms: smooth round robin, random and key hash.
+
+use super::fnv::fnv1a64;
+use super::rng;
+use super::{BackendIter, BackendSelection, Weighted};
+use crate::Backend;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+/// The longest round-robin cycle kept, in slots (4 bytes each). Sets whose
+/// reduced weights add up to more are scaled down to about this many.
+const MAX_CYCLE: u64 = 1 << 20;
+
+/// Smooth weighted round robin.
+///
+/// Over every cycle of `sum(weight)` selections (weights divided by their
+/// greatest common divisor) each backend is picked exactly `weight` times,
+/// and its turns are spread evenly over the cycle rather than bunched, so
+/// `{a: 5, b: 1, c: 1}` runs `a a a b c a a`, not `a a a a a b c`.
+///
+/// The cycle is computed once per backend set; a request only bumps one
+/// atomic counter.
+#[derive(Debug)]
+pub struct RoundRobin {
+    weighted: Weighted,
+    cycle: Box<[u32]>,
+    next: AtomicUsize,
+}
+
+impl BackendSelection for RoundRobin {
+    type Iter = RoundRobinIter;
+
+    fn build(backends: &BTreeSet<Backend>) -> Self {
+        let weighted = Weighted::new(backends);
+        let cycle = smooth_cycle(weighted.backends());
+        Self {
+            weighted,
+            cycle,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> RoundRobinIter {
+        // Each request takes one slot; its failover candidates follow it.
+        let start = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+        RoundRobinIter {
+            selection: Arc::clone(self),
+            slot: start,
+        }
+    }
+}
+
+/// The iterator of [`RoundRobin`].
+#[derive(Debug)]
+pub struct RoundRobinIter {
+    selection: Arc<RoundRobin>,
+    slot: usize,
+}
+
+impl BackendIter for RoundRobinIter {
+    fn next(&mut self) -> Option<&Backend> {
+        let cycle = &self.selection.cycle;
+        if cycle.is_empty() {
+            return None;
+        }
+        let index = cycle[self.slot % cycle.len()] as usize;
+        self.slot = self.slot.wrapping_add(1);
+        self.selection.weighted.backends().get(index)
+    }
+}
+
+/// One backend's next turn in [`smooth_cycle`]: due at `num / den` of the
+/// cycle.
+#[derive(PartialEq, Eq)]
+struct Turn {
+    num: u64,
+    den: u64,
+    index: u32,
+}
+
+impl Ord for Turn {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Compare num/den without floats; ties go to the lower index so the
+        // cycle is deterministic.
+        let lhs = u128::from(self.num) * u128::from(other.den);
+        let rhs = u128::from(other.num) * u128::from(self.den);
+        lhs.cmp(&rhs).then(self.index.cmp(&other.index))
+    }
+}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The round-robin cycle: backend indexes in the order they are served.
+///
+/// Backend `i` of weight `w` owns the `w` slots centred at
+/// `(2k + 1) / 2w` of the cycle (`k < w`); merging every backend's slots by
+/// time (earliest deadline first) spreads each backend's turns evenly.
+fn smooth_cycle(backends: &[Backend]) -> Box<[u32]> {
+    let weights = reduced_weights(backends);
+    let total: u64 = weights.iter().sum();
+    let mut heap: BinaryHeap<Reverse<Turn>> = weights
+        .iter()
+        .enumerate()
+        .map(|(index, &w)| {
+            Reverse(Turn {
+                num: 1,
+                den: 2 * w,
+                index: index as u32,
+            })
+        })
+        .collect();
+    let mut cycle = Vec::with_capacity(total as usize);
+    while let Some(Reverse(turn)) = heap.pop() {
+        cycle.push(turn.index);
+        // The turn after num/den is (num + 2)/den, while it stays in the cycle.
+        if turn.num + 2 < turn.den {
+            heap.push(Reverse(Turn {
+                num: turn.num + 2,
+                ..turn
+            }));
+        }
+    }
+    cycle.into_boxed_slice()
+}
+
+/// Effective weights divided by their gcd, and scaled down (keeping every
+/// backend at least 1) when the cycle would pass [`MAX_CYCLE`] slots.
+fn reduced_weights(backends: &[Backend]) -> Vec<u64> {
+    let weights: Vec<u64> = backends
+        .iter()
+        .map(|b| b.effective_weight() as u64)
+        .collect();
+    let divisor = weights.iter().copied().reduce(gcd).unwrap_or(1).max(1);
+    let mut weights: Vec<u64> = weights.into_iter().map(|w| w / divisor).collect();
+    let total: u64 = weights.iter().fold(0u64, |a, &w| a.saturating_add(w));
+    if total > MAX_CYCLE {
+        for w in &mut weights {
+            let scaled = u128::from(*w) * u128::from(MAX_CYCLE) / u128::from(total);
+            *w = (scaled as u64).max(1);
+        }
+    }
+    weights
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Weighted random: each pick lands on a backend with probability
+/// `weight / sum(weight)`, independently of the previous ones.
+#[derive(Debug)]
+pub struct Random {
+    weighted: Weighted,
+}
+
+impl BackendSelection for Random {
+    type Iter = RandomIter;
+
+    fn build(backends: &BTreeSet<Backend>) -> Self {
+        Self {
+            weighted: Weighted::new(backends),
+        }
+    }
+
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> RandomIter {
+        RandomIter {
+            selection: Arc::clone(self),
+        }
+    }
+}
+
+/// The iterator of [`Random`].
+#[derive(Debug)]
+pub struct RandomIter {
+    selection: Arc<Random>,
+}
+
+impl BackendIter for RandomIter {
+    fn next(&mut self) -> Option<&Backend> {
+        let weighted = &self.selection.weighted;
+        let point = rng::below(weighted.total.max(1));
+        let index = weighted.index_of(point)?;
+        weighted.backends().get(index)
+    }
+}
+
+/// Hash of the key: the FNV-1a hash of the key picks a backend, weighted,
+/// so the same key goes to the same backend while the set is unchanged.
+///
+/// Unlike [`Consistent`](super::Consistent), most keys move when the set
+/// changes; in exchange a pick costs one hash and a binary search.
+/// Failover candidates are the following backends, in order.
+#[derive(Debug)]
+pub struct FNVHash {
+    weighted: Weighted,
+}
+
+impl BackendSelection for FNVHash {
+    type Iter = FNVHashIter;
+
+    fn build(backends: &BTreeSet<Backend>) -> Self {
+        Self {
+            weighted: Weighted::new(backends),
+        }
+    }
+
+    fn iter(self: &Arc<Self>, key: &[u8]) -> FNVHashIter {
+        let first = self.weighted.index_of(fnv1a64(key));
+        FNVHashIter {
+            selection: Arc::clone(self),
+            next: first,
+            left: self.weighted.backends().len(),
+        }
+    }
+}
+
+/// The iterator of [`FNVHash`]: ends after visiting every backend once.
+#[derive(Debug)]
+pub struct FNVHashIter {
+    selection: Arc<FNVHash>,
+    next: Option<usize>,
+    left: usize,
+}
+
+impl BackendIter for FNVHashIter {
+    fn next(&mut self) -> Option<&Backend> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let backends = self.selection.weighted.backends();
+        let index = self.next?;
+        self.next = Some((index + 1) % backends.len().max(1));
+        backends.get(index)
+    }
+}
