@@ -1,13 +1,93 @@
 //! The HTTP proxy of pingora-rs.
 //!
-//! This crate will own the `ProxyHttp` trait, the callbacks a user implements
-//! to decide where each request goes and how it is changed on the way, and
-//! the proxy state machine that drives a request through those callbacks for
-//! HTTP/1 and HTTP/2 on both sides: request and response filters, body
-//! streaming with backpressure, upgrades and websockets, gRPC trailers,
-//! retries and the cache phases.
+//! Implement [`ProxyHttp`], the callbacks ("phases") that decide where each
+//! request goes and how it changes on the way, and serve it with
+//! [`http_proxy_service`]. The crate drives every request through the
+//! phases in a fixed order (see [`ProxyHttp`] and the book chapter
+//! `docs/src/phases.md`):
 //!
-//! It is **not** a connection or protocol library: listeners, sessions,
-//! connectors and TLS live in `pingora-core`.
+//! - request and response bodies stream both ways with backpressure, one
+//!   piece in flight per direction, so memory stays bounded whatever the
+//!   body size;
+//! - hop-by-hop fields are dropped and the body re-framed (RFC 9110
+//!   §7.6.1);
+//! - `Upgrade` requests (websockets) pass `101` through and then carry raw
+//!   bytes both ways;
+//! - a failed connect, or a failure on a reused upstream connection before
+//!   any response byte, is retried up to the server's `max_retries`,
+//!   asking [`ProxyHttp::upstream_peer`] again each time;
+//! - errors get the right response ([`error_status`]: 502, 504, 400 ...),
+//!   or a closed connection once a response has started;
+//! - upstream connections go back to the pool when reusable, and client
+//!   connections are kept alive across requests.
 //!
-//! Status: the crate is reserved; its content arrives with the proxy work.
+//! HTTP/1 on both sides today. The client side is reached only through the
+//! version-neutral [`ServerSession`](pingora_core::protocols::http::ServerSession),
+//! so HTTP/2 plugs in without changing the phases. Cache phases will join
+//! with the cache.
+//!
+//! This crate is **not** a connection or protocol library: listeners,
+//! sessions, connectors and TLS live in `pingora-core`; choosing among
+//! several upstreams lives in `pingora-load-balancing`.
+//!
+//! # Features
+//!
+//! - `rustls` (default), `openssl`, `boringssl`: the TLS backend, passed
+//!   through to `pingora-core`.
+//!
+//! # Examples
+//!
+//! A proxy that sends everything to one origin and tags the response:
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use pingora_core::header::ResponseHeader;
+//! use pingora_core::server::Server;
+//! use pingora_core::upstreams::HttpPeer;
+//! use pingora_error::Result;
+//! use pingora_proxy::{http_proxy_service, ProxyHttp, Session};
+//!
+//! struct MyProxy;
+//!
+//! #[async_trait]
+//! impl ProxyHttp for MyProxy {
+//!     type CTX = ();
+//!     fn new_ctx(&self) {}
+//!
+//!     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+//!         let addr: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+//!         Ok(Box::new(HttpPeer::new(addr, false, "")))
+//!     }
+//!
+//!     async fn response_filter(
+//!         &self,
+//!         _session: &mut Session,
+//!         resp: &mut ResponseHeader,
+//!         _ctx: &mut (),
+//!     ) -> Result<()> {
+//!         resp.insert_header("X-Proxied-By", "pingora-rs")
+//!     }
+//! }
+//!
+//! let mut server = Server::new(None).unwrap();
+//! server.bootstrap();
+//! let mut proxy = http_proxy_service(server.configuration(), MyProxy);
+//! proxy.add_tcp("127.0.0.1:6188");
+//! server.add_service(proxy);
+//! server.run_forever();
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod hop;
+mod proxy;
+mod proxy_trait;
+mod service;
+mod session;
+
+pub use error::error_status;
+pub use proxy::HttpProxy;
+pub use proxy_trait::ProxyHttp;
+pub use service::{HttpProxyService, http_proxy_service, try_http_proxy_service};
+pub use session::Session;

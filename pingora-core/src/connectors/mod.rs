@@ -13,6 +13,7 @@
 //! [`ErrorType::TLSHandshakeFailure`], [`ErrorType::TLSHandshakeTimedout`],
 //! [`ErrorType::InvalidCert`].
 
+pub mod http;
 pub mod l4;
 pub mod pool;
 mod tls;

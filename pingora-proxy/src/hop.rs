@@ -1,0 +1,211 @@
+//! Hop-by-hop header fields (RFC 9110 §7.6.1) and re-framing of what is
+//! forwarded.
+//!
+//! A proxy must not forward the fields that describe one connection:
+//! `Connection` and every field it names, `Keep-Alive`, `Proxy-Connection`,
+//! `TE`, `Transfer-Encoding` and `Upgrade` (kept, with `Connection:
+//! upgrade`, only when an upgrade is being proxied). The body framing of the
+//! next hop is then chosen anew: a chunked body is re-chunked, a
+//! Content-Length is kept.
+
+use http::header::{self, HeaderMap, HeaderName};
+use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_error::Result;
+
+/// Fields that are always hop-by-hop, beyond those `Connection` names.
+/// `Transfer-Encoding` is listed by RFC 9112 §6.1 as applying to one hop.
+const ALWAYS: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+];
+
+/// The field names listed in `Connection`, lowercased. Bounded: a header
+/// map is bounded by the head size limit, and so is this list.
+fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',') {
+            let token = token.trim_matches([' ', '\t']);
+            // "close", "keep-alive" and "upgrade" are options, not field
+            // names we would find; removing them anyway is harmless.
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Remove every hop-by-hop field from `headers` via `remove`, keeping
+/// `Upgrade` when `keep_upgrade`.
+fn strip(headers: &HeaderMap, keep_upgrade: bool, mut remove: impl FnMut(&str)) {
+    let named = if headers.contains_key(header::CONNECTION) {
+        connection_tokens(headers)
+    } else {
+        Vec::new()
+    };
+    for name in &named {
+        if !(keep_upgrade && name == header::UPGRADE) {
+            remove(name.as_str());
+        }
+    }
+    for name in ALWAYS {
+        remove(name);
+    }
+    if !keep_upgrade {
+        remove("upgrade");
+    }
+}
+
+/// Prepare a request head for the upstream: drop hop-by-hop fields, speak
+/// HTTP/1.1, and announce the body framing the proxy will use.
+///
+/// `chunked_body` says the downstream body has no known length (it came
+/// chunked), so it is re-chunked upstream; a Content-Length is forwarded as
+/// is. `upgrade` keeps `Upgrade` and asks for it with `Connection: upgrade`.
+/// `Expect` is dropped: the downstream session answers `100 Continue`
+/// itself when the proxy starts reading the body.
+///
+/// # Errors
+///
+/// Only if a static field cannot be inserted, which does not happen.
+pub(crate) fn upstream_request(
+    req: &mut RequestHeader,
+    chunked_body: bool,
+    upgrade: bool,
+) -> Result<()> {
+    if needs_strip(req.headers(), upgrade) {
+        let headers = req.headers().clone();
+        strip(&headers, upgrade, |name| {
+            req.remove_header(name);
+        });
+    }
+    req.remove_header("expect");
+    req.set_version(http::Version::HTTP_11);
+    if chunked_body {
+        req.remove_header("content-length");
+        req.insert_header("Transfer-Encoding", "chunked")?;
+    }
+    if upgrade {
+        req.insert_header("Connection", "upgrade")?;
+    }
+    Ok(())
+}
+
+/// Prepare a response head for the downstream: drop hop-by-hop fields
+/// (keeping `Upgrade` on a 101). The downstream session picks the framing:
+/// the Content-Length when there is one, else chunked (or close-delimited
+/// to an HTTP/1.0 client).
+///
+/// # Errors
+///
+/// Only if a static field cannot be inserted, which does not happen.
+pub(crate) fn downstream_response(resp: &mut ResponseHeader) -> Result<()> {
+    let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let chunked = resp.headers().contains_key(header::TRANSFER_ENCODING);
+    if needs_strip(resp.headers(), upgrade) {
+        let headers = resp.headers().clone();
+        strip(&headers, upgrade, |name| {
+            resp.remove_header(name);
+        });
+    }
+    if chunked {
+        // RFC 9112 §6.3: with Transfer-Encoding, a Content-Length is
+        // ignored; the length is unknown until the body ends.
+        resp.remove_header("content-length");
+    }
+    if upgrade {
+        resp.insert_header("Connection", "upgrade")?;
+    }
+    Ok(())
+}
+
+/// Whether anything is to be removed: the common case (no hop-by-hop
+/// field at all) then costs no copy of the header map.
+fn needs_strip(headers: &HeaderMap, upgrade: bool) -> bool {
+    ALWAYS.iter().any(|name| headers.contains_key(*name))
+        || (!upgrade && headers.contains_key(header::UPGRADE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(fields: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (name, value) in fields {
+            req.append_header(name, *value).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn connection_and_named_fields_are_dropped() {
+        let mut req = request(&[
+            ("Host", "a"),
+            ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("X-Kept", "yes"),
+        ]);
+        upstream_request(&mut req, false, false).unwrap();
+        let h = req.headers();
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "upgrade",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["x-kept"], "yes");
+        assert_eq!(h["host"], "a");
+    }
+
+    #[test]
+    fn chunked_request_is_rechunked() {
+        let mut req = request(&[("Transfer-Encoding", "chunked")]);
+        upstream_request(&mut req, true, false).unwrap();
+        assert_eq!(req.headers()["transfer-encoding"], "chunked");
+        let mut req = request(&[("Content-Length", "5"), ("Expect", "100-continue")]);
+        upstream_request(&mut req, false, false).unwrap();
+        assert_eq!(req.headers()["content-length"], "5");
+        assert!(!req.headers().contains_key("expect"));
+    }
+
+    #[test]
+    fn upgrade_is_kept_when_upgrading() {
+        let mut req = request(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
+        req.set_version(http::Version::HTTP_10);
+        upstream_request(&mut req, false, true).unwrap();
+        assert_eq!(req.headers()["upgrade"], "websocket");
+        assert_eq!(req.headers()["connection"], "upgrade");
+        assert_eq!(req.version(), http::Version::HTTP_11);
+    }
+
+    #[test]
+    fn response_fields_are_dropped_and_101_keeps_upgrade() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Transfer-Encoding", "chunked").unwrap();
+        resp.append_header("Content-Length", "3").unwrap();
+        resp.append_header("Connection", "close").unwrap();
+        downstream_response(&mut resp).unwrap();
+        assert!(resp.headers().is_empty());
+
+        let mut resp = ResponseHeader::build(101, None).unwrap();
+        resp.append_header("Upgrade", "websocket").unwrap();
+        resp.append_header("Connection", "upgrade").unwrap();
+        downstream_response(&mut resp).unwrap();
+        assert_eq!(resp.headers()["upgrade"], "websocket");
+        assert_eq!(resp.headers()["connection"], "upgrade");
+    }
+}

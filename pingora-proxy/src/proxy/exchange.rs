@@ -1,0 +1,230 @@
+//! One attempt: send the request upstream, stream the response back.
+//!
+//! The request body and the response head are read together, so an
+//! upstream that answers early (say 413 before the whole upload) is heard
+//! at once. Each piece of body is written before the next is read, in both
+//! directions: a slow reader on one side slows the writer on the other,
+//! and memory stays at one piece per direction whatever the body size.
+
+use super::HttpProxy;
+use super::body::SentBody;
+use crate::{ProxyHttp, Session, hop};
+use bytes::Bytes;
+use http::StatusCode;
+use pingora_core::header::ResponseHeader;
+use pingora_core::protocols::http::v1::ClientSession;
+use pingora_core::upstreams::HttpPeer;
+use pingora_error::{BError, Result};
+
+/// Why an attempt failed, and whether it failed before any response byte
+/// arrived (only then may it be retried).
+pub(super) struct Failure {
+    pub(super) e: BError,
+    pub(super) before_response: bool,
+}
+
+fn before(e: BError) -> Failure {
+    Failure {
+        e,
+        before_response: true,
+    }
+}
+
+fn after(e: BError) -> Failure {
+    Failure {
+        e,
+        before_response: false,
+    }
+}
+
+impl<SV: ProxyHttp> HttpProxy<SV> {
+    pub(super) async fn attempt(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        peer: &HttpPeer,
+        client: &mut ClientSession,
+        reused: bool,
+        body: &mut SentBody,
+    ) -> Result<(), Failure> {
+        let digest = client.digest();
+        self.inner
+            .connected_to_upstream(session, reused, peer, digest, ctx)
+            .await
+            .map_err(before)?;
+        self.send_request_header(session, ctx, client).await?;
+        for piece in body.pieces() {
+            client.write_body(piece).await.map_err(before)?;
+        }
+        if body.is_done() {
+            client
+                .finish_body(session.request_trailers())
+                .await
+                .map_err(before)?;
+        }
+        let resp = match self.send_body(session, ctx, client, body).await? {
+            Some(resp) => resp,
+            None => self.read_final_head(session, client).await?,
+        };
+        self.forward_response(session, ctx, client, resp)
+            .await
+            .map_err(after)
+    }
+
+    async fn send_request_header(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+    ) -> Result<(), Failure> {
+        let mut req = session.req_header().clone();
+        let chunked = req.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let upgrade = session.is_upgrade_request();
+        hop::upstream_request(&mut req, chunked, upgrade).map_err(before)?;
+        self.inner
+            .upstream_request_filter(session, &mut req, ctx)
+            .await
+            .map_err(before)?;
+        client.write_request_header(req).await.map_err(before)
+    }
+
+    /// Stream the request body upstream until it ends or the upstream
+    /// answers first; the final response head when it did.
+    async fn send_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+        body: &mut SentBody,
+    ) -> Result<Option<ResponseHeader>, Failure> {
+        while !body.is_done() {
+            // Both reads are cancel safe: bytes stay in their buffers.
+            tokio::select! {
+                head = client.read_response_header() => {
+                    let head = head.map_err(before)?.clone();
+                    if let Some(resp) = self.on_head(session, head).await? {
+                        return Ok(Some(resp));
+                    }
+                }
+                piece = session.read_request_body() => {
+                    let piece = piece.map_err(before)?;
+                    self.send_piece(session, ctx, client, body, piece).await?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Filter one piece of request body (`None`: the end) and send it.
+    async fn send_piece(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+        body: &mut SentBody,
+        piece: Option<Bytes>,
+    ) -> Result<(), Failure> {
+        let end = piece.is_none() || session.is_body_done();
+        let mut piece = piece;
+        self.inner
+            .request_body_filter(session, &mut piece, end, ctx)
+            .map_err(before)?;
+        if let Some(piece) = piece.filter(|p| !p.is_empty()) {
+            client.write_body(&piece).await.map_err(before)?;
+            body.record(&piece);
+        }
+        if end {
+            body.set_done();
+            client
+                .finish_body(session.request_trailers())
+                .await
+                .map_err(before)?;
+        }
+        Ok(())
+    }
+
+    /// A response head arrived: pass interim ones on (except `100`, which
+    /// the downstream session sends itself) and return the final one.
+    async fn on_head(
+        &self,
+        session: &mut Session,
+        head: ResponseHeader,
+    ) -> Result<Option<ResponseHeader>, Failure> {
+        let status = head.status();
+        if !status.is_informational() || status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(Some(head));
+        }
+        if status != StatusCode::CONTINUE {
+            let mut head = head;
+            hop::downstream_response(&mut head).map_err(after)?;
+            session.write_response_header(head).await.map_err(after)?;
+        }
+        Ok(None)
+    }
+
+    async fn read_final_head(
+        &self,
+        session: &mut Session,
+        client: &mut ClientSession,
+    ) -> Result<ResponseHeader, Failure> {
+        // The client session bounds how many interim heads it accepts.
+        loop {
+            let head = client.read_response_header().await.map_err(before)?.clone();
+            if let Some(resp) = self.on_head(session, head).await? {
+                return Ok(resp);
+            }
+        }
+    }
+
+    /// Filter the response head, send it, then the body or the tunnel.
+    async fn forward_response(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+        mut resp: ResponseHeader,
+    ) -> Result<()> {
+        hop::downstream_response(&mut resp)?;
+        self.inner
+            .upstream_response_filter(session, &mut resp, ctx)?;
+        self.inner.response_filter(session, &mut resp, ctx).await?;
+        session.write_response_header(resp).await?;
+        if client.is_upgraded() {
+            return super::tunnel::run(session, client).await;
+        }
+        self.forward_body(session, ctx, client).await
+    }
+
+    async fn forward_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+    ) -> Result<()> {
+        loop {
+            let piece = client.read_body_bytes().await?;
+            let end = piece.is_none() || client.is_body_done();
+            let mut piece = piece;
+            self.inner
+                .upstream_response_body_filter(session, &mut piece, end, ctx)?;
+            self.inner
+                .response_body_filter(session, &mut piece, end, ctx)?;
+            if let Some(piece) = piece.filter(|p| !p.is_empty()) {
+                session.write_response_body(&piece).await?;
+            }
+            if end {
+                break;
+            }
+        }
+        match client.trailers() {
+            Some(trailers) => {
+                let mut trailers = trailers.clone();
+                self.inner
+                    .response_trailer_filter(session, &mut trailers, ctx)
+                    .await?;
+                session.finish_response(Some(&trailers)).await
+            }
+            None => session.finish_response(None).await,
+        }
+    }
+}

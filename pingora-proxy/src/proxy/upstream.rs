@@ -1,0 +1,66 @@
+//! Pick a peer, connect, and retry what may be retried.
+
+use super::HttpProxy;
+use super::body::SentBody;
+use super::exchange::Failure;
+use crate::{ProxyHttp, Session};
+use pingora_core::connectors::http::retry_before_response;
+use pingora_error::Result;
+
+impl<SV: ProxyHttp> HttpProxy<SV> {
+    /// Send the request upstream and its response downstream, retrying up
+    /// to `max_retries` times: after a failed connect, or after an error
+    /// on a reused connection before any response byte, while the request
+    /// body sent so far can be sent again. Each attempt asks
+    /// `upstream_peer` again, so it can pick another peer.
+    pub(super) async fn proxy_to_upstream(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+    ) -> Result<()> {
+        let mut body = SentBody::default();
+        let mut retries = 0;
+        loop {
+            let peer = self.inner.upstream_peer(session, ctx).await?;
+            let (mut client, reused) = match self.connector.get_http_session(&peer).await {
+                Ok(connected) => connected,
+                Err(e) => {
+                    let e = self.inner.fail_to_connect(session, &peer, ctx, e);
+                    if e.retry() && retries < self.max_retries {
+                        retries += 1;
+                        log::debug!("retrying after connect failure: {e}");
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let attempt = self
+                .attempt(session, ctx, &peer, &mut client, reused, &mut body)
+                .await;
+            let Failure {
+                mut e,
+                before_response,
+            } = match attempt {
+                Ok(()) => {
+                    self.connector.release_http_session(client, &peer);
+                    return Ok(());
+                }
+                Err(failure) => failure,
+            };
+            if before_response {
+                retry_before_response(&mut e, reused);
+            }
+            let client_reused = session.is_downstream_reused();
+            let e = self
+                .inner
+                .error_while_proxy(&peer, session, e, ctx, client_reused);
+            let replayable = before_response && !session.response_started() && body.replayable();
+            if e.retry() && replayable && retries < self.max_retries {
+                retries += 1;
+                log::debug!("retrying after upstream failure: {e}");
+                continue;
+            }
+            return Err(e);
+        }
+    }
+}

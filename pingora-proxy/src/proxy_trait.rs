@@ -1,0 +1,290 @@
+//! [`ProxyHttp`]: the callbacks ("phases") a user implements to run a proxy.
+
+use crate::Session;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::HeaderMap;
+use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::protocols::Digest;
+use pingora_core::upstreams::HttpPeer;
+use pingora_error::{Error, Result};
+
+/// The phases of a proxied request, each with a default, called in this
+/// order (the book chapter `docs/src/phases.md` draws it):
+///
+/// 1. [`early_request_filter`](Self::early_request_filter)
+/// 2. [`request_filter`](Self::request_filter): may answer and stop
+/// 3. [`proxy_upstream_filter`](Self::proxy_upstream_filter): may refuse
+///    to go upstream
+/// 4. [`upstream_peer`](Self::upstream_peer) (required), then connect;
+///    on failure [`fail_to_connect`](Self::fail_to_connect), which may
+///    retry from step 4
+/// 5. [`connected_to_upstream`](Self::connected_to_upstream)
+/// 6. [`upstream_request_filter`](Self::upstream_request_filter)
+/// 7. [`request_body_filter`](Self::request_body_filter), once per piece of
+///    request body (at least once, with `end_of_stream` set last)
+/// 8. [`upstream_response_filter`](Self::upstream_response_filter), then
+///    [`response_filter`](Self::response_filter)
+/// 9. [`upstream_response_body_filter`](Self::upstream_response_body_filter)
+///    then [`response_body_filter`](Self::response_body_filter), per piece
+///    of response body
+/// 10. [`response_trailer_filter`](Self::response_trailer_filter), when the
+///     upstream sent trailers
+/// 11. [`logging`](Self::logging), exactly once per request, also after
+///     errors and short-circuits
+///
+/// An error in steps 5-10 goes to [`error_while_proxy`](Self::error_while_proxy),
+/// which may retry from step 4 while nothing was sent downstream and the
+/// request body can be replayed. An error that ends the request goes to
+/// [`fail_to_proxy`](Self::fail_to_proxy), which answers the client when no
+/// response has started, then to [`logging`](Self::logging).
+///
+/// Cache phases will sit between steps 3 and 4.
+///
+/// The body filters are plain functions, not `async`: they run for every
+/// piece of body, and a boxed future per piece would cost an allocation
+/// each.
+#[async_trait]
+pub trait ProxyHttp: Send + Sync {
+    /// Per-request state, created by [`new_ctx`](Self::new_ctx) and handed
+    /// to every phase of that request.
+    type CTX: Send;
+
+    /// A fresh state for a new request.
+    fn new_ctx(&self) -> Self::CTX;
+
+    /// Where to send the request. Called again for each retry, so it can
+    /// pick another peer.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request (answered through
+    /// [`fail_to_proxy`](Self::fail_to_proxy)).
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>>;
+
+    /// The first phase, before any other processing of the request.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    async fn early_request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change the request, or answer it directly. Return
+    /// `Ok(true)` when a response was written (for example with
+    /// [`Session::respond_error`]): the request then goes no further.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    async fn request_filter(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Whether to go upstream at all. Returning `false` ends the request:
+    /// with the response written here, or with 502 when none was.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    async fn proxy_upstream_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// A connection to `peer` is ready; `reused` says it came from the pool.
+    ///
+    /// # Errors
+    ///
+    /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _digest: Option<&Digest>,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Change the request head sent upstream (a copy of the downstream one,
+    /// hop-by-hop fields already removed).
+    ///
+    /// # Errors
+    ///
+    /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_request: &mut RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change a piece of request body on its way upstream.
+    /// `end_of_stream` is set on the last call. A filter that changes the
+    /// body length must fix the framing in
+    /// [`upstream_request_filter`](Self::upstream_request_filter) (remove
+    /// `Content-Length`, set `Transfer-Encoding: chunked`).
+    ///
+    /// # Errors
+    ///
+    /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
+    fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Change the response head as it arrives from the upstream
+    /// (hop-by-hop fields already removed).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Change the response head just before it goes downstream.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change a piece of response body as it arrives from the
+    /// upstream. `end_of_stream` is set on the last call.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request; the downstream connection is closed.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change a piece of response body just before it goes
+    /// downstream. A filter that changes the length must remove
+    /// `Content-Length` in [`response_filter`](Self::response_filter).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request; the downstream connection is closed.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Change the response trailers, when the upstream sent some.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request; the downstream connection is closed.
+    async fn response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        _trailers: &mut HeaderMap,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// The request is over: log it, count it. Called exactly once per
+    /// request, with the error that ended it, if any.
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, _ctx: &mut Self::CTX) {}
+
+    /// Connecting to `peer` failed. Return the error, after deciding
+    /// whether to retry with [`Error::set_retry`]; connect failures are
+    /// marked retryable by default.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut Self::CTX,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        e
+    }
+
+    /// Proxying to `peer` failed after connecting. Return the error, after
+    /// deciding whether to retry. By default a failure on a reused upstream
+    /// connection before any response byte is retryable.
+    /// `client_reused` says whether the downstream connection served
+    /// requests before this one.
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        _session: &mut Session,
+        e: Box<Error>,
+        _ctx: &mut Self::CTX,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        e
+    }
+
+    /// The request failed: answer the client with an error response when
+    /// no response has started, and return the status sent (0 when none
+    /// was). The default maps the error with [`crate::error_status`].
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> u16 {
+        let status = crate::error_status(e);
+        if status > 0 && !session.response_started() {
+            if session.respond_error(status).await.is_err() {
+                return 0;
+            }
+            return status;
+        }
+        0
+    }
+
+    /// Whether to leave the error that ended this request out of the error
+    /// log.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, _error: &Error) -> bool {
+        false
+    }
+
+    /// A one-line description of the request for the error log.
+    fn request_summary(&self, session: &Session, _ctx: &Self::CTX) -> String {
+        session.request_summary()
+    }
+}

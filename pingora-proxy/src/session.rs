@@ -1,0 +1,196 @@
+//! [`Session`]: one downstream request as the phases see it.
+
+use bytes::Bytes;
+use http::header::HeaderMap;
+use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::{Digest, SocketAddr};
+use pingora_error::Result;
+
+/// One request from a client, handed to every [`ProxyHttp`](crate::ProxyHttp)
+/// phase: the request head (mutable), its body, the response written so
+/// far, and what is known about the client connection.
+///
+/// Whatever the HTTP version, the downstream is driven through the
+/// version-neutral [`ServerSession`].
+#[derive(Debug)]
+pub struct Session {
+    downstream: ServerSession,
+    reused: bool,
+    response_status: Option<u16>,
+    body_bytes_read: u64,
+    body_bytes_sent: u64,
+}
+
+impl Session {
+    /// A session for one request on `downstream`; `reused` says the client
+    /// connection served requests before this one.
+    pub fn new(downstream: impl Into<ServerSession>, reused: bool) -> Self {
+        Self {
+            downstream: downstream.into(),
+            reused,
+            response_status: None,
+            body_bytes_read: 0,
+            body_bytes_sent: 0,
+        }
+    }
+
+    /// The request head as the client sent it (or as phases changed it).
+    pub fn req_header(&self) -> &RequestHeader {
+        self.downstream.req_header()
+    }
+
+    /// The request head, to change. Changes made before
+    /// [`upstream_request_filter`](crate::ProxyHttp::upstream_request_filter)
+    /// are forwarded.
+    pub fn req_header_mut(&mut self) -> &mut RequestHeader {
+        self.downstream.req_header_mut()
+    }
+
+    /// The value of the request field `name`, if present and one value.
+    pub fn get_header(&self, name: &str) -> Option<&http::HeaderValue> {
+        self.req_header().headers().get(name)
+    }
+
+    /// Read the next piece of the request body; `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// Downstream errors: a malformed body (answered with 400), a read
+    /// timeout, the client closing early.
+    pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
+        let data = self.downstream.read_body_bytes().await?;
+        if let Some(data) = &data {
+            self.body_bytes_read += data.len() as u64;
+        }
+        Ok(data)
+    }
+
+    /// Whether the whole request body has been read.
+    pub fn is_body_done(&self) -> bool {
+        self.downstream.is_body_done()
+    }
+
+    /// The request trailers, once the body was read to its end.
+    pub fn request_trailers(&self) -> Option<&HeaderMap> {
+        self.downstream.trailers()
+    }
+
+    /// Write a response head to the client. A 1xx head is interim.
+    ///
+    /// # Errors
+    ///
+    /// When a final head was already written, or writing fails.
+    pub async fn write_response_header(&mut self, resp: ResponseHeader) -> Result<()> {
+        let status = resp.status();
+        self.downstream.write_response_header(resp).await?;
+        if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
+            self.response_status = Some(status.as_u16());
+        }
+        Ok(())
+    }
+
+    /// Write a piece of the response body.
+    ///
+    /// # Errors
+    ///
+    /// Before a head is written, past the announced length, or when writing
+    /// fails.
+    pub async fn write_response_body(&mut self, data: &[u8]) -> Result<()> {
+        self.downstream.write_body(data).await?;
+        self.body_bytes_sent += data.len() as u64;
+        Ok(())
+    }
+
+    /// End the response, with trailers when the protocol carries them.
+    ///
+    /// # Errors
+    ///
+    /// When the body is shorter than announced or writing fails.
+    pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
+        self.downstream.finish_response(trailers).await
+    }
+
+    /// Answer with a bodyless error `status` and close the connection
+    /// afterwards. Does nothing when a response already started.
+    ///
+    /// # Errors
+    ///
+    /// When writing fails.
+    pub async fn respond_error(&mut self, status: u16) -> Result<()> {
+        if self.response_started() {
+            return Ok(());
+        }
+        self.downstream.respond_error(status).await?;
+        self.response_status = Some(status);
+        Ok(())
+    }
+
+    /// Whether a final response head was written to the client.
+    pub const fn response_started(&self) -> bool {
+        self.response_status.is_some()
+    }
+
+    /// The status of the final response written, if any.
+    pub const fn response_status(&self) -> Option<u16> {
+        self.response_status
+    }
+
+    /// Request body bytes read from the client so far.
+    pub const fn body_bytes_read(&self) -> u64 {
+        self.body_bytes_read
+    }
+
+    /// Response body bytes written to the client so far.
+    pub const fn body_bytes_sent(&self) -> u64 {
+        self.body_bytes_sent
+    }
+
+    /// What is known about the client connection: addresses, TLS.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.downstream.digest()
+    }
+
+    /// The client's address.
+    pub fn client_addr(&self) -> Option<&SocketAddr> {
+        self.digest().and_then(|d| d.peer_addr.as_ref())
+    }
+
+    /// Allow (`true`) or refuse (`false`) keeping the client connection
+    /// open after this request. Refusing always wins; call it before the
+    /// response head is written.
+    pub fn set_keepalive(&mut self, keepalive: bool) {
+        self.downstream.set_keepalive(keepalive);
+    }
+
+    /// Whether the client connection served requests before this one.
+    pub const fn is_downstream_reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Whether the request asks to switch protocols (for example to a
+    /// websocket).
+    pub fn is_upgrade_request(&self) -> bool {
+        self.downstream.is_upgrade_request()
+    }
+
+    /// The version-neutral downstream session underneath.
+    pub const fn downstream_session(&self) -> &ServerSession {
+        &self.downstream
+    }
+
+    /// A one-line description: method, target, host.
+    pub fn request_summary(&self) -> String {
+        let req = self.req_header();
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        format!("{} {}, Host: {host}", req.method(), req.uri())
+    }
+
+    pub(crate) fn into_downstream(self) -> ServerSession {
+        self.downstream
+    }
+}
