@@ -10,9 +10,10 @@
 //! - [`connectors`]: connecting to peers (L4, then TLS) with a pool of idle
 //!   connections.
 //! - [`tls`]: certificates, the server-side acceptor and the TLS backends.
-//!
-//! Still to come in this crate: HTTP/1 and HTTP/2 sessions for both sides,
-//! header types.
+//! - [`header`]: request and response headers that keep the wire's name
+//!   case and order.
+//! - [`protocols::http`]: HTTP sessions for both sides, built on sans-IO
+//!   parsers and body framing.
 //!
 //! This crate is **not** a proxy: the proxy state machine and its callbacks
 //! live in `pingora-proxy`.
