@@ -35,7 +35,9 @@
 use super::ServerApp;
 use crate::header::{HeaderList, RequestHeader, ResponseHeader};
 use crate::protocols::Stream;
-use crate::protocols::http::v1::{H1Config, ServerConnection, ServerSession};
+use crate::protocols::http::ServerSession;
+use crate::protocols::http::v1::{H1Config, ServerConnection};
+use crate::protocols::http::v2::{self, H2Options};
 use crate::server::ShutdownWatch;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -149,6 +151,8 @@ pub struct HttpServer<S> {
     app: S,
     config: H1Config,
     max_request_body: usize,
+    h2: H2Options,
+    h2c: bool,
 }
 
 impl<S: ServeHttp> HttpServer<S> {
@@ -158,6 +162,8 @@ impl<S: ServeHttp> HttpServer<S> {
             app,
             config: H1Config::default(),
             max_request_body: 1024 * 1024,
+            h2: H2Options::default(),
+            h2c: false,
         }
     }
 
@@ -172,6 +178,23 @@ impl<S: ServeHttp> HttpServer<S> {
     #[must_use]
     pub const fn with_max_request_body(mut self, max: usize) -> Self {
         self.max_request_body = max;
+        self
+    }
+
+    /// Use `options`' HTTP/2 settings and limits. HTTP/2 is served on TLS
+    /// connections whose ALPN chose `h2`, and on every connection with
+    /// [`with_h2c`](Self::with_h2c).
+    #[must_use]
+    pub const fn with_h2_options(mut self, options: H2Options) -> Self {
+        self.h2 = options;
+        self
+    }
+
+    /// Serve cleartext HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3)
+    /// instead of HTTP/1 on connections without ALPN `h2`.
+    #[must_use]
+    pub const fn with_h2c(mut self, h2c: bool) -> Self {
+        self.h2c = h2c;
         self
     }
 
@@ -237,6 +260,18 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        if self.h2c || v2::negotiated_h2(&stream) {
+            let serve = |session: v2::ServerSession| {
+                let app = Arc::clone(self);
+                async move {
+                    if let Err(e) = app.serve(&mut session.into()).await {
+                        log::debug!("h2 exchange failed: {e}");
+                    }
+                }
+            };
+            v2::serve_connection(stream, &self.h2, shutdown, serve).await;
+            return None;
+        }
         let mut shutdown = shutdown.clone();
         let mut conn = ServerConnection::new(stream, self.config);
         loop {
@@ -247,7 +282,7 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
                 _ = shutdown.wait_for(|stop| *stop) => return None,
             };
             let mut session = match read {
-                Ok(Some(session)) => session,
+                Ok(Some(session)) => ServerSession::from(session),
                 Ok(None) => return None,
                 Err(e) => {
                     log::debug!("http request refused: {e}");
@@ -261,6 +296,9 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
                 log::debug!("http exchange failed: {e}");
                 session.set_keepalive(false);
             }
+            let ServerSession::H1(session) = session else {
+                return None;
+            };
             conn = session.reuse().await?;
         }
     }

@@ -6,5 +6,6 @@
 
 mod server;
 pub mod v1;
+pub mod v2;
 
 pub use server::ServerSession;

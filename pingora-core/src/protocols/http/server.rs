@@ -1,6 +1,6 @@
 //! [`ServerSession`]: one downstream exchange, whatever the HTTP version.
 
-use super::v1;
+use super::{v1, v2};
 use crate::header::{RequestHeader, ResponseHeader};
 use crate::protocols::Digest;
 use bytes::Bytes;
@@ -15,9 +15,14 @@ use pingora_error::Result;
 /// the HTTP/1 rules.
 #[derive(Debug)]
 #[non_exhaustive]
+// Boxing the HTTP/1 variant would cost an allocation per HTTP/1 request;
+// a session is one per exchange, so its size matters less.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerSession {
     /// An HTTP/1.0 or HTTP/1.1 exchange.
     H1(v1::ServerSession),
+    /// One stream of an HTTP/2 connection.
+    H2(v2::ServerSession),
 }
 
 impl From<v1::ServerSession> for ServerSession {
@@ -26,11 +31,18 @@ impl From<v1::ServerSession> for ServerSession {
     }
 }
 
+impl From<v2::ServerSession> for ServerSession {
+    fn from(session: v2::ServerSession) -> Self {
+        Self::H2(session)
+    }
+}
+
 impl ServerSession {
     /// The request head.
     pub const fn req_header(&self) -> &RequestHeader {
         match self {
             Self::H1(s) => s.req_header(),
+            Self::H2(s) => s.req_header(),
         }
     }
 
@@ -38,6 +50,7 @@ impl ServerSession {
     pub const fn req_header_mut(&mut self) -> &mut RequestHeader {
         match self {
             Self::H1(s) => s.req_header_mut(),
+            Self::H2(s) => s.req_header_mut(),
         }
     }
 
@@ -45,6 +58,7 @@ impl ServerSession {
     pub fn digest(&self) -> Option<&Digest> {
         match self {
             Self::H1(s) => s.digest(),
+            Self::H2(s) => s.digest(),
         }
     }
 
@@ -56,6 +70,7 @@ impl ServerSession {
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         match self {
             Self::H1(s) => s.read_body_bytes().await,
+            Self::H2(s) => s.read_body_bytes().await,
         }
     }
 
@@ -63,6 +78,7 @@ impl ServerSession {
     pub fn is_body_done(&self) -> bool {
         match self {
             Self::H1(s) => s.is_body_done(),
+            Self::H2(s) => s.is_body_done(),
         }
     }
 
@@ -70,6 +86,7 @@ impl ServerSession {
     pub const fn trailers(&self) -> Option<&HeaderMap> {
         match self {
             Self::H1(s) => s.trailers(),
+            Self::H2(s) => s.trailers(),
         }
     }
 
@@ -81,6 +98,7 @@ impl ServerSession {
     pub async fn write_response_header(&mut self, resp: ResponseHeader) -> Result<()> {
         match self {
             Self::H1(s) => s.write_response_header(resp).await,
+            Self::H2(s) => s.write_response_header(resp).await,
         }
     }
 
@@ -92,6 +110,7 @@ impl ServerSession {
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
         match self {
             Self::H1(s) => s.write_body(data).await,
+            Self::H2(s) => s.write_body(data).await,
         }
     }
 
@@ -103,6 +122,7 @@ impl ServerSession {
     pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
         match self {
             Self::H1(s) => s.finish_response(trailers).await,
+            Self::H2(s) => s.finish_response(trailers).await,
         }
     }
 
@@ -114,6 +134,7 @@ impl ServerSession {
     pub async fn respond_error(&mut self, status: u16) -> Result<()> {
         match self {
             Self::H1(s) => s.respond_error(status).await,
+            Self::H2(s) => s.respond_error(status).await,
         }
     }
 
@@ -121,6 +142,7 @@ impl ServerSession {
     pub fn is_upgrade_request(&self) -> bool {
         match self {
             Self::H1(s) => s.is_upgrade_request(),
+            Self::H2(_) => false,
         }
     }
 
@@ -128,6 +150,8 @@ impl ServerSession {
     pub fn set_keepalive(&mut self, keepalive: bool) {
         match self {
             Self::H1(s) => s.set_keepalive(keepalive),
+            // HTTP/2 streams do not own the connection.
+            Self::H2(_) => {}
         }
     }
 }

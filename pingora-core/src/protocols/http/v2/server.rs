@@ -1,0 +1,429 @@
+//! The downstream side: accept an HTTP/2 connection and serve its streams.
+//!
+//! [`ServerConnection`] owns the connection and must be driven by calling
+//! [`ServerConnection::accept`] in a loop: that one task reads frames for
+//! every stream, while each [`ServerSession`] runs on its own task.
+//! [`serve_connection`] is that loop, with graceful shutdown.
+
+use super::H2Options;
+use super::body::{h2_error, recv_data, recv_trailers, send_data, send_end};
+use super::convert::{request_from_h2, response_to_h2};
+use super::guard::{MeteredIo, Trip, Tripwire, Watch};
+use super::meter::FrameMeter;
+use crate::header::{RequestHeader, ResponseHeader};
+use crate::protocols::{Digest, Stream};
+use crate::server::ShutdownWatch;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::HeaderMap;
+use pingora_error::{Error, ErrorType, Result};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, sleep_until};
+
+/// What `h2` hands over for each new stream.
+type Accepted = std::result::Result<(http::Request<RecvStream>, SendResponse<Bytes>), h2::Error>;
+
+/// How long a GOAWAY sent to cut off a misbehaving peer may take to leave.
+const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
+
+/// A downstream HTTP/2 connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use pingora_core::protocols::http::v2::{H2Options, ServerConnection};
+/// use pingora_core::header::ResponseHeader;
+///
+/// # async fn run(stream: pingora_core::protocols::Stream) -> pingora_core::Result<()> {
+/// let mut conn = ServerConnection::handshake(stream, &H2Options::default()).await?;
+/// while let Some(session) = conn.accept().await {
+///     let mut session = session?;
+///     tokio::spawn(async move {
+///         let resp = ResponseHeader::build(200, None)?;
+///         session.write_response_header(resp).await?;
+///         session.write_body(b"hello").await?;
+///         session.finish_response(None).await
+///     });
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServerConnection {
+    conn: h2::server::Connection<MeteredIo, Bytes>,
+    watch: Watch,
+    digest: Option<Arc<Digest>>,
+    options: H2Options,
+    /// When an idle connection is closed, or when a closing one is cut.
+    deadline: Instant,
+    closing: bool,
+}
+
+impl ServerConnection {
+    /// Read the client's connection preface and exchange SETTINGS
+    /// (RFC 9113 §3.4), advertising `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::ReadTimedout`] after the handshake timeout,
+    /// [`ErrorType::InvalidH2`] when the client does not speak HTTP/2.
+    /// Both are marked downstream.
+    pub async fn handshake(stream: Stream, options: &H2Options) -> Result<Self> {
+        let digest = stream.digest().cloned().map(Arc::new);
+        let wire = Arc::new(Tripwire::default());
+        let io = MeteredIo::new(stream, FrameMeter::for_server(options), wire.clone());
+        let handshake = builder(options).handshake(io);
+        let mut conn = match pingora_timeout::timeout(options.handshake_timeout, handshake).await {
+            Err(_) => {
+                return Err(Error::explain(ErrorType::ReadTimedout, "h2 handshake").into_down());
+            }
+            Ok(Err(e)) => {
+                return Err(Error::because(ErrorType::InvalidH2, "h2 handshake", e).into_down());
+            }
+            Ok(Ok(conn)) => conn,
+        };
+        let mut watch = Watch::new(wire);
+        if let (Some(interval), Some(pings)) = (options.keepalive_interval, conn.ping_pong()) {
+            watch.start_keepalive(pings, interval, options.keepalive_timeout);
+        }
+        Ok(Self {
+            conn,
+            watch,
+            digest,
+            options: *options,
+            deadline: Instant::now() + options.idle_timeout,
+            closing: false,
+        })
+    }
+
+    /// What is known about the underlying connection.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_deref()
+    }
+
+    /// Wait for the next stream, driving the whole connection meanwhile.
+    ///
+    /// Returns `None` once the connection is closed: by the client, after
+    /// a graceful shutdown once every stream finished, or when it sat idle
+    /// with no stream past the idle timeout.
+    ///
+    /// # Errors
+    ///
+    /// A connection error, marked downstream: [`ErrorType::H2Error`] when
+    /// the client broke a limit or the protocol (it was sent a GOAWAY with
+    /// the matching code), [`ErrorType::ReadTimedout`] when a keep-alive
+    /// PING went unanswered, read errors. The connection is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: no stream is lost when the future is dropped.
+    pub async fn accept(&mut self) -> Option<Result<ServerSession>> {
+        loop {
+            let wire = self.watch.wire.clone();
+            tokio::select! {
+                biased;
+                why = wire.wait() => return Some(Err(self.cut_off(why).await)),
+                next = self.conn.accept() => return self.accepted(next),
+                () = sleep_until(self.deadline) => {
+                    if self.closing {
+                        // Open streams overran the graceful timeout.
+                        return None;
+                    }
+                    if self.conn.has_streams() {
+                        self.deadline = Instant::now() + self.options.idle_timeout;
+                    } else {
+                        self.graceful_shutdown();
+                    }
+                }
+            }
+        }
+    }
+
+    fn accepted(&mut self, next: Option<Accepted>) -> Option<Result<ServerSession>> {
+        match next? {
+            Ok((req, respond)) => {
+                if !self.closing {
+                    self.deadline = Instant::now() + self.options.idle_timeout;
+                }
+                let (parts, body) = req.into_parts();
+                Some(Ok(ServerSession {
+                    req: request_from_h2(&parts),
+                    body_done: body.is_end_stream(),
+                    body,
+                    trailers: None,
+                    respond,
+                    response: Response::NotStarted,
+                    digest: self.digest.clone(),
+                    read_timeout: self.options.stream_read_timeout,
+                    write_timeout: self.options.stream_write_timeout,
+                }))
+            }
+            // h2 already sent the GOAWAY its error calls for.
+            Err(e) => Some(Err(h2_error(e, "h2 connection").into_down())),
+        }
+    }
+
+    /// Send GOAWAY with `ENHANCE_YOUR_CALM` (RFC 9113 §7) or, for a dead
+    /// peer, `NO_ERROR`, give it a moment to leave, and close.
+    async fn cut_off(&mut self, why: Trip) -> Box<Error> {
+        let (reason, err) = match why {
+            Trip::Flood(v) => (
+                Reason::ENHANCE_YOUR_CALM,
+                Error::explain(ErrorType::H2Error, v.as_str()),
+            ),
+            Trip::PingTimeout => (
+                Reason::NO_ERROR,
+                Error::explain(ErrorType::ReadTimedout, "h2 keep-alive ping unanswered"),
+            ),
+        };
+        log::debug!("closing h2 connection: {err}");
+        self.conn.abrupt_shutdown(reason);
+        let flush = std::future::poll_fn(|cx| self.conn.poll_closed(cx));
+        let _ = pingora_timeout::timeout(GOAWAY_FLUSH, flush).await;
+        err.into_down()
+    }
+
+    /// Start a graceful shutdown: GOAWAY tells the client to open no new
+    /// stream (RFC 9113 §6.8) while open ones finish; [`Self::accept`]
+    /// returns `None` when they have, or after the graceful timeout.
+    pub fn graceful_shutdown(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            self.deadline = Instant::now() + self.options.graceful_timeout;
+            self.conn.graceful_shutdown();
+        }
+    }
+}
+
+/// The `h2` server builder for `options`.
+fn builder(options: &H2Options) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(options.max_concurrent_streams)
+        .initial_window_size(H2Options::window(options.initial_stream_window))
+        .initial_connection_window_size(H2Options::window(options.initial_connection_window))
+        .max_header_list_size(options.max_header_list_size)
+        .max_frame_size(options.frame_size())
+        .max_send_buffer_size(options.max_send_buffer as usize)
+        .max_pending_accept_reset_streams(options.max_pending_accept_reset_streams as usize)
+        .max_local_error_reset_streams(Some(options.max_local_error_reset_streams as usize));
+    b
+}
+
+/// Serve HTTP/2 on `stream`: accept streams and run `handler` on each, on
+/// its own task, until the connection ends. When `shutdown` turns `true`
+/// the client gets a GOAWAY and open streams may finish.
+pub async fn serve_connection<F, Fut>(
+    stream: Stream,
+    options: &H2Options,
+    shutdown: &ShutdownWatch,
+    handler: F,
+) where
+    F: Fn(ServerSession) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut conn = match ServerConnection::handshake(stream, options).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            log::debug!("h2 handshake failed: {e}");
+            return;
+        }
+    };
+    let mut shutdown = shutdown.clone();
+    let mut closing = false;
+    loop {
+        if !closing && *shutdown.borrow() {
+            conn.graceful_shutdown();
+            closing = true;
+        }
+        let next = tokio::select! {
+            next = conn.accept() => next,
+            _ = shutdown.wait_for(|stop| *stop), if !closing => continue,
+        };
+        match next {
+            Some(Ok(session)) => {
+                tokio::spawn(handler(session));
+            }
+            Some(Err(e)) => {
+                log::debug!("h2 connection ended: {e}");
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Where the response stands.
+#[derive(Debug)]
+enum Response {
+    /// No final response head sent yet (1xx heads may have been).
+    NotStarted,
+    /// Head sent; the body goes on this stream.
+    Body(SendStream<Bytes>),
+    /// The response is complete.
+    Done,
+}
+
+/// One request/response exchange: one stream of an HTTP/2 connection.
+///
+/// The request head is shaped like an HTTP/1 one (origin-form target,
+/// `Host` from `:authority`), so code above needs no version checks.
+#[derive(Debug)]
+pub struct ServerSession {
+    req: RequestHeader,
+    body: RecvStream,
+    body_done: bool,
+    trailers: Option<HeaderMap>,
+    respond: SendResponse<Bytes>,
+    response: Response,
+    digest: Option<Arc<Digest>>,
+    read_timeout: Duration,
+    write_timeout: Duration,
+}
+
+impl ServerSession {
+    /// The request head.
+    pub const fn req_header(&self) -> &RequestHeader {
+        &self.req
+    }
+
+    /// The request head, to change before forwarding it.
+    pub const fn req_header_mut(&mut self) -> &mut RequestHeader {
+        &mut self.req
+    }
+
+    /// What is known about the underlying connection.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_deref()
+    }
+
+    /// The stream's id on its connection.
+    pub fn stream_id(&self) -> u32 {
+        self.respond.stream_id().as_u32()
+    }
+
+    /// Read the next piece of the request body; `None` at its end. Bytes
+    /// read are returned to the client's flow-control window, so the
+    /// client sends no faster than this is called.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::ReadTimedout`] when the client sent nothing for the
+    /// stream read timeout (a stream opened and never finished),
+    /// [`ErrorType::H2Error`] when the client reset the stream. Both are
+    /// marked downstream.
+    pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
+        if self.body_done {
+            return Ok(None);
+        }
+        let read = recv_data(&mut self.body, self.read_timeout).await;
+        match read.map_err(Error::into_down)? {
+            Some(data) => Ok(Some(data)),
+            None => {
+                self.body_done = true;
+                let trailers = recv_trailers(&mut self.body, self.read_timeout).await;
+                self.trailers = trailers.map_err(Error::into_down)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the whole request body has been read.
+    pub const fn is_body_done(&self) -> bool {
+        self.body_done
+    }
+
+    /// The request trailers, once the body is fully read.
+    pub const fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// Send a response head. 1xx heads are interim (RFC 9113 §8.1), except
+    /// 101, which HTTP/2 does not have (§8.6).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::H2Error`] for a 101, a second final head, or when the
+    /// stream is gone.
+    pub async fn write_response_header(&mut self, resp: ResponseHeader) -> Result<()> {
+        let status = resp.status();
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Error::e_explain(ErrorType::H2Error, "101 is not allowed in h2");
+        }
+        if !matches!(self.response, Response::NotStarted) {
+            return Error::e_explain(ErrorType::H2Error, "response already started");
+        }
+        let head = response_to_h2(&resp)?;
+        if status.is_informational() {
+            return self
+                .respond
+                .send_informational(head)
+                .map_err(|e| h2_error(e, "sending h2 interim head"));
+        }
+        let out = self
+            .respond
+            .send_response(head, false)
+            .map_err(|e| h2_error(e, "sending h2 response head"))?;
+        self.response = Response::Body(out);
+        Ok(())
+    }
+
+    /// Send a piece of the response body, waiting for the client's window.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::H2Error`] before the head or after the end, else as
+    /// the stream write: [`ErrorType::WriteTimedout`] when the client gave
+    /// no window for the write timeout.
+    pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
+        let Response::Body(out) = &mut self.response else {
+            return Error::e_explain(ErrorType::H2Error, "no response body in progress");
+        };
+        send_data(out, Bytes::copy_from_slice(data), self.write_timeout).await
+    }
+
+    /// End the response, with `trailers` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::H2Error`] when no head was sent or the stream is gone.
+    pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
+        match std::mem::replace(&mut self.response, Response::Done) {
+            Response::Body(mut out) => send_end(&mut out, trailers),
+            Response::Done => Ok(()),
+            Response::NotStarted => {
+                Error::e_explain(ErrorType::H2Error, "response finished before its head")
+            }
+        }
+    }
+
+    /// Answer with a bodyless error `status` when no response has started.
+    ///
+    /// # Errors
+    ///
+    /// When the stream is gone.
+    pub async fn respond_error(&mut self, status: u16) -> Result<()> {
+        if !matches!(self.response, Response::NotStarted) {
+            return Ok(());
+        }
+        let mut resp = ResponseHeader::build(status, Some(1))?;
+        resp.insert_header("content-length", "0")?;
+        let head = response_to_h2(&resp)?;
+        self.response = Response::Done;
+        self.respond
+            .send_response(head, true)
+            .map(drop)
+            .map_err(|e| h2_error(e, "sending h2 error response"))
+    }
+
+    /// Reset the stream with `CANCEL` (RFC 9113 §8.7), for an exchange
+    /// that cannot be finished.
+    pub fn abort(&mut self) {
+        match &mut self.response {
+            Response::Body(out) => out.send_reset(Reason::CANCEL),
+            _ => self.respond.send_reset(Reason::CANCEL),
+        }
+        self.response = Response::Done;
+    }
+}
