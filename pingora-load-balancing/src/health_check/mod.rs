@@ -9,8 +9,10 @@
 //!
 //! Any type implementing [`HealthCheck`] can be used instead.
 
+mod http;
 mod tcp;
 
+pub use self::http::{HttpHealthCheck, ResponseValidator};
 pub use tcp::TcpHealthCheck;
 
 use crate::Backend;

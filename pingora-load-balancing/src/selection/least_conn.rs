@@ -177,3 +177,102 @@ impl BackendIter for LeastConnectionIter {
         loaded.backends.get(pick)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn set(n: usize) -> BTreeSet<Backend> {
+        (1..=n)
+            .map(|i| Backend::new(&format!("10.0.0.{i}:80")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn guards_count_and_release() {
+        let selection = Arc::new(LeastConnection::build(&set(3)));
+        let a = selection.iter(b"").next().unwrap().clone();
+        let guard = selection.track(&a);
+        assert!(guard.is_tracked());
+        // With one request on `a`, the other two are lighter.
+        for _ in 0..6 {
+            assert_ne!(selection.iter(b"").next().unwrap(), &a);
+        }
+        drop(guard);
+        let index = selection.loaded.backends.binary_search(&a).unwrap();
+        assert_eq!(selection.loaded.counts.get(index), 0);
+        // A backend from another set is not tracked.
+        let stranger = Backend::new("192.0.2.1:1").unwrap();
+        assert!(!selection.track(&stranger).is_tracked());
+    }
+
+    #[test]
+    fn least_connection_shares_ties_and_fails_over_in_order() {
+        let selection = Arc::new(LeastConnection::build(&set(3)));
+        let firsts: BTreeSet<Backend> = (0..3)
+            .map(|_| selection.iter(b"").next().unwrap().clone())
+            .collect();
+        assert_eq!(firsts.len(), 3, "idle backends take turns");
+        let mut iter = selection.iter(b"");
+        let mut seen = BTreeSet::new();
+        while let Some(b) = iter.next() {
+            seen.insert(b.clone());
+        }
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn power_of_two_avoids_the_loaded_backend() {
+        let selection = Arc::new(PowerOfTwo::build(&set(2)));
+        let busy = Backend::new("10.0.0.1:80").unwrap();
+        let _guards: Vec<InFlight> = (0..5).map(|_| selection.track(&busy)).collect();
+        // With two backends the pair is always both: the idle one wins.
+        for _ in 0..100 {
+            assert_ne!(selection.iter(b"").next().unwrap(), &busy);
+        }
+    }
+
+    #[test]
+    fn power_of_two_balances_held_requests() {
+        // Hold every request: the in-flight counts should stay close.
+        let selection = Arc::new(PowerOfTwo::build(&set(10)));
+        let mut guards = Vec::new();
+        for _ in 0..10_000 {
+            let b = selection.iter(b"").next().unwrap().clone();
+            guards.push(selection.track(&b));
+        }
+        let loads: Vec<usize> = (0..10).map(|i| selection.loaded.counts.get(i)).collect();
+        let (min, max) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
+        // Power of two choices keeps the gap at O(log log n); allow a few.
+        assert!(max - min <= 4, "{loads:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The least-connection pick has the smallest load per weight.
+        #[test]
+        fn least_connection_picks_a_minimum(
+            loads in prop::collection::vec(0usize..6, 1..8),
+            weights in prop::collection::vec(1usize..4, 8),
+        ) {
+            let backends: BTreeSet<Backend> = loads.iter().enumerate()
+                .map(|(i, _)| Backend::new_with_weight(&format!("10.0.0.{}:80", i + 1), weights[i]).unwrap())
+                .collect();
+            let selection = Arc::new(LeastConnection::build(&backends));
+            let mut guards = Vec::new();
+            for (b, &load) in selection.loaded.backends.iter().zip(&loads) {
+                for _ in 0..load {
+                    guards.push(selection.track(b));
+                }
+            }
+            let mut iter = selection.iter(b"");
+            let pick = iter.next().unwrap();
+            let i = selection.loaded.backends.binary_search(pick).unwrap();
+            for j in 0..loads.len() {
+                prop_assert!(!selection.loaded.lighter(j, i));
+            }
+        }
+    }
+}

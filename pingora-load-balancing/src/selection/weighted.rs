@@ -243,3 +243,6 @@ impl BackendIter for FNVHashIter {
         backends.get(index)
     }
 }
+
+#[cfg(test)]
+mod tests;
