@@ -39,6 +39,8 @@ impl TestServer {
         let accept = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (app, watch, tls) = (app.clone(), watch.clone(), tls.clone());
+                // As the real listeners do: no Nagle delay on small frames.
+                let _ = tcp.set_nodelay(true);
                 tokio::spawn(async move {
                     let stream: Stream = Box::new(L4Stream::from_tcp(tcp));
                     let stream = match tls {
@@ -75,6 +77,7 @@ impl Drop for TestServer {
 /// its own task.
 pub(crate) async fn h2_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
     let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
     h2_client_on(tcp).await
 }
 

@@ -58,11 +58,9 @@ impl FrameRate {
 /// use pingora_core::protocols::http::v2::H2Options;
 /// use std::time::Duration;
 ///
-/// let options = H2Options {
-///     max_concurrent_streams: 64,
-///     keepalive_interval: Some(Duration::from_secs(20)),
-///     ..H2Options::default()
-/// };
+/// let mut options = H2Options::default();
+/// options.max_concurrent_streams = 64;
+/// options.keepalive_interval = Some(Duration::from_secs(20));
 /// assert_eq!(options.max_frame_size, 16_384);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
