@@ -22,6 +22,14 @@ pub trait ServiceDiscovery: Send + Sync {
     async fn discover(&self) -> Result<BTreeSet<Backend>>;
 }
 
+/// Shared discovery: lets the caller keep a handle to feed or inspect it.
+#[async_trait]
+impl<T: ServiceDiscovery + ?Sized> ServiceDiscovery for std::sync::Arc<T> {
+    async fn discover(&self) -> Result<BTreeSet<Backend>> {
+        (**self).discover().await
+    }
+}
+
 /// A fixed list of backends.
 #[derive(Debug, Clone, Default)]
 pub struct Static {

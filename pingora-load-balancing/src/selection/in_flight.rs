@@ -54,10 +54,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some((counts, index)) = &self.counted {
-            if let Some(counter) = counts.0.get(*index) {
-                counter.fetch_sub(1, Ordering::Relaxed);
-            }
+        if let Some((counts, index)) = &self.counted
+            && let Some(counter) = counts.0.get(*index)
+        {
+            counter.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -1,0 +1,155 @@
+//! The load balancer end to end: failover, discovery updates and the
+//! background service, over loopback sockets.
+
+// Test helpers outside #[test] functions may unwrap too: a panic is a
+// test failure with a clear location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora_core::services::ReadyNotifier;
+use pingora_core::services::background::BackgroundService;
+use pingora_error::Result;
+use pingora_load_balancing::discovery::{Dns, ServiceDiscovery};
+use pingora_load_balancing::health_check::TcpHealthCheck;
+use pingora_load_balancing::selection::{Consistent, PowerOfTwo, RoundRobin};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{Answer, Origin, WAIT};
+use tokio::net::TcpStream;
+
+/// Connect like a proxy would: pick, try, and on failure pick again
+/// excluding what failed.
+async fn connect_with_failover(lb: &LoadBalancer<Consistent>, key: &[u8]) -> (Backend, usize) {
+    let mut tried: Vec<Backend> = Vec::new();
+    loop {
+        let backend = lb
+            .select_with(key, 16, |b, healthy| healthy && !tried.contains(b))
+            .expect("a live backend remains");
+        let addr = *backend.addr.as_inet().unwrap();
+        match tokio::time::timeout(WAIT, TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => return (backend, tried.len()),
+            _ => tried.push(backend),
+        }
+    }
+}
+
+#[tokio::test]
+async fn failover_skips_a_backend_that_refuses() {
+    let live = Origin::start(Answer::Http(200, "ok")).await;
+    let dead = support::refused_addr().await;
+    let lb = LoadBalancer::<Consistent>::try_from_iter([live.backend(), dead.to_string()]).unwrap();
+    let mut failovers = 0;
+    for i in 0..50 {
+        let (backend, failed) = connect_with_failover(&lb, format!("k{i}").as_bytes()).await;
+        assert_eq!(backend.to_string(), live.backend());
+        failovers += failed;
+    }
+    // About half the keys hash to the dead backend first.
+    assert!(failovers > 5, "{failovers}");
+}
+
+/// Discovery whose answer the test changes, counting calls.
+#[derive(Default)]
+struct Scripted {
+    set: Mutex<BTreeSet<Backend>>,
+}
+
+#[async_trait]
+impl ServiceDiscovery for Scripted {
+    async fn discover(&self) -> Result<BTreeSet<Backend>> {
+        Ok(self.set.lock().clone())
+    }
+}
+
+fn backends(addrs: &[&str]) -> BTreeSet<Backend> {
+    addrs.iter().map(|a| Backend::new(a).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn unchanged_sets_do_not_rebuild() {
+    let discovery = Arc::new(Scripted::default());
+    *discovery.set.lock() = backends(&["127.0.0.1:1", "127.0.0.1:2"]);
+    let set = Backends::new(Box::new(Arc::clone(&discovery)));
+    let mut builds = 0;
+    assert!(set.update(|_| builds += 1).await.unwrap());
+    assert!(!set.update(|_| builds += 1).await.unwrap());
+    assert_eq!(builds, 1);
+
+    // Round robin's position survives an unchanged update, so the turns
+    // keep alternating.
+    let lb = LoadBalancer::<RoundRobin>::from_discovery(Arc::clone(&discovery));
+    lb.update().await.unwrap();
+    let first = lb.select(b"", 1).unwrap();
+    lb.update().await.unwrap();
+    assert_ne!(lb.select(b"", 1).unwrap(), first);
+
+    // A changed set is picked up.
+    *discovery.set.lock() = backends(&["127.0.0.1:3"]);
+    lb.update().await.unwrap();
+    assert_eq!(lb.select(b"", 4).unwrap().to_string(), "127.0.0.1:3");
+}
+
+#[tokio::test]
+async fn dns_discovery_resolves_localhost() {
+    let origin = Origin::start(Answer::Http(200, "ok")).await;
+    let name = format!("localhost:{}", origin.addr.port());
+    let lb = LoadBalancer::<RoundRobin>::from_discovery(Dns::new([(name, 1)]));
+    assert!(
+        lb.select(b"", 4).is_none(),
+        "nothing before the first update"
+    );
+    lb.update().await.unwrap();
+    let backend = lb.select(b"", 4).unwrap();
+    assert!(backend.addr.as_inet().unwrap().ip().is_loopback());
+    assert_eq!(backend.addr.as_inet().unwrap().port(), origin.addr.port());
+}
+
+#[tokio::test]
+async fn background_service_checks_before_ready_and_stops_on_shutdown() {
+    let live = Origin::start(Answer::Http(200, "ok")).await;
+    let dead = support::refused_addr().await;
+    let mut lb =
+        LoadBalancer::<RoundRobin>::try_from_iter([live.backend(), dead.to_string()]).unwrap();
+    lb.set_health_check(TcpHealthCheck::new().timeout(Duration::from_millis(500)));
+    lb.health_check_frequency = Some(Duration::from_millis(50));
+    lb.update_frequency = Some(Duration::from_millis(50));
+    let lb = Arc::new(lb);
+
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let (ready, mut ready_watch) = ReadyNotifier::new();
+    let service = Arc::clone(&lb);
+    let running = tokio::spawn(async move { service.start(shutdown, ready).await });
+    tokio::time::timeout(WAIT, ready_watch.wait())
+        .await
+        .unwrap();
+    // Ready means the first round of checks ran: the dead backend is out.
+    for _ in 0..10 {
+        assert_eq!(lb.select(b"", 4).unwrap().to_string(), live.backend());
+    }
+    let probes = live.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = live.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(later > probes, "checks keep running: {probes} then {later}");
+
+    shutdown_tx.send_replace(true);
+    tokio::time::timeout(WAIT, running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn tracked_selection_spreads_held_requests() {
+    let lb = LoadBalancer::<PowerOfTwo>::try_from_iter(["127.0.0.1:1", "127.0.0.1:2"]).unwrap();
+    let (first, guard) = lb.select_tracked(b"", 4, |_, healthy| healthy).unwrap();
+    assert!(guard.is_tracked());
+    // The first backend has a request in flight: the other one is lighter.
+    let (second, _g2) = lb.select_tracked(b"", 4, |_, healthy| healthy).unwrap();
+    assert_ne!(first, second);
+    drop(guard);
+    // Round robin does not count.
+    let rr = LoadBalancer::<RoundRobin>::try_from_iter(["127.0.0.1:1"]).unwrap();
+    assert!(!rr.select_tracked(b"", 1, |_, h| h).unwrap().1.is_tracked());
+}
