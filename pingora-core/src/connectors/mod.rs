@@ -14,6 +14,7 @@
 //! [`ErrorType::InvalidCert`].
 
 pub mod http;
+pub mod http2;
 pub mod l4;
 pub mod pool;
 mod tls;

@@ -159,8 +159,11 @@ impl Watch {
                 let pong = pingora_timeout::timeout(timeout, pings.ping(h2::Ping::opaque()));
                 match pong.await {
                     Ok(Ok(_)) => {}
-                    // The connection is gone: its driver has its own error.
-                    Ok(Err(_)) => return,
+                    Ok(Err(e)) => {
+                        log::debug!("h2 keep-alive ping failed: {e}");
+                        wire.trip(Trip::PingTimeout);
+                        return;
+                    }
                     Err(_) => {
                         wire.trip(Trip::PingTimeout);
                         return;
