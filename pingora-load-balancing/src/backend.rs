@@ -1,5 +1,6 @@
 //! [`Backend`]: one server a load balancer can pick.
 
+use crate::health_check::Health;
 use pingora_core::protocols::SocketAddr;
 use pingora_error::{Error, ErrorType, Result};
 use std::cmp::Ordering;
@@ -17,6 +18,10 @@ pub const INVALID_BACKEND: ErrorType = ErrorType::new("InvalidBackend");
 /// equal; [`ext`](Self::ext) does not take part in comparisons, so user data
 /// can change without the load balancer seeing a new set.
 ///
+/// Build one with [`Backend::new`] or [`Backend::from_addr`]; a backend
+/// handed out by a load balancer also carries a private link to its health
+/// entry.
+///
 /// # Examples
 ///
 /// ```
@@ -28,7 +33,7 @@ pub const INVALID_BACKEND: ErrorType = ErrorType::new("InvalidBackend");
 /// assert_eq!(backend.ext.get::<String>().map(String::as_str), Some("origin.example"));
 /// assert_eq!(backend.to_string(), "127.0.0.1:8080");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Backend {
     /// Where the backend listens: an IP address and port, or a Unix socket.
     pub addr: SocketAddr,
@@ -38,6 +43,20 @@ pub struct Backend {
     /// Typed user data for this backend, such as the SNI or TLS settings to
     /// use when connecting to it.
     pub ext: Extensions,
+    /// This backend's health in the load balancer's current set, attached
+    /// when the set is published so that selection reads it with one load
+    /// instead of a map lookup. Not part of the identity.
+    pub(crate) health: Option<Arc<Health>>,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("addr", &self.addr)
+            .field("weight", &self.weight)
+            .field("ext", &self.ext)
+            .finish()
+    }
 }
 
 impl Backend {
@@ -80,6 +99,7 @@ impl Backend {
             addr: addr.into(),
             weight,
             ext: Extensions::default(),
+            health: None,
         }
     }
 

@@ -64,6 +64,13 @@ impl Backends {
     /// Whether `backend` is in the set and healthy. Backends start healthy
     /// and stay so when no health check is set.
     pub fn ready(&self, backend: &Backend) -> bool {
+        // A backend handed out by the current set carries its entry; the
+        // map serves backends built elsewhere. A backend from a replaced set
+        // keeps reading its old entry until the selector is rebuilt too,
+        // which `replace` does first.
+        if let Some(health) = &backend.health {
+            return health.is_healthy();
+        }
         self.current
             .load()
             .health
@@ -95,11 +102,16 @@ impl Backends {
         if *old.backends == found {
             return false;
         }
-        let health = found
-            .iter()
-            .map(|b| {
-                let h = old.health.get(b).cloned().unwrap_or_default();
-                (b.clone(), h)
+        // Attach each backend's health entry (kept for backends that stay)
+        // so that the selector built from this set reads health directly.
+        let mut health = HashMap::default();
+        let found: BTreeSet<Backend> = found
+            .into_iter()
+            .map(|mut b| {
+                let h = old.health.get(&b).cloned().unwrap_or_default();
+                health.insert(b.clone(), Arc::clone(&h));
+                b.health = Some(h);
+                b
             })
             .collect();
         // Build the selector before publishing the set, so that a backend
