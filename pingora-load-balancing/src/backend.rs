@@ -1,6 +1,6 @@
 //! [`Backend`]: one server a load balancer can pick.
 
-use crate::health_check::Health;
+use crate::health_check::HealthFlag;
 use pingora_core::protocols::SocketAddr;
 use pingora_error::{Error, ErrorType, Result};
 use std::cmp::Ordering;
@@ -46,7 +46,7 @@ pub struct Backend {
     /// This backend's health in the load balancer's current set, attached
     /// when the set is published so that selection reads it with one load
     /// instead of a map lookup. Not part of the identity.
-    pub(crate) health: Option<Arc<Health>>,
+    pub(crate) health: Option<Arc<dyn HealthFlag>>,
 }
 
 impl fmt::Debug for Backend {

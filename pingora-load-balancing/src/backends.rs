@@ -2,7 +2,7 @@
 
 use crate::Backend;
 use crate::discovery::ServiceDiscovery;
-use crate::health_check::{Health, HealthCheck};
+use crate::health_check::{Health, HealthCheck, HealthFlag};
 use crate::selection::fnv::FnvBuildHasher;
 use arc_swap::ArcSwap;
 use pingora_error::Result;
@@ -110,7 +110,7 @@ impl Backends {
             .map(|mut b| {
                 let h = old.health.get(&b).cloned().unwrap_or_default();
                 health.insert(b.clone(), Arc::clone(&h));
-                b.health = Some(h);
+                b.health = Some(h as Arc<dyn HealthFlag>);
                 b
             })
             .collect();

@@ -92,6 +92,23 @@ impl std::fmt::Debug for Thresholds {
     }
 }
 
+/// Read access to a backend's [`Health`], as carried inside a
+/// [`Backend`].
+///
+/// A trait object rather than `Arc<Health>`: `Backend` is a map and set key
+/// (its identity ignores health), and hiding the atomics behind `dyn` keeps
+/// clippy's `mutable_key_type` from flagging every user's
+/// `BTreeSet<Backend>`.
+pub(crate) trait HealthFlag: Send + Sync {
+    fn is_healthy(&self) -> bool;
+}
+
+impl HealthFlag for Health {
+    fn is_healthy(&self) -> bool {
+        Self::is_healthy(self)
+    }
+}
+
 /// The health of one backend: read by every selection (one atomic load),
 /// written by the health check task.
 #[derive(Debug)]
