@@ -46,7 +46,7 @@ impl Static {
     ///
     /// # Errors
     ///
-    /// [`INVALID_BACKEND`](crate::INVALID_BACKEND) for the first address
+    /// [`INVALID_BACKEND`] for the first address
     /// that does not parse.
     pub fn try_from_iter<A: AsRef<str>, I: IntoIterator<Item = A>>(addrs: I) -> Result<Self> {
         let backends = addrs
