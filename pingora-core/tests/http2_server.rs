@@ -42,6 +42,28 @@ async fn h2c_get_and_post_with_trailers() {
 }
 
 #[tokio::test]
+async fn an_h2c_server_still_serves_http1_clients() {
+    use pingora_core::protocols::http::v1::{ClientSession, H1Config};
+    use pingora_core::protocols::l4::L4Stream;
+    let server = TestServer::start(echo(), None).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut h1 = ClientSession::new(Box::new(L4Stream::from_tcp(tcp)), H1Config::default());
+    for path in ["/one", "/two"] {
+        let mut req =
+            pingora_core::header::RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        req.insert_header("Host", "a").unwrap();
+        h1.write_request_header(req).await.unwrap();
+        h1.finish_body(None).await.unwrap();
+        let resp = h1.read_final_response_header().await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_11);
+        assert_eq!(resp.headers()["x-echo-uri"], path);
+        while h1.read_body_bytes().await.unwrap().is_some() {}
+        // Keep-alive: the next request goes on the same connection.
+        h1 = ClientSession::new(h1.reuse().unwrap(), H1Config::default());
+    }
+}
+
+#[tokio::test]
 async fn bodies_larger_than_every_window_stream_through() {
     let server = TestServer::start(echo(), None).await;
     let mut client = h2_client(server.addr).await;

@@ -190,8 +190,9 @@ impl<S: ServeHttp> HttpServer<S> {
         self
     }
 
-    /// Serve cleartext HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3)
-    /// instead of HTTP/1 on connections without ALPN `h2`.
+    /// Also serve cleartext HTTP/2 with prior knowledge (h2c, RFC 9113
+    /// §3.3): a connection without ALPN `h2` that opens with the HTTP/2
+    /// preface is served as HTTP/2, any other as HTTP/1.
     #[must_use]
     pub const fn with_h2c(mut self, h2c: bool) -> Self {
         self.h2c = h2c;
@@ -260,7 +261,11 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if self.h2c || v2::negotiated_h2(&stream) {
+        let (h2, stream) = match v2::negotiated_h2(&stream) {
+            false if self.h2c => v2::detect_h2c(stream, self.h2.handshake_timeout).await,
+            alpn_h2 => (alpn_h2, stream),
+        };
+        if h2 {
             let serve = |session: v2::ServerSession| {
                 let app = Arc::clone(self);
                 async move {

@@ -18,11 +18,13 @@
 mod body;
 mod client;
 mod convert;
+mod detect;
 mod guard;
 mod meter;
 mod server;
 
 pub use client::{ClientConnection, ClientSession};
+pub use detect::detect_h2c;
 pub use server::{ServerConnection, ServerSession, serve_connection};
 
 use std::time::Duration;
