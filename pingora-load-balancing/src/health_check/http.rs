@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use pingora_core::connectors::ConnectorOptions;
 use pingora_core::connectors::http::HttpConnector;
 use pingora_core::header::{RequestHeader, ResponseHeader};
-use pingora_core::upstreams::HttpPeer;
+use pingora_core::upstreams::{HttpPeer, PeerOptions};
 use pingora_error::{Error, ErrorType, Result};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,7 @@ pub struct HttpHealthCheck {
     tls: bool,
     sni: String,
     timeout: Duration,
+    options: PeerOptions,
     expected_status: u16,
     validator: Option<ResponseValidator>,
     reuse_connection: bool,
@@ -97,6 +98,7 @@ impl HttpHealthCheck {
             tls,
             sni: host.to_string(),
             timeout: Self::DEFAULT_TIMEOUT,
+            options: PeerOptions::default(),
             expected_status: 200,
             validator: None,
             reuse_connection: false,
@@ -146,6 +148,15 @@ impl HttpHealthCheck {
         self
     }
 
+    /// Connect with these options (trusted CA, verification, client
+    /// certificate, ALPN, bind address...); their timeouts are replaced by
+    /// [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn peer_options(mut self, options: PeerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Expect this status instead of 200 (ignored when a validator is set).
     #[must_use]
     pub fn expect_status(mut self, status: u16) -> Self {
@@ -192,6 +203,7 @@ impl HttpHealthCheck {
 
     fn peer_for(&self, target: &Backend) -> HttpPeer {
         let mut peer = HttpPeer::new(target.addr.clone(), self.tls, self.sni.clone());
+        peer.options = self.options.clone();
         let options = &mut peer.options;
         options.connection_timeout = Some(self.timeout);
         options.total_connection_timeout = Some(self.timeout);

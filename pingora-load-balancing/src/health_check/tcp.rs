@@ -4,7 +4,7 @@ use super::{HealthCheck, HealthObserver, Thresholds};
 use crate::Backend;
 use async_trait::async_trait;
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
-use pingora_core::upstreams::{BasicPeer, Peer};
+use pingora_core::upstreams::{BasicPeer, PeerOptions};
 use pingora_error::{Error, ErrorType, Result};
 use std::time::Duration;
 
@@ -28,7 +28,10 @@ use std::time::Duration;
 /// ```
 #[derive(Debug)]
 pub struct TcpHealthCheck {
-    peer_template: BasicPeer,
+    /// The SNI to send when the probe runs a TLS handshake.
+    tls_sni: Option<String>,
+    options: PeerOptions,
+    timeout: Duration,
     connector: Option<TransportConnector>,
     thresholds: Thresholds,
 }
@@ -40,29 +43,36 @@ impl TcpHealthCheck {
     /// A plain TCP check, thresholds 1 and 1, timeout
     /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
     pub fn new() -> Self {
-        let mut peer_template = BasicPeer::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        peer_template.options.connection_timeout = Some(Self::DEFAULT_TIMEOUT);
-        peer_template.options.total_connection_timeout = Some(Self::DEFAULT_TIMEOUT);
         Self {
-            peer_template,
+            tls_sni: None,
+            options: PeerOptions::default(),
+            timeout: Self::DEFAULT_TIMEOUT,
             connector: new_connector(),
             thresholds: Thresholds::default(),
         }
     }
 
     /// Run a TLS handshake after connecting, sending `sni`; the check then
-    /// also fails on an invalid certificate.
+    /// also fails on a certificate that does not verify for `sni`.
     #[must_use]
     pub fn with_tls(mut self, sni: &str) -> Self {
-        self.peer_template = self.peer_template.with_tls(sni);
+        self.tls_sni = Some(sni.to_string());
         self
     }
 
     /// Fail a probe that has not connected (and shaken hands) in `timeout`.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.peer_template.options.connection_timeout = Some(timeout);
-        self.peer_template.options.total_connection_timeout = Some(timeout);
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connect with these options (trusted CA, verification, client
+    /// certificate, bind address...); their timeouts are replaced by
+    /// [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn peer_options(mut self, options: PeerOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -89,10 +99,12 @@ impl TcpHealthCheck {
 
     fn peer_for(&self, target: &Backend) -> BasicPeer {
         let mut peer = BasicPeer::new(target.addr.clone());
-        if self.peer_template.tls() {
-            peer = peer.with_tls(self.peer_template.sni());
+        if let Some(sni) = &self.tls_sni {
+            peer = peer.with_tls(sni.as_str());
         }
-        peer.options = self.peer_template.options.clone();
+        peer.options = self.options.clone();
+        peer.options.connection_timeout = Some(self.timeout);
+        peer.options.total_connection_timeout = Some(self.timeout);
         peer
     }
 }
