@@ -64,6 +64,32 @@ async fn an_h2c_server_still_serves_http1_clients() {
 }
 
 #[tokio::test]
+async fn expect_continue_gets_100_before_the_body_is_sent() {
+    let server = TestServer::start(echo(), None).await;
+    let client = h2_client(server.addr).await;
+    let mut send = client.ready().await.unwrap();
+    let req = http::Request::post("http://test.local/c")
+        .header("expect", "100-continue")
+        .body(())
+        .unwrap();
+    let (mut resp, mut out) = send.send_request(req, false).unwrap();
+    let interim =
+        tokio::time::timeout(WAIT, std::future::poll_fn(|cx| resp.poll_informational(cx)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    assert_eq!(interim.status(), 100);
+    out.send_data(bytes::Bytes::from_static(b"late body"), true)
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let data = body.data().await.unwrap().unwrap();
+    assert_eq!(&data[..], b"late body");
+}
+
+#[tokio::test]
 async fn bodies_larger_than_every_window_stream_through() {
     let server = TestServer::start(echo(), None).await;
     let mut client = h2_client(server.addr).await;

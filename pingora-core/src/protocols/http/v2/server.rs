@@ -148,8 +148,12 @@ impl ServerConnection {
                     self.deadline = Instant::now() + self.options.idle_timeout;
                 }
                 let (parts, body) = req.into_parts();
+                let expects = parts.headers.get(http::header::EXPECT);
+                let expects_continue = !body.is_end_stream()
+                    && expects.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
                 Some(Ok(ServerSession {
                     req: request_from_h2(&parts),
+                    expects_continue,
                     body_done: body.is_end_stream(),
                     body,
                     trailers: None,
@@ -272,6 +276,9 @@ enum Response {
 #[derive(Debug)]
 pub struct ServerSession {
     req: RequestHeader,
+    /// The client waits for 100 before sending its body and none was
+    /// sent yet (RFC 9110 §10.1.1).
+    expects_continue: bool,
     body: RecvStream,
     body_done: bool,
     trailers: Option<HeaderMap>,
@@ -316,6 +323,15 @@ impl ServerSession {
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         if self.body_done {
             return Ok(None);
+        }
+        if std::mem::take(&mut self.expects_continue)
+            && matches!(self.response, Response::NotStarted)
+        {
+            // Reading the body is the signal to send 100 (RFC 9110
+            // §10.1.1); a failure shows up on the read below.
+            let mut head = http::Response::new(());
+            *head.status_mut() = http::StatusCode::CONTINUE;
+            let _ = self.respond.send_informational(head);
         }
         let read = recv_data(&mut self.body, self.read_timeout).await;
         match read.map_err(Error::into_down)? {
