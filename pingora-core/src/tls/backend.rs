@@ -8,7 +8,7 @@
 
 // Without any backend compiled in, nothing reads these settings.
 #![cfg_attr(
-    not(any(feature = "rustls", feature = "openssl")),
+    not(any(feature = "rustls", feature = "openssl", feature = "boringssl")),
     allow(dead_code, unused_variables)
 )]
 
@@ -35,6 +35,9 @@ pub enum TlsBackend {
     /// OpenSSL through the `openssl` crate (feature `openssl`).
     #[cfg(feature = "openssl")]
     OpenSsl,
+    /// BoringSSL through the `boring` crate (feature `boringssl`).
+    #[cfg(feature = "boringssl")]
+    BoringSsl,
 }
 
 impl TlsBackend {
@@ -45,7 +48,13 @@ impl TlsBackend {
         return Some(Self::Rustls);
         #[cfg(all(not(feature = "rustls"), feature = "openssl"))]
         return Some(Self::OpenSsl);
-        #[cfg(not(any(feature = "rustls", feature = "openssl")))]
+        #[cfg(all(
+            not(feature = "rustls"),
+            not(feature = "openssl"),
+            feature = "boringssl"
+        ))]
+        return Some(Self::BoringSsl);
+        #[cfg(not(any(feature = "rustls", feature = "openssl", feature = "boringssl")))]
         return None;
     }
 
@@ -56,6 +65,8 @@ impl TlsBackend {
             Self::Rustls,
             #[cfg(feature = "openssl")]
             Self::OpenSsl,
+            #[cfg(feature = "boringssl")]
+            Self::BoringSsl,
         ]
     }
 
@@ -65,6 +76,8 @@ impl TlsBackend {
             Self::Rustls => super::rustls::server::acceptor(params),
             #[cfg(feature = "openssl")]
             Self::OpenSsl => super::openssl::server::acceptor(params),
+            #[cfg(feature = "boringssl")]
+            Self::BoringSsl => super::boringssl::server::acceptor(params),
         }
     }
 
@@ -81,6 +94,10 @@ impl TlsBackend {
             Self::OpenSsl => Ok(Arc::new(super::openssl::client::Connector::new(
                 default_roots,
             )?)),
+            #[cfg(feature = "boringssl")]
+            Self::BoringSsl => Ok(Arc::new(super::boringssl::client::Connector::new(
+                default_roots,
+            )?)),
         }
     }
 }
@@ -89,7 +106,7 @@ impl TlsBackend {
 pub(crate) fn no_backend() -> pingora_error::BError {
     Error::explain(
         ErrorType::InternalError,
-        "no TLS backend compiled in (enable the rustls or openssl feature)",
+        "no TLS backend compiled in (enable the rustls, openssl or boringssl feature)",
     )
 }
 

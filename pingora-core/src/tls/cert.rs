@@ -3,7 +3,7 @@
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
-#[cfg(any(feature = "rustls", feature = "openssl"))]
+#[cfg(any(feature = "rustls", feature = "openssl", feature = "boringssl"))]
 use std::sync::{Arc, OnceLock};
 
 use pingora_error::{Error, ErrorType, OrErr, Result};
@@ -25,7 +25,10 @@ pub struct CertKey {
     rustls: OnceLock<Option<Arc<rustls::sign::CertifiedKey>>>,
     // The same for OpenSSL: the parsed certificates and key.
     #[cfg(feature = "openssl")]
-    openssl: OnceLock<Option<Arc<super::openssl::OpensslCert>>>,
+    openssl: OnceLock<Option<Arc<super::openssl::ParsedCert>>>,
+    // And for BoringSSL.
+    #[cfg(feature = "boringssl")]
+    boringssl: OnceLock<Option<Arc<super::boringssl::ParsedCert>>>,
 }
 
 impl CertKey {
@@ -45,6 +48,8 @@ impl CertKey {
             rustls: OnceLock::new(),
             #[cfg(feature = "openssl")]
             openssl: OnceLock::new(),
+            #[cfg(feature = "boringssl")]
+            boringssl: OnceLock::new(),
         })
     }
 
@@ -105,8 +110,13 @@ impl CertKey {
     }
 
     #[cfg(feature = "openssl")]
-    pub(crate) fn openssl_cell(&self) -> &OnceLock<Option<Arc<super::openssl::OpensslCert>>> {
+    pub(crate) fn openssl_cell(&self) -> &OnceLock<Option<Arc<super::openssl::ParsedCert>>> {
         &self.openssl
+    }
+
+    #[cfg(feature = "boringssl")]
+    pub(crate) fn boringssl_cell(&self) -> &OnceLock<Option<Arc<super::boringssl::ParsedCert>>> {
+        &self.boringssl
     }
 }
 
@@ -122,6 +132,8 @@ impl Clone for CertKey {
             rustls: self.rustls.clone(),
             #[cfg(feature = "openssl")]
             openssl: self.openssl.clone(),
+            #[cfg(feature = "boringssl")]
+            boringssl: self.boringssl.clone(),
         }
     }
 }

@@ -11,10 +11,14 @@
 //! - `openssl`: the system OpenSSL through the `openssl` crate (needs
 //!   libssl-dev and pkg-config to build). Client sessions are resumed by
 //!   SNI; connections without an SNI are not resumed.
+//! - `boringssl`: BoringSSL through the `boring` crate, which builds its own
+//!   copy (needs cmake and clang). Same behaviour as `openssl`, with which
+//!   it shares its code.
 //!
-//! Both can be compiled in together; [`TlsBackend::default_backend`]
-//! prefers rustls. The BoringSSL backend is not written yet; its feature
-//! compiles to nothing (and could not link together with `openssl`).
+//! rustls can be compiled in together with either; [`TlsBackend::default_backend`]
+//! prefers rustls. `openssl` and `boringssl` cannot be enabled together:
+//! both libraries export the same C symbols, so the build stops with a
+//! `compile_error!` rather than at the linker.
 //!
 //! Certificates and keys cross the API as [`CertificateDer`] and
 //! [`PrivateKeyDer`], re-exported from `rustls-pki-types`: plain DER
@@ -30,6 +34,16 @@ mod cert;
 mod select;
 mod server;
 
+#[cfg(all(feature = "openssl", feature = "boringssl"))]
+compile_error!(
+    "features `openssl` and `boringssl` cannot be enabled together: OpenSSL and BoringSSL \
+     export the same C symbols and cannot link into one binary; pick one (rustls goes with either)"
+);
+
+#[cfg(feature = "boringssl")]
+mod boringssl;
+#[cfg(any(feature = "openssl", feature = "boringssl"))]
+mod libssl;
 #[cfg(feature = "openssl")]
 mod openssl;
 #[cfg(feature = "rustls")]

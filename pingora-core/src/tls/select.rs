@@ -2,7 +2,7 @@
 
 // Without any backend compiled in, nothing reads these settings.
 #![cfg_attr(
-    not(any(feature = "rustls", feature = "openssl")),
+    not(any(feature = "rustls", feature = "openssl", feature = "boringssl")),
     allow(dead_code, unused_variables)
 )]
 

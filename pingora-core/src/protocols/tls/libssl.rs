@@ -1,4 +1,6 @@
-//! A TLS stream run by OpenSSL over any [`Stream`].
+//! A TLS stream run by OpenSSL or BoringSSL over any [`Stream`].
+//!
+//! [`Stream`]: crate::protocols::Stream
 
 use std::fmt;
 use std::io;
@@ -6,58 +8,47 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use openssl::ssl::{NameType, SslRef};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_openssl::SslStream;
 
 use super::TlsDigest;
-use crate::protocols::{Digest, IO, Stream};
+use crate::protocols::{Digest, IO};
 
-/// A TLS session over a [`Stream`], client or server side, with a digest
-/// that adds the TLS details to the inner stream's.
-pub(crate) struct OpensslStream {
-    inner: SslStream<Stream>,
+/// A TLS session over a stream, client or server side, with a digest that
+/// adds the TLS details to the inner stream's. `S` is the binding's tokio
+/// stream (`tokio_openssl::SslStream` or `tokio_boring::SslStream`).
+pub(crate) struct LibsslStream<S> {
+    inner: S,
     digest: Digest,
 }
 
-impl OpensslStream {
-    /// Wrap a finished handshake.
-    pub(crate) fn new(inner: SslStream<Stream>) -> Self {
-        let mut digest = inner.get_ref().digest().cloned().unwrap_or_default();
-        digest.tls = Some(Arc::new(tls_digest(inner.ssl())));
+impl<S> LibsslStream<S> {
+    /// Wrap a finished handshake: `base` is the inner stream's digest and
+    /// `tls` what the handshake negotiated.
+    pub(crate) fn new(inner: S, base: Option<Digest>, tls: TlsDigest) -> Self {
+        let mut digest = base.unwrap_or_default();
+        digest.tls = Some(Arc::new(tls));
         Self { inner, digest }
     }
 }
 
-fn tls_digest(ssl: &SslRef) -> TlsDigest {
-    TlsDigest {
-        version: ssl.version_str().to_owned(),
-        cipher: ssl
-            .current_cipher()
-            .map(|c| c.standard_name().unwrap_or(c.name()).to_owned())
-            .unwrap_or_default(),
-        alpn: ssl.selected_alpn_protocol().map(<[u8]>::to_vec),
-        sni: ssl.servername(NameType::HOST_NAME).map(str::to_owned),
-        peer_certificate: ssl.peer_certificate().and_then(|c| c.to_der().ok()),
-        resumed: ssl.session_reused(),
-    }
-}
-
-impl fmt::Debug for OpensslStream {
+impl<S> fmt::Debug for LibsslStream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpensslStream")
+        f.debug_struct("LibsslStream")
             .field("digest", &self.digest)
             .finish_non_exhaustive()
     }
 }
 
-impl IO for OpensslStream {
+impl<S> IO for LibsslStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+{
     fn digest(&self) -> Option<&Digest> {
         Some(&self.digest)
     }
 }
 
-impl AsyncRead for OpensslStream {
+impl<S: AsyncRead + Unpin> AsyncRead for LibsslStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -67,7 +58,7 @@ impl AsyncRead for OpensslStream {
     }
 }
 
-impl AsyncWrite for OpensslStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for LibsslStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

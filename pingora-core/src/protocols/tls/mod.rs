@@ -1,12 +1,12 @@
 //! TLS streams and what is known about a TLS session.
 
-#[cfg(feature = "openssl")]
-mod openssl;
+#[cfg(any(feature = "openssl", feature = "boringssl"))]
+mod libssl;
 #[cfg(feature = "rustls")]
 mod rustls;
 
-#[cfg(feature = "openssl")]
-pub(crate) use self::openssl::OpensslStream;
+#[cfg(any(feature = "openssl", feature = "boringssl"))]
+pub(crate) use self::libssl::LibsslStream;
 #[cfg(feature = "rustls")]
 pub(crate) use self::rustls::RustlsStream;
 
@@ -20,7 +20,7 @@ pub struct TlsDigest {
     pub version: String,
     /// The cipher suite's name as the backend spells it, such as
     /// `"TLS13_AES_256_GCM_SHA384"` (rustls) or `"TLS_AES_256_GCM_SHA384"`
-    /// (OpenSSL).
+    /// (OpenSSL and BoringSSL).
     pub cipher: String,
     /// The protocol chosen with ALPN, such as `b"h2"`.
     pub alpn: Option<Vec<u8>>,

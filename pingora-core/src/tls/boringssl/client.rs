@@ -1,0 +1,3 @@
+//! The BoringSSL client side.
+
+crate::tls::libssl::client!(boring, "BoringSSL");

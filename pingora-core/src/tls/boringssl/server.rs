@@ -1,0 +1,3 @@
+//! The BoringSSL server side.
+
+crate::tls::libssl::server!(boring, "BoringSSL");
