@@ -8,9 +8,9 @@
 //!
 //! | algorithm | picks | key used | on failover (next item) |
 //! | --- | --- | --- | --- |
-//! | [`RoundRobin`] | smooth weighted round robin | no | the next slot of the cycle |
-//! | [`Random`] | weighted random | no | another weighted random draw |
-//! | [`FNVHash`] | FNV-1a hash of the key, weighted | yes | the next backend in order |
+//! | [`RoundRobin`] | smooth weighted round robin | no | each other backend once, unweighted |
+//! | [`Random`] | weighted random | no | each other backend once, unweighted |
+//! | [`FNVHash`] | FNV-1a hash of the key, weighted | yes | the following backends in order |
 //! | [`Consistent`] | ketama ring (libketama points) | yes | the next backend on the ring |
 //! | [`PowerOfTwo`] | fewer in-flight requests of two random | no | another pair |
 //! | [`LeastConnection`] | fewest in-flight requests per weight | no | the next least loaded |
@@ -104,5 +104,45 @@ impl Weighted {
         }
         let point = point % self.total;
         Some(self.ends.partition_point(|&end| end <= point))
+    }
+}
+
+/// The failover order after a weighted first pick: every other backend
+/// exactly once, unweighted, from a starting offset.
+///
+/// Unweighted on purpose: were failover candidates drawn by weight, a
+/// heavy backend that is down would keep coming up and exhaust
+/// `max_iterations` before a healthy light one. The offset spreads the
+/// requests that fail over from one backend across the others instead of
+/// piling them on its neighbour.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failover {
+    first: usize,
+    offset: usize,
+    given: usize,
+    len: usize,
+}
+
+impl Failover {
+    /// After backend `first` of `len`, starting `spread` places further on.
+    pub(crate) fn new(first: usize, spread: u64, len: usize) -> Self {
+        let others = len.saturating_sub(1).max(1) as u64;
+        Self {
+            first,
+            offset: (spread % others) as usize,
+            given: 0,
+            len,
+        }
+    }
+
+    /// The next backend index, or `None` once every other one was given.
+    pub(crate) fn next(&mut self) -> Option<usize> {
+        if self.given + 1 >= self.len {
+            return None;
+        }
+        let others = self.len - 1;
+        let step = 1 + (self.offset + self.given) % others;
+        self.given += 1;
+        Some((self.first + step) % self.len)
     }
 }

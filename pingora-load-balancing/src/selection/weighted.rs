@@ -2,7 +2,7 @@
 
 use super::fnv::fnv1a64;
 use super::rng;
-use super::{BackendIter, BackendSelection, Weighted};
+use super::{BackendIter, BackendSelection, Failover, Weighted};
 use crate::Backend;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap};
@@ -21,7 +21,8 @@ const MAX_CYCLE: u64 = 1 << 20;
 /// `{a: 5, b: 1, c: 1}` runs `a a a b c a a`, not `a a a a a b c`.
 ///
 /// The cycle is computed once per backend set; a request only bumps one
-/// atomic counter.
+/// atomic counter. Failover candidates are the other backends, each once,
+/// unweighted, from an offset that varies per request.
 #[derive(Debug)]
 pub struct RoundRobin {
     weighted: Weighted,
@@ -43,30 +44,47 @@ impl BackendSelection for RoundRobin {
     }
 
     fn iter(self: &Arc<Self>, _key: &[u8]) -> RoundRobinIter {
-        // Each request takes one slot; its failover candidates follow it.
-        let start = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+        // Each request takes one slot of the cycle.
+        let slot = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+        let first = self.cycle.get(slot % self.cycle.len().max(1));
+        let first = first.map(|&index| index as usize);
+        let len = self.weighted.backends().len();
         RoundRobinIter {
             selection: Arc::clone(self),
-            slot: start,
+            first,
+            // The slot number, scrambled, spreads failover (see Failover).
+            failover: Failover::new(first.unwrap_or(0), mix(slot as u64), len),
+            started: false,
         }
     }
 }
 
-/// The iterator of [`RoundRobin`].
+/// A cheap bit mixer (the splitmix64 finaliser), so that consecutive slot
+/// numbers give unrelated failover offsets.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The iterator of [`RoundRobin`]: the request's slot, then every other
+/// backend once (see [`Failover`]).
 #[derive(Debug)]
 pub struct RoundRobinIter {
     selection: Arc<RoundRobin>,
-    slot: usize,
+    first: Option<usize>,
+    failover: Failover,
+    started: bool,
 }
 
 impl BackendIter for RoundRobinIter {
     fn next(&mut self) -> Option<&Backend> {
-        let cycle = &self.selection.cycle;
-        if cycle.is_empty() {
-            return None;
-        }
-        let index = cycle[self.slot % cycle.len()] as usize;
-        self.slot = self.slot.wrapping_add(1);
+        let index = if self.started {
+            self.failover.next()?
+        } else {
+            self.started = true;
+            self.first?
+        };
         self.selection.weighted.backends().get(index)
     }
 }
@@ -155,8 +173,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// Weighted random: each pick lands on a backend with probability
-/// `weight / sum(weight)`, independently of the previous ones.
+/// Weighted random: each request's first pick lands on a backend with
+/// probability `weight / sum(weight)`, independently of other requests.
+/// Failover candidates are the other backends, each once.
 #[derive(Debug)]
 pub struct Random {
     weighted: Weighted,
@@ -172,24 +191,37 @@ impl BackendSelection for Random {
     }
 
     fn iter(self: &Arc<Self>, _key: &[u8]) -> RandomIter {
+        let weighted = &self.weighted;
+        let first = weighted.index_of(rng::below(weighted.total.max(1)));
+        let len = weighted.backends().len();
         RandomIter {
             selection: Arc::clone(self),
+            first,
+            failover: Failover::new(first.unwrap_or(0), rng::next_u64(), len),
+            started: false,
         }
     }
 }
 
-/// The iterator of [`Random`].
+/// The iterator of [`Random`]: a weighted draw, then every other backend
+/// once from a random offset (see [`Failover`]).
 #[derive(Debug)]
 pub struct RandomIter {
     selection: Arc<Random>,
+    first: Option<usize>,
+    failover: Failover,
+    started: bool,
 }
 
 impl BackendIter for RandomIter {
     fn next(&mut self) -> Option<&Backend> {
-        let weighted = &self.selection.weighted;
-        let point = rng::below(weighted.total.max(1));
-        let index = weighted.index_of(point)?;
-        weighted.backends().get(index)
+        let index = if self.started {
+            self.failover.next()?
+        } else {
+            self.started = true;
+            self.first?
+        };
+        self.selection.weighted.backends().get(index)
     }
 }
 
@@ -215,32 +247,36 @@ impl BackendSelection for FNVHash {
 
     fn iter(self: &Arc<Self>, key: &[u8]) -> FNVHashIter {
         let first = self.weighted.index_of(fnv1a64(key));
+        let len = self.weighted.backends().len();
         FNVHashIter {
             selection: Arc::clone(self),
-            next: first,
-            left: self.weighted.backends().len(),
+            first,
+            // Offset 0: a key fails over to the same backends every time.
+            failover: Failover::new(first.unwrap_or(0), 0, len),
+            started: false,
         }
     }
 }
 
-/// The iterator of [`FNVHash`]: ends after visiting every backend once.
+/// The iterator of [`FNVHash`]: the key's backend, then the following
+/// backends in order, each once.
 #[derive(Debug)]
 pub struct FNVHashIter {
     selection: Arc<FNVHash>,
-    next: Option<usize>,
-    left: usize,
+    first: Option<usize>,
+    failover: Failover,
+    started: bool,
 }
 
 impl BackendIter for FNVHashIter {
     fn next(&mut self) -> Option<&Backend> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let backends = self.selection.weighted.backends();
-        let index = self.next?;
-        self.next = Some((index + 1) % backends.len().max(1));
-        backends.get(index)
+        let index = if self.started {
+            self.failover.next()?
+        } else {
+            self.started = true;
+            self.first?
+        };
+        self.selection.weighted.backends().get(index)
     }
 }
 

@@ -93,6 +93,42 @@ fn fnv_hash_failover_visits_each_backend_once() {
 }
 
 #[test]
+fn failover_reaches_a_light_backend_past_a_heavy_one() {
+    // Failover is unweighted: the second candidate is never the heavy
+    // backend again, and each iterator visits each backend once.
+    let rr = Arc::new(RoundRobin::build(&set(&[100, 1])));
+    let random = Arc::new(Random::build(&set(&[100, 1])));
+    for _ in 0..300 {
+        let mut iter = rr.iter(b"");
+        let (a, b) = (index(iter.next().unwrap()), index(iter.next().unwrap()));
+        assert_ne!(a, b);
+        assert!(iter.next().is_none());
+        let mut iter = random.iter(b"");
+        let (a, b) = (index(iter.next().unwrap()), index(iter.next().unwrap()));
+        assert_ne!(a, b);
+        assert!(iter.next().is_none());
+    }
+}
+
+#[test]
+fn round_robin_failover_spreads_over_the_others() {
+    // Requests whose slot lands on backend 0 fail over to all the others,
+    // not only to backend 1.
+    let rr = Arc::new(RoundRobin::build(&set(&[1, 1, 1, 1, 1])));
+    let mut second = vec![0usize; 5];
+    for _ in 0..5_000 {
+        let mut iter = rr.iter(b"");
+        if index(iter.next().unwrap()) == 0 {
+            second[index(iter.next().unwrap())] += 1;
+        }
+    }
+    assert_eq!(second[0], 0);
+    for (i, &n) in second.iter().enumerate().skip(1) {
+        assert!(n > 100, "backend {i} got {n} of the failovers: {second:?}");
+    }
+}
+
+#[test]
 fn empty_sets_select_nothing() {
     let empty = BTreeSet::new();
     assert!(
@@ -114,6 +150,21 @@ fn huge_weights_are_scaled_not_exploded() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Failover gives every backend but the first exactly once.
+    #[test]
+    fn failover_visits_every_other_backend_once(len in 1usize..64, first in any::<usize>(), spread in any::<u64>()) {
+        let first = first % len;
+        let mut failover = Failover::new(first, spread, len);
+        let mut seen = Vec::new();
+        while let Some(i) = failover.next() {
+            prop_assert!(seen.len() < len, "runaway failover");
+            seen.push(i);
+        }
+        seen.sort_unstable();
+        let expected: Vec<usize> = (0..len).filter(|&i| i != first).collect();
+        prop_assert_eq!(seen, expected);
+    }
 
     /// Over one cycle every backend gets exactly its reduced weight, and no
     /// backend waits longer than about cycle / weight + 1 between turns.
