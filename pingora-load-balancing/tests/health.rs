@@ -152,3 +152,26 @@ async fn checks_run_in_parallel() {
     );
     assert!(lb.select(b"", 20).is_none());
 }
+
+#[tokio::test]
+async fn unix_socket_backends_are_checked_too() {
+    let dir = std::env::temp_dir().join(format!("lb-uds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("origin.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let addr = format!("unix:{}", path.display());
+    let mut lb = LoadBalancer::<RoundRobin>::try_from_iter([addr.as_str()]).unwrap();
+    lb.set_health_check(TcpHealthCheck::new().timeout(Duration::from_millis(500)));
+    lb.backends().run_health_check(true).await;
+    assert_eq!(selected(&lb), [addr.clone()]);
+
+    drop(listener);
+    std::fs::remove_file(&path).unwrap();
+    lb.backends().run_health_check(true).await;
+    assert!(lb.select(b"", 4).is_none());
+    // As a last resort a caller may still take an unhealthy backend.
+    let fallback = lb.select_with(b"", 4, |_, _| true).unwrap();
+    assert_eq!(fallback.to_string(), addr);
+    let _ = std::fs::remove_dir(&dir);
+}

@@ -84,7 +84,6 @@ impl HttpHealthCheck {
     /// `GET /` with `Host: host`, over TLS with SNI `host` when `tls` is set.
     pub fn new(host: &str, tls: bool) -> Self {
         // A constant method and path always build.
-        #[allow(clippy::expect_used)]
         let mut request =
             RequestHeader::build("GET", b"/", None).expect("GET / is a valid request line");
         if let Err(e) = request.insert_header("Host", host) {
