@@ -164,7 +164,7 @@ async fn unix_socket_backends_are_checked_too() {
     let mut lb = LoadBalancer::<RoundRobin>::try_from_iter([addr.as_str()]).unwrap();
     lb.set_health_check(TcpHealthCheck::new().timeout(Duration::from_millis(500)));
     lb.backends().run_health_check(true).await;
-    assert_eq!(selected(&lb), [addr.clone()]);
+    assert_eq!(selected(&lb), std::slice::from_ref(&addr));
 
     drop(listener);
     std::fs::remove_file(&path).unwrap();
