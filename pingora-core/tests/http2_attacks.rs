@@ -301,3 +301,33 @@ async fn a_silent_handshake_is_dropped() {
     .await;
     assert!(read.is_ok(), "connection closed within the timeout");
 }
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_dropped() {
+    let mut options = H2Options::default();
+    options.keepalive_interval = Some(Duration::from_millis(100));
+    options.keepalive_timeout = Duration::from_millis(100);
+    let server = server(options).await;
+    let mut tcp = raw_client(server.addr).await;
+    let start = Instant::now();
+    let mut pinged = false;
+    let code = loop {
+        let Some(f) = read_frame(&mut tcp, WAIT).await else {
+            break None;
+        };
+        if f.kind == PING && f.flags & ACK == 0 {
+            // Seen, and deliberately not answered.
+            pinged = true;
+        }
+        if f.kind == GOAWAY {
+            break Some(u32::from_be_bytes(f.payload[4..8].try_into().unwrap()));
+        }
+    };
+    assert!(pinged, "the server pinged first");
+    assert_eq!(code, Some(0));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}

@@ -121,13 +121,15 @@ async fn concurrent_sessions_share_one_connection() {
     assert_eq!(connector.h2_connections(&peer), 1);
 }
 
-/// Holds each request open until told to answer.
-struct Hold;
+/// Holds each request open a while, counting the requests it got.
+struct Hold(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 #[async_trait]
 impl ServeHttp for Hold {
     async fn response(&self, _request: HttpRequest) -> HttpResponse {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Long enough that no stream ends while the test opens the rest.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         HttpResponse::text(200, "held\n")
     }
 }
@@ -136,7 +138,8 @@ impl ServeHttp for Hold {
 async fn a_full_connection_makes_the_connector_open_another() {
     let mut options = H2Options::default();
     options.max_concurrent_streams = 2;
-    let app = HttpServer::new(Hold)
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = HttpServer::new(Hold(got.clone()))
         .with_h2c(true)
         .with_h2_options(options);
     let server = TestServer::start(app, None).await;
@@ -147,14 +150,21 @@ async fn a_full_connection_makes_the_connector_open_another() {
     drop(warm);
     // Five open streams, two per connection: three connections.
     let mut held = Vec::new();
-    for _ in 0..5 {
+    for i in 0..5 {
         let (mut s, _) = h2_session(&connector, &peer).await;
         let req = RequestHeader::build("GET", b"/", None).unwrap();
         s.write_request_header(req, true).await.unwrap();
         held.push(s);
         // Until a new connection's SETTINGS arrive its limit is unknown
-        // (RFC 9113 §5.1.2); give them a moment.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // (RFC 9113 §5.1.2). The server sent them before it read this
+        // request, so once it has the request they are on their way.
+        let arrived = async {
+            while got.load(std::sync::atomic::Ordering::SeqCst) < i + 2 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, arrived).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(connector.h2_connections(&peer), 3);
     for mut s in held {
