@@ -23,8 +23,9 @@
 //! - `rustls` (default): the rustls TLS backend (aws-lc-rs provider; needs
 //!   only a C compiler).
 //! - `openssl`: the OpenSSL TLS backend (needs libssl-dev and pkg-config).
-//! - `boringssl`: reserved for the BoringSSL TLS backend, not written yet;
-//!   it will not link into the same binary as `openssl`.
+//! - `boringssl`: the BoringSSL TLS backend (needs cmake, clang and git to
+//!   build the vendored BoringSSL); it cannot link into the same binary as
+//!   `openssl`, and enabling both is a compile error.
 //!
 //! Each feature compiles one backend in; with several, a
 //! [`tls::TlsBackend`] value picks one (see [`tls`]).
