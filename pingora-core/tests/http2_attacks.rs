@@ -331,3 +331,49 @@ async fn a_client_that_never_answers_pings_is_dropped() {
         "{took:?}"
     );
 }
+
+/// Answers after a long delay, so handlers outlive their streams.
+struct Sluggish;
+
+#[async_trait::async_trait]
+impl pingora_core::apps::http_app::ServeHttp for Sluggish {
+    async fn response(
+        &self,
+        _request: pingora_core::apps::http_app::HttpRequest,
+    ) -> pingora_core::apps::http_app::HttpResponse {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pingora_core::apps::http_app::HttpResponse::text(200, "late\n")
+    }
+}
+
+#[tokio::test]
+async fn reset_streams_do_not_pile_up_handlers() {
+    let mut options = H2Options::default();
+    options.max_concurrent_streams = 4;
+    let app = HttpServer::new(Sluggish)
+        .with_h2c(true)
+        .with_h2_options(options);
+    let server = TestServer::start(app, None).await;
+    let tcp = raw_client(server.addr).await;
+    let (mut rd, mut wr) = tcp.into_split();
+    // Open and cancel streams one at a time, each after the server took
+    // it: the protocol limit never trips, the handlers keep running.
+    for i in 0..10u32 {
+        let id = 2 * i + 1;
+        wr.write_all(&frame(HEADERS, END_HEADERS | END_STREAM, id, &get_block()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        wr.write_all(&frame(RST_STREAM, 0, id, &8u32.to_be_bytes()))
+            .await
+            .unwrap();
+    }
+    // Streams past the four running handlers are refused.
+    let refused = loop {
+        let f = read_frame(&mut rd, WAIT).await.expect("a refusal arrives");
+        if f.kind == RST_STREAM && f.payload == 7u32.to_be_bytes() {
+            break f.stream;
+        }
+    };
+    assert!(refused >= 9, "stream {refused} refused");
+}

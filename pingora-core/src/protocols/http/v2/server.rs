@@ -21,6 +21,7 @@ use pingora_error::{Error, ErrorType, Result};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until};
 
 /// What `h2` hands over for each new stream.
@@ -218,6 +219,12 @@ fn builder(options: &H2Options) -> h2::server::Builder {
 /// Serve HTTP/2 on `stream`: accept streams and run `handler` on each, on
 /// its own task, until the connection ends. When `shutdown` turns `true`
 /// the client gets a GOAWAY and open streams may finish.
+///
+/// At most `max_concurrent_streams` handlers run at once per connection.
+/// A client that resets its streams frees their slots in the protocol
+/// while our handlers may still be working on them (the cost behind
+/// rapid reset); streams beyond the cap are refused with REFUSED_STREAM,
+/// which tells the client they were not processed (RFC 9113 §8.7).
 pub async fn serve_connection<F, Fut>(
     stream: Stream,
     options: &H2Options,
@@ -236,6 +243,9 @@ pub async fn serve_connection<F, Fut>(
     };
     let mut shutdown = shutdown.clone();
     let mut closing = false;
+    let slots = Arc::new(Semaphore::new(
+        options.max_concurrent_streams.max(1) as usize
+    ));
     loop {
         if !closing && *shutdown.borrow() {
             conn.graceful_shutdown();
@@ -246,9 +256,16 @@ pub async fn serve_connection<F, Fut>(
             _ = shutdown.wait_for(|stop| *stop), if !closing => continue,
         };
         match next {
-            Some(Ok(session)) => {
-                tokio::spawn(handler(session));
-            }
+            Some(Ok(mut session)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let serve = handler(session);
+                    tokio::spawn(async move {
+                        serve.await;
+                        drop(slot);
+                    });
+                }
+                Err(_) => session.reset(Reason::REFUSED_STREAM),
+            },
             Some(Err(e)) => {
                 log::debug!("h2 connection ended: {e}");
                 return;
@@ -436,9 +453,13 @@ impl ServerSession {
     /// Reset the stream with `CANCEL` (RFC 9113 §8.7), for an exchange
     /// that cannot be finished.
     pub fn abort(&mut self) {
+        self.reset(Reason::CANCEL);
+    }
+
+    fn reset(&mut self, reason: Reason) {
         match &mut self.response {
-            Response::Body(out) => out.send_reset(Reason::CANCEL),
-            _ => self.respond.send_reset(Reason::CANCEL),
+            Response::Body(out) => out.send_reset(reason),
+            _ => self.respond.send_reset(reason),
         }
         self.response = Response::Done;
     }
