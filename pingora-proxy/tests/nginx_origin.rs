@@ -3,6 +3,9 @@
 //! `cargo test --workspace` needs nothing installed (`.ci/run` installs
 //! nginx first).
 
+// Tests unwrap: a failure should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use async_trait::async_trait;

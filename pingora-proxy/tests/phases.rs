@@ -1,5 +1,8 @@
 //! The phases: order, short-circuits, header rewrites, keep-alive.
 
+// Tests unwrap: a failure should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use async_trait::async_trait;

@@ -3,6 +3,8 @@
 
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
+// Test helpers: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::net::SocketAddr;
