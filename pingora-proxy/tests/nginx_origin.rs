@@ -19,7 +19,8 @@ use std::time::Duration;
 use support::*;
 
 /// An nginx process serving `/hello` (6 bytes) and `/100k` on loopback,
-/// killed (by its own pid) when dropped.
+/// killed (by its own pid) when dropped. It runs without a master process,
+/// so killing the one process leaves no worker behind.
 struct Nginx {
     child: Child,
     addr: SocketAddr,
@@ -55,7 +56,7 @@ async fn start_nginx() -> Option<Nginx> {
     let dir = std::env::temp_dir().join(format!("pingora-proxy-nginx-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let conf = format!(
-        "worker_processes 1;\nerror_log logs/error.log;\npid logs/nginx.pid;\n\
+        "master_process off;\nworker_processes 1;\nerror_log logs/error.log;\npid logs/nginx.pid;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
@@ -71,6 +72,8 @@ async fn start_nginx() -> Option<Nginx> {
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let nginx = Nginx { child, addr, dir };
