@@ -4,6 +4,8 @@
 // Test helpers outside #[test] functions may unwrap too: a panic is a
 // test failure with a clear location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Needs a TLS backend; a build without one has nothing to test here.
+#![cfg(any(feature = "rustls", feature = "openssl", feature = "boringssl"))]
 
 mod support;
 
