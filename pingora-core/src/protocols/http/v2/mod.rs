@@ -22,6 +22,8 @@ mod detect;
 mod guard;
 mod meter;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use client::{ClientConnection, ClientSession};
 pub use detect::detect_h2c;

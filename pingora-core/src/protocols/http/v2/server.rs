@@ -165,6 +165,9 @@ impl ServerConnection {
                     write_timeout: self.options.stream_write_timeout,
                 }))
             }
+            // After our GOAWAY the client may close without waiting for
+            // the rest of the exchange: that is the end, not an error.
+            Err(e) if self.closing && e.is_io() => None,
             // h2 already sent the GOAWAY its error calls for.
             Err(e) => Some(Err(h2_error(e, "h2 connection").into_down())),
         }

@@ -1,0 +1,140 @@
+//! Timeout behaviour of the HTTP/2 sessions over in-memory pipes, on
+//! virtual time: nothing here waits for a real clock.
+
+use super::{H2Options, ServerConnection, ServerSession};
+use crate::header::ResponseHeader;
+use bytes::Bytes;
+use pingora_error::ErrorType;
+use std::time::Duration;
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A server on one end of a pipe, handing its sessions to the test, and
+/// the client end. The server's last `accept` result is sent at the end.
+fn serve(
+    options: H2Options,
+) -> (
+    DuplexStream,
+    mpsc::UnboundedReceiver<ServerSession>,
+    tokio::sync::oneshot::Receiver<Option<ErrorType>>,
+) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut conn = ServerConnection::handshake(Box::new(server), &options)
+            .await
+            .unwrap();
+        let end = loop {
+            match conn.accept().await {
+                Some(Ok(session)) => {
+                    let _ = tx.send(session);
+                }
+                Some(Err(e)) => break Some(e.etype().clone()),
+                None => break None,
+            }
+        };
+        let _ = done_tx.send(end);
+    });
+    (client, rx, done)
+}
+
+async fn client(io: DuplexStream, window: u32) -> h2::client::SendRequest<Bytes> {
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(window)
+        .handshake(io)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send
+}
+
+fn request() -> http::Request<()> {
+    http::Request::post("http://t/").body(()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let (io, _sessions, done) = serve(H2Options::default());
+    let _client = client(io, 65_535).await;
+    let start = Instant::now();
+    assert_eq!(done.await.unwrap(), None);
+    let idle = start.elapsed();
+    assert!(
+        idle >= Duration::from_secs(60) && idle < Duration::from_secs(62),
+        "{idle:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_does_not_answer_pings_is_dropped() {
+    let (mut io, _sessions, done) = serve(H2Options::default());
+    // Speak the preface, then never read again: PINGs go unanswered.
+    tokio::io::AsyncWriteExt::write_all(
+        &mut io,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    assert_eq!(done.await.unwrap(), Some(ErrorType::ReadTimedout));
+    let took = start.elapsed();
+    // Interval (30 s) plus timeout (10 s).
+    assert!(
+        took >= Duration::from_secs(40) && took < Duration::from_secs(42),
+        "{took:?}"
+    );
+    drop(io);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_comes_times_out() {
+    let (io, mut sessions, _done) = serve(H2Options::default());
+    let mut send = client(io, 65_535).await;
+    let (_resp, _body) = send.send_request(request(), false).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let start = Instant::now();
+    let err = session.read_body_bytes().await.unwrap_err();
+    assert_eq!(err.etype(), &ErrorType::ReadTimedout);
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_gives_no_window_times_the_write_out() {
+    let (io, mut sessions, _done) = serve(H2Options::default());
+    // A zero window: not a byte of body may be sent until it grows.
+    let mut send = client(io, 0).await;
+    let (_resp, _body) = send.send_request(request(), true).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let resp = ResponseHeader::build(200, None).unwrap();
+    session.write_response_header(resp).await.unwrap();
+    let start = Instant::now();
+    let err = session.write_body(&[1u8; 1000]).await.unwrap_err();
+    assert_eq!(err.etype(), &ErrorType::WriteTimedout);
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_stream_keeps_an_idle_connection_until_it_ends() {
+    let (io, mut sessions, done) = serve(H2Options::default());
+    let mut send = client(io, 65_535).await;
+    let (resp, _) = send.send_request(request(), true).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    // Well past the idle timeout, the stream is still being served.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let head = ResponseHeader::build(204, None).unwrap();
+    session.write_response_header(head).await.unwrap();
+    session.finish_response(None).await.unwrap();
+    assert_eq!(resp.await.unwrap().status(), 204);
+    let end = Instant::now();
+    // Then the idle timeout closes the connection.
+    assert_eq!(done.await.unwrap(), None);
+    assert!(
+        end.elapsed() <= Duration::from_secs(61),
+        "{:?}",
+        end.elapsed()
+    );
+}
