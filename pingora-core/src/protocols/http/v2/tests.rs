@@ -31,7 +31,7 @@ fn serve(
                 Some(Ok(session)) => {
                     let _ = tx.send(session);
                 }
-                Some(Err(e)) => break Some(e.etype().clone()),
+                Some(Err(e)) => break Some(*e.etype()),
                 None => break None,
             }
         };
