@@ -1,0 +1,51 @@
+//! The smallest proxy, for benchmarks: every request goes to one upstream.
+//!
+//! ```text
+//! cargo build --release --example bench_proxy --features proxy
+//! target/release/examples/bench_proxy 127.0.0.1:8000 127.0.0.1:6190
+//! #                                    upstream       listen
+//! ```
+//!
+//! One worker thread, no per-request logging. `../shared/bench/proxy-bench.sh`
+//! runs it against nginx. Features: `proxy`.
+
+use async_trait::async_trait;
+use pingora::core::server::{Opt, Server, ServerConf};
+use pingora::core::upstreams::HttpPeer;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
+
+struct ToUpstream(HttpPeer);
+
+#[async_trait]
+impl ProxyHttp for ToUpstream {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.0.clone()))
+    }
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let mut args = std::env::args().skip(1);
+    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:8000".to_string());
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:6190".to_string());
+    let upstream: std::net::SocketAddr = upstream.parse().unwrap_or_else(|e| {
+        eprintln!("usage: bench_proxy UPSTREAM_ADDR LISTEN_ADDR ({e})");
+        std::process::exit(2)
+    });
+
+    let mut conf = ServerConf::default();
+    conf.threads = 1;
+    let mut server = Server::new_with_conf(Opt::default(), conf);
+    server.bootstrap();
+    let mut proxy = http_proxy_service(
+        server.configuration(),
+        ToUpstream(HttpPeer::new(upstream, false, "")),
+    );
+    proxy.add_tcp(&listen);
+    server.add_service(proxy);
+    server.run_forever();
+}
