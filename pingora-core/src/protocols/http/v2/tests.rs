@@ -138,3 +138,74 @@ async fn an_open_stream_keeps_an_idle_connection_until_it_ends() {
         end.elapsed()
     );
 }
+
+/// A small seeded generator, so failures replay.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as u32
+    }
+}
+
+/// Random frames with plausible headers: every kind, random flags and
+/// stream ids, short random payloads.
+fn random_frames(rng: &mut Lcg) -> Vec<u8> {
+    // The preface and an empty SETTINGS frame, so that what follows is
+    // read as frames rather than refused at the door.
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    for _ in 0..(rng.next() % 40) {
+        let len = (rng.next() % 64) as usize;
+        let kind = (rng.next() % 11) as u8;
+        let flags = rng.next() as u8;
+        let stream = rng.next() % 8;
+        out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend((0..len).map(|_| rng.next() as u8));
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_frames_never_panic_or_hang_the_server() {
+    let mut rng = Lcg(0x5eed);
+    let mut errors = 0;
+    for case in 0..200 {
+        let (mut io, mut sessions, done) = serve(H2Options::default());
+        let bytes = random_frames(&mut rng);
+        // The server may stop reading at any point; do not block on it.
+        let writer = tokio::spawn(async move {
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &bytes).await;
+            // Keep the pipe open: the server must end the connection on
+            // its own, by error or timeout.
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        });
+        // Answer whatever streams open, reading their bodies.
+        let answer = tokio::spawn(async move {
+            while let Some(mut s) = sessions.recv().await {
+                tokio::spawn(async move {
+                    while let Ok(Some(_)) = s.read_body_bytes().await {}
+                    let _ = s.respond_error(400).await;
+                });
+            }
+        });
+        let t0 = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(200), done).await;
+        match ended {
+            Ok(Ok(end)) => errors += usize::from(end.is_some()),
+            _ => panic!("case {case}: server hung or panicked"),
+        }
+        assert!(t0.elapsed() <= Duration::from_secs(120), "case {case}");
+        writer.abort();
+        answer.abort();
+    }
+    // Most random inputs break the protocol and end in an error; the rest
+    // end by the idle timeout.
+    assert!(errors > 100, "{errors} of 200 ended in an error");
+}
