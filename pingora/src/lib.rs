@@ -59,4 +59,24 @@ pub mod prelude {
 mod book {
     #[doc = include_str!("../../docs/src/errors.md")]
     struct Errors;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/quick-start.md")]
+    struct QuickStart;
+
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/phases.md")]
+    struct Phases;
+
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/ctx.md")]
+    struct Ctx;
+
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/modify.md")]
+    struct Modify;
+
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/failover.md")]
+    struct Failover;
 }
