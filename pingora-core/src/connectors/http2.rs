@@ -14,8 +14,8 @@
 //! handed out while it has spare streams under the server's
 //! SETTINGS_MAX_CONCURRENT_STREAMS, and another is opened when every one
 //! is full. Connections that closed, broke or stopped answering keep-alive
-//! PINGs are dropped and never handed out again. Idle HTTP/2 connections
-//! stay open until the upstream closes them or a PING finds them dead.
+//! PINGs are dropped and never handed out again. An HTTP/2 connection
+//! with no open stream closes after the [`H2Options`] idle timeout.
 //!
 //! Several requests that start at once for a peer with no connection yet
 //! may each open one; later requests share them.

@@ -23,12 +23,30 @@ use pingora_error::{Error, ErrorType, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// State shared by a connection, its driver task and its sessions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     closed: AtomicBool,
     in_flight: AtomicUsize,
+    /// When the last stream ended, for the idle timeout.
+    last_used: parking_lot::Mutex<Instant>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            last_used: parking_lot::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Whether no stream is open and none was for `idle`.
+    fn idle_for(&self, idle: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && self.last_used.lock().elapsed() >= idle
+    }
 }
 
 /// An HTTP/2 connection to an upstream.
@@ -90,23 +108,12 @@ impl ClientConnection {
             Ok(Err(e)) => return Err(h2_error(e, "h2 handshake").into_up()),
             Ok(Ok(pair)) => pair,
         };
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new());
         let mut watch = Watch::new(wire);
         if let (Some(interval), Some(pings)) = (options.keepalive_interval, conn.ping_pong()) {
             watch.start_keepalive(pings, interval, options.keepalive_timeout);
         }
-        let driver = shared.clone();
-        tokio::spawn(async move {
-            let wire = watch.wire.clone();
-            tokio::select! {
-                end = &mut conn => if let Err(e) = end {
-                    log::debug!("h2 upstream connection ended: {e}");
-                },
-                why = wire.wait() => log::debug!("h2 upstream connection dropped: {why:?}"),
-            }
-            driver.closed.store(true, Ordering::Release);
-            drop(watch);
-        });
+        tokio::spawn(drive(conn, watch, shared.clone(), options.idle_timeout));
         Ok(Self {
             send,
             shared,
@@ -185,6 +192,36 @@ impl ClientConnection {
     }
 }
 
+/// Drive the connection until it ends, a watcher trips, or it has had no
+/// stream for `idle` (checked every `idle`, so it closes within twice
+/// that); then mark it closed so no one picks it again.
+async fn drive<C>(mut conn: C, watch: Watch, shared: Arc<Shared>, idle: Duration)
+where
+    C: Future<Output = Result<(), h2::Error>> + Unpin,
+{
+    let wire = watch.wire.clone();
+    loop {
+        tokio::select! {
+            end = &mut conn => {
+                if let Err(e) = end {
+                    log::debug!("h2 upstream connection ended: {e}");
+                }
+                break;
+            }
+            why = wire.wait() => {
+                log::debug!("h2 upstream connection dropped: {why:?}");
+                break;
+            }
+            () = tokio::time::sleep(idle) => {
+                if shared.idle_for(idle) {
+                    break;
+                }
+            }
+        }
+    }
+    shared.closed.store(true, Ordering::Release);
+}
+
 /// The `h2` client builder for `options`.
 fn builder(options: &H2Options) -> h2::client::Builder {
     let mut b = h2::client::Builder::new();
@@ -206,6 +243,7 @@ struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        *self.0.last_used.lock() = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -98,7 +98,9 @@ pub struct H2Options {
     /// How long the connection preface and first SETTINGS may take.
     /// Default 10 s.
     pub handshake_timeout: Duration,
-    /// How long a connection with no open stream stays open. Default 60 s.
+    /// How long a connection with no open stream stays open: a server
+    /// then sends GOAWAY, a client closes it (within twice this). Default
+    /// 60 s.
     pub idle_timeout: Duration,
     /// How long one read of a stream's body may wait: a stream the peer
     /// opens and never finishes is reset after it. Default 60 s.

@@ -209,3 +209,40 @@ async fn random_frames_never_panic_or_hang_the_server() {
     // end by the idle timeout.
     assert!(errors > 100, "{errors} of 200 ended in an error");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_connection_closes_after_its_idle_timeout() {
+    use super::ClientConnection;
+    let (io, mut sessions, done) = serve(H2Options::default());
+    let options = H2Options {
+        idle_timeout: Duration::from_secs(20),
+        ..H2Options::default()
+    };
+    let conn = ClientConnection::handshake(Box::new(io), &options, false, "t")
+        .await
+        .unwrap();
+    let mut session = conn.new_session().await.unwrap();
+    let req = crate::header::RequestHeader::build("GET", b"/", None).unwrap();
+    session.write_request_header(req, true).await.unwrap();
+    let mut served = sessions.recv().await.unwrap();
+    served.respond_error(204).await.unwrap();
+    assert_eq!(session.read_response_header().await.unwrap().status(), 204);
+    assert_eq!(conn.in_flight(), 1);
+    // A stream in use keeps the connection, however long.
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert!(!conn.is_closed());
+    drop(session);
+    assert_eq!(conn.in_flight(), 0);
+    let released = Instant::now();
+    while !conn.is_closed() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        released.elapsed() <= Duration::from_secs(41),
+        "{:?}",
+        released.elapsed()
+    );
+    assert!(conn.new_session().await.is_err());
+    // The server sees the connection go.
+    assert!(done.await.is_ok());
+}
