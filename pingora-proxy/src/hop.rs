@@ -10,7 +10,7 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 use pingora_core::header::{RequestHeader, ResponseHeader};
-use pingora_error::Result;
+use pingora_error::{ErrorType, OrErr, Result};
 
 /// Fields that are always hop-by-hop, beyond those `Connection` names.
 /// `Transfer-Encoding` is listed by RFC 9112 §6.1 as applying to one hop.
@@ -22,16 +22,22 @@ const ALWAYS: [&str; 5] = [
     "transfer-encoding",
 ];
 
-/// The field names listed in `Connection`, lowercased. Bounded: a header
-/// map is bounded by the head size limit, and so is this list.
+/// The field names listed in `Connection` that are not already removed
+/// anyway. The usual tokens (`close`, `keep-alive`, `upgrade`) are
+/// skipped, so the common case allocates nothing. Bounded: a head is
+/// bounded by the head size limit, and so is this list.
 fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
     let mut names = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',') {
             let token = token.trim_matches([' ', '\t']);
-            // "close", "keep-alive" and "upgrade" are options, not field
-            // names we would find; removing them anyway is harmless.
+            let usual = ["close", "keep-alive", "upgrade", ""]
+                .iter()
+                .any(|u| token.eq_ignore_ascii_case(u));
+            if usual {
+                continue;
+            }
             if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                 names.push(name);
             }
@@ -40,15 +46,10 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// Remove every hop-by-hop field from `headers` via `remove`, keeping
-/// `Upgrade` when `keep_upgrade`.
-fn strip(headers: &HeaderMap, keep_upgrade: bool, mut remove: impl FnMut(&str)) {
-    let named = if headers.contains_key(header::CONNECTION) {
-        connection_tokens(headers)
-    } else {
-        Vec::new()
-    };
-    for name in &named {
+/// Remove every hop-by-hop field via `remove`, keeping `Upgrade` when
+/// `keep_upgrade`. `named` are the fields `Connection` names.
+fn strip(named: &[HeaderName], keep_upgrade: bool, mut remove: impl FnMut(&str)) {
+    for name in named {
         if !(keep_upgrade && name == header::UPGRADE) {
             remove(name.as_str());
         }
@@ -59,6 +60,22 @@ fn strip(headers: &HeaderMap, keep_upgrade: bool, mut remove: impl FnMut(&str)) 
     if !keep_upgrade {
         remove("upgrade");
     }
+}
+
+/// Absolute-form targets (`GET http://host/path`) are for proxies; an
+/// origin gets origin-form, and the target's authority replaces `Host`
+/// (RFC 9112 §3.2.2).
+fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
+    let uri = req.uri();
+    let (Some(_), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        return Ok(());
+    };
+    let host = authority.as_str().to_owned();
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = http::Uri::try_from(target)
+        .or_err(ErrorType::InvalidHTTPHeader, "invalid request target")?;
+    req.set_uri(target);
+    req.insert_header("Host", host)
 }
 
 /// Prepare a request head for the upstream: drop hop-by-hop fields, speak
@@ -72,18 +89,20 @@ fn strip(headers: &HeaderMap, keep_upgrade: bool, mut remove: impl FnMut(&str)) 
 ///
 /// # Errors
 ///
-/// Only if a static field cannot be inserted, which does not happen.
+/// [`ErrorType::InvalidHTTPHeader`] when an absolute-form target cannot be
+/// turned into origin-form.
 pub(crate) fn upstream_request(
     req: &mut RequestHeader,
     chunked_body: bool,
     upgrade: bool,
 ) -> Result<()> {
     if needs_strip(req.headers(), upgrade) {
-        let headers = req.headers().clone();
-        strip(&headers, upgrade, |name| {
+        let named = connection_tokens(req.headers());
+        strip(&named, upgrade, |name| {
             req.remove_header(name);
         });
     }
+    to_origin_form(req)?;
     req.remove_header("expect");
     req.set_version(http::Version::HTTP_11);
     if chunked_body {
@@ -108,8 +127,8 @@ pub(crate) fn downstream_response(resp: &mut ResponseHeader) -> Result<()> {
     let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     let chunked = resp.headers().contains_key(header::TRANSFER_ENCODING);
     if needs_strip(resp.headers(), upgrade) {
-        let headers = resp.headers().clone();
-        strip(&headers, upgrade, |name| {
+        let named = connection_tokens(resp.headers());
+        strip(&named, upgrade, |name| {
             resp.remove_header(name);
         });
     }
@@ -190,6 +209,19 @@ mod tests {
         assert_eq!(req.headers()["upgrade"], "websocket");
         assert_eq!(req.headers()["connection"], "upgrade");
         assert_eq!(req.version(), http::Version::HTTP_11);
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        let mut req = RequestHeader::build("GET", b"http://example.com:8080/a?b=1", None).unwrap();
+        req.insert_header("Host", "other").unwrap();
+        upstream_request(&mut req, false, false).unwrap();
+        assert_eq!(req.uri().to_string(), "/a?b=1");
+        assert_eq!(req.headers()["host"], "example.com:8080");
+        let mut req = RequestHeader::build("GET", b"/plain", None).unwrap();
+        upstream_request(&mut req, false, false).unwrap();
+        assert_eq!(req.uri().to_string(), "/plain");
+        assert!(!req.headers().contains_key("host"));
     }
 
     #[test]

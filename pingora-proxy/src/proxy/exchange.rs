@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use pingora_core::header::ResponseHeader;
 use pingora_core::protocols::http::v1::ClientSession;
-use pingora_core::upstreams::HttpPeer;
+use pingora_core::upstreams::{HttpPeer, Peer};
 use pingora_error::{BError, Result};
 
 /// Why an attempt failed, and whether it failed before any response byte
@@ -52,7 +52,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .connected_to_upstream(session, reused, peer, digest, ctx)
             .await
             .map_err(before)?;
-        self.send_request_header(session, ctx, client).await?;
+        self.send_request_header(session, ctx, peer, client).await?;
         for piece in body.pieces() {
             client.write_body(piece).await.map_err(before)?;
         }
@@ -75,12 +75,22 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         &self,
         session: &mut Session,
         ctx: &mut SV::CTX,
+        peer: &HttpPeer,
         client: &mut ClientSession,
     ) -> Result<(), Failure> {
         let mut req = session.req_header().clone();
         let chunked = req.headers().contains_key(http::header::TRANSFER_ENCODING);
         let upgrade = session.is_upgrade_request();
         hop::upstream_request(&mut req, chunked, upgrade).map_err(before)?;
+        if !req.headers().contains_key(http::header::HOST) {
+            // We speak HTTP/1.1 upstream, which requires Host (RFC 9112
+            // §3.2); an HTTP/1.0 client may have sent none. Name the peer.
+            let host = match peer.sni() {
+                "" => peer.address().to_string(),
+                sni => sni.to_owned(),
+            };
+            req.insert_header("Host", host).map_err(before)?;
+        }
         self.inner
             .upstream_request_filter(session, &mut req, ctx)
             .await

@@ -1,0 +1,120 @@
+//! Message framing through the proxy: bodyless responses, HTTP/1.0
+//! clients, absolute-form targets, chunked re-framing.
+
+// Tests unwrap: a failure should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use async_trait::async_trait;
+use pingora_core::apps::http_app::{HttpRequest, HttpResponse, ServeHttp};
+use pingora_core::upstreams::HttpPeer;
+use pingora_error::Result;
+use pingora_proxy::{ProxyHttp, Session};
+use std::net::SocketAddr;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Answers by path: `/204`, `/304`, else 200 with `hello` and the target
+/// and Host it saw in fields.
+struct ByPath;
+
+#[async_trait]
+impl ServeHttp for ByPath {
+    async fn response(&self, request: HttpRequest) -> HttpResponse {
+        let status = match request.header().uri().path() {
+            "/204" => 204,
+            "/304" => 304,
+            _ => 200,
+        };
+        let mut resp = HttpResponse::text(status, if status == 200 { "hello" } else { "" });
+        let h = resp.header_mut();
+        h.insert_header("X-Target", request.header().uri().to_string()).unwrap();
+        let host = request.header().headers().get("host").cloned();
+        h.insert_header("X-Host", host.unwrap_or_else(|| "-".parse().unwrap())).unwrap();
+        resp
+    }
+}
+
+struct To(SocketAddr);
+
+#[async_trait]
+impl ProxyHttp for To {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.0, false, "")))
+    }
+}
+
+#[tokio::test]
+async fn bodyless_responses_keep_the_connection() {
+    let origin = start_origin(ByPath).await;
+    let proxy = start_proxy(To(origin.addr), 0).await;
+    let mut c = client(proxy.addr).await;
+    let resp = exchange(&mut c, request("HEAD", "/"), b"").await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.headers["content-length"], "5");
+    assert!(resp.body.is_empty());
+    for (path, status) in [("/204", 204), ("/304", 304)] {
+        c = next(c);
+        let resp = exchange(&mut c, request("GET", path), b"").await;
+        assert_eq!(resp.status, status);
+        assert!(resp.body.is_empty());
+    }
+    c = next(c);
+    let resp = exchange(&mut c, request("GET", "/"), b"").await;
+    assert_eq!(resp.body, b"hello");
+    assert_eq!(proxy.accepted(), 1);
+}
+
+#[tokio::test]
+async fn http10_client_gets_a_close_delimited_answer() {
+    let origin = start_origin(ByPath).await;
+    let proxy = start_proxy(To(origin.addr), 0).await;
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(b"GET /old HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("\r\n\r\nhello"), "{out}");
+    assert!(!out.to_ascii_lowercase().contains("transfer-encoding"), "{out}");
+}
+
+#[tokio::test]
+async fn absolute_form_target_reaches_the_origin_in_origin_form() {
+    let origin = start_origin(ByPath).await;
+    let proxy = start_proxy(To(origin.addr), 0).await;
+    let mut c = client(proxy.addr).await;
+    let mut req = pingora_core::header::RequestHeader::build("GET", b"http://example.test/p?q=1", None)
+        .unwrap();
+    req.insert_header("Host", "ignored.test").unwrap();
+    let resp = exchange(&mut c, req, b"").await;
+    assert_eq!(resp.headers["x-target"], "/p?q=1");
+    assert_eq!(resp.headers["x-host"], "example.test");
+}
+
+#[tokio::test]
+async fn chunked_upload_is_rechunked_and_echoed() {
+    let origin = start_origin(pingora_core::apps::http_app::EchoApp).await;
+    let proxy = start_proxy(To(origin.addr), 0).await;
+    let mut c = client(proxy.addr).await;
+    let mut req = request("PUT", "/chunks");
+    req.insert_header("Transfer-Encoding", "chunked").unwrap();
+    c.write_request_header(req).await.unwrap();
+    for piece in [&b"one "[..], b"two ", b"three"] {
+        c.write_body(piece).await.unwrap();
+    }
+    c.finish_body(None).await.unwrap();
+    let head = c.read_final_response_header().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let mut body = Vec::new();
+    while let Some(piece) = c.read_body_bytes().await.unwrap() {
+        body.extend_from_slice(&piece);
+    }
+    assert_eq!(body, b"one two three");
+}
