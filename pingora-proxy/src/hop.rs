@@ -240,4 +240,61 @@ mod tests {
         assert_eq!(resp.headers()["upgrade"], "websocket");
         assert_eq!(resp.headers()["connection"], "upgrade");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NAMES: [&str; 10] = [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "Transfer-Encoding",
+            "Upgrade",
+            "Proxy-Connection",
+            "X-A",
+            "x-b",
+            "Host",
+            "Content-Length",
+        ];
+
+        fn field() -> impl Strategy<Value = (usize, String)> {
+            let value = prop_oneof![
+                "[ -~]{0,20}",
+                prop::sample::subsequence(NAMES.to_vec(), 0..4).prop_map(|v| v.join(", ")),
+            ];
+            (0..NAMES.len(), value)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever the fields, no hop-by-hop field survives, nothing
+            /// `Connection` names survives, and nothing panics.
+            #[test]
+            fn no_hop_field_survives(fields in prop::collection::vec(field(), 0..12)) {
+                let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+                for (name, value) in &fields {
+                    // Values the header type refuses are not ours to test.
+                    let _ = req.append_header(NAMES[*name], value.as_str());
+                }
+                let named = connection_tokens(req.headers());
+                let mut resp = ResponseHeader::build(200, None).unwrap();
+                for (name, value) in &fields {
+                    let _ = resp.append_header(NAMES[*name], value.as_str());
+                }
+                upstream_request(&mut req, false, false).unwrap();
+                downstream_response(&mut resp).unwrap();
+                for headers in [req.headers(), resp.headers()] {
+                    for gone in ["connection", "keep-alive", "te", "upgrade", "proxy-connection"] {
+                        prop_assert!(!headers.contains_key(gone), "{gone}");
+                    }
+                    for name in &named {
+                        prop_assert!(!headers.contains_key(name), "{name}");
+                    }
+                }
+                prop_assert!(!resp.headers().contains_key("transfer-encoding"));
+            }
+        }
+    }
 }

@@ -29,9 +29,11 @@ impl ServeHttp for ByPath {
         };
         let mut resp = HttpResponse::text(status, if status == 200 { "hello" } else { "" });
         let h = resp.header_mut();
-        h.insert_header("X-Target", request.header().uri().to_string()).unwrap();
+        h.insert_header("X-Target", request.header().uri().to_string())
+            .unwrap();
         let host = request.header().headers().get("host").cloned();
-        h.insert_header("X-Host", host.unwrap_or_else(|| "-".parse().unwrap())).unwrap();
+        h.insert_header("X-Host", host.unwrap_or_else(|| "-".parse().unwrap()))
+            .unwrap();
         resp
     }
 }
@@ -82,7 +84,10 @@ async fn http10_client_gets_a_close_delimited_answer() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("\r\n\r\nhello"), "{out}");
-    assert!(!out.to_ascii_lowercase().contains("transfer-encoding"), "{out}");
+    assert!(
+        !out.to_ascii_lowercase().contains("transfer-encoding"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -90,8 +95,9 @@ async fn absolute_form_target_reaches_the_origin_in_origin_form() {
     let origin = start_origin(ByPath).await;
     let proxy = start_proxy(To(origin.addr), 0).await;
     let mut c = client(proxy.addr).await;
-    let mut req = pingora_core::header::RequestHeader::build("GET", b"http://example.test/p?q=1", None)
-        .unwrap();
+    let mut req =
+        pingora_core::header::RequestHeader::build("GET", b"http://example.test/p?q=1", None)
+            .unwrap();
     req.insert_header("Host", "ignored.test").unwrap();
     let resp = exchange(&mut c, req, b"").await;
     assert_eq!(resp.headers["x-target"], "/p?q=1");
