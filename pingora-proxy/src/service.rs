@@ -3,16 +3,81 @@
 use crate::{HttpProxy, ProxyHttp, Session};
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
+use pingora_core::listeners::TcpSocketOptions;
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::v1::ServerConnection;
 use pingora_core::server::{ServerConf, ShutdownWatch};
-use pingora_core::services::listening::ListeningService;
+use pingora_core::services::listening::{BoundAddrs, ListeningService};
+use pingora_core::services::{Service, ServiceContext};
 use pingora_error::Result;
 use std::sync::Arc;
 
 /// A listening service that proxies HTTP with `SV`'s phases.
-pub type HttpProxyService<SV> = ListeningService<HttpProxy<SV>>;
+///
+/// Its TCP listeners turn on `TCP_NODELAY` for every client connection:
+/// a response goes out as a head and then body pieces, and with Nagle's
+/// algorithm a small piece waits for the client to acknowledge the head,
+/// which a client delaying its ACKs holds back for up to 40 ms per
+/// response on a kept-alive connection.
+pub struct HttpProxyService<SV> {
+    inner: ListeningService<HttpProxy<SV>>,
+}
+
+impl<SV> std::fmt::Debug for HttpProxyService<SV> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
+    /// Listen on a TCP address (`TCP_NODELAY` on).
+    pub fn add_tcp(&mut self, addr: &str) {
+        let mut options = TcpSocketOptions::default();
+        options.nodelay = true;
+        self.inner.add_tcp_with_settings(addr, options);
+    }
+
+    /// Listen on a TCP address with `options`, as given.
+    pub fn add_tcp_with_settings(&mut self, addr: &str, options: TcpSocketOptions) {
+        self.inner.add_tcp_with_settings(addr, options);
+    }
+
+    /// Listen on a Unix domain socket path, with file mode `mode`.
+    pub fn add_uds(&mut self, path: &str, mode: Option<u32>) {
+        self.inner.add_uds(path, mode);
+    }
+
+    /// Run on `threads` threads instead of the server's setting.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.inner.set_threads(threads);
+    }
+
+    /// The proxy app.
+    pub fn app(&self) -> &Arc<HttpProxy<SV>> {
+        self.inner.app()
+    }
+
+    /// A handle that gives the bound addresses once the service is ready.
+    pub fn bound_addrs(&self) -> BoundAddrs {
+        self.inner.bound_addrs()
+    }
+}
+
+#[async_trait]
+impl<SV: ProxyHttp + 'static> Service for HttpProxyService<SV> {
+    async fn start_service(&mut self, ctx: ServiceContext) -> Result<()> {
+        self.inner.start_service(ctx).await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+}
 
 /// A proxy service running `inner`'s phases with the settings of `conf`
 /// (a [`Server`](pingora_core::server::Server)'s configuration). Add
@@ -71,10 +136,8 @@ where
     SV: ProxyHttp + 'static,
 {
     let proxy = HttpProxy::new(inner, conf)?;
-    Ok(ListeningService::new(
-        "Pingora HTTP Proxy Service",
-        Arc::new(proxy),
-    ))
+    let inner = ListeningService::new("Pingora HTTP Proxy Service", Arc::new(proxy));
+    Ok(HttpProxyService { inner })
 }
 
 #[async_trait]

@@ -79,7 +79,10 @@ where
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            let stream: Stream = Box::new(L4Stream::from_tcp(tcp));
+            let stream = L4Stream::from_tcp(tcp);
+            // As the proxy service's listeners do (see HttpProxyService).
+            stream.set_nodelay(true).unwrap();
+            let stream: Stream = Box::new(stream);
             tokio::spawn(f(stream, rx.clone()));
         }
     });
