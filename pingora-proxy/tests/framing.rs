@@ -124,3 +124,48 @@ async fn chunked_upload_is_rechunked_and_echoed() {
     }
     assert_eq!(body, b"one two three");
 }
+
+struct ToUds(std::path::PathBuf);
+
+#[async_trait]
+impl ProxyHttp for ToUds {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new_uds(&self.0, false, "")))
+    }
+}
+
+#[tokio::test]
+async fn unix_socket_origin_gets_a_host() {
+    use pingora_core::apps::ServerApp;
+    use pingora_core::apps::http_app::HttpServer;
+    use pingora_core::protocols::l4::L4Stream;
+    let path = std::env::temp_dir().join(format!("pingora-proxy-uds-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let app = std::sync::Arc::new(HttpServer::new(ByPath));
+    let origin = tokio::spawn(async move {
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        while let Ok((unix, _)) = listener.accept().await {
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                app.process_new(Box::new(L4Stream::from_unix(unix)), &shutdown)
+                    .await;
+            });
+        }
+    });
+    let proxy = start_proxy(ToUds(path.clone()), 0).await;
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(b"GET /u HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let out = String::from_utf8(out).unwrap().to_ascii_lowercase();
+    assert!(out.starts_with("http/1.1 200"), "{out}");
+    assert!(out.contains("x-host: localhost"), "{out}");
+    origin.abort();
+    let _ = std::fs::remove_file(&path);
+}

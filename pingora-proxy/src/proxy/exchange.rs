@@ -85,9 +85,10 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if !req.headers().contains_key(http::header::HOST) {
             // We speak HTTP/1.1 upstream, which requires Host (RFC 9112
             // §3.2); an HTTP/1.0 client may have sent none. Name the peer.
-            let host = match peer.sni() {
-                "" => peer.address().to_string(),
-                sni => sni.to_owned(),
+            let host = match (peer.sni(), peer.address().as_inet()) {
+                ("", Some(addr)) => addr.to_string(),
+                ("", None) => "localhost".to_owned(),
+                (sni, _) => sni.to_owned(),
             };
             req.insert_header("Host", host).map_err(before)?;
         }
