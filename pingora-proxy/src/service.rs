@@ -154,8 +154,11 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
             // Only the wait for a request races shutdown: a request in
             // progress is always finished.
             let read = tokio::select! {
-                read = conn.read_request() => read,
+                // Once shutting down, an idle connection closes at once,
+                // even when its next request is already waiting.
+                biased;
                 _ = shutdown.wait_for(|stop| *stop) => return None,
+                read = conn.read_request() => read,
             };
             let mut session = match read {
                 Ok(Some(h1)) => Session::new(h1, reused),
@@ -166,9 +169,7 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
                     return None;
                 }
             };
-            if *shutdown.borrow() {
-                session.set_keepalive(false);
-            }
+            session.set_shutdown_watch(shutdown.clone());
             self.process_request(&mut session).await;
             conn = next_request(session).await?;
         }

@@ -5,6 +5,7 @@ use http::header::HeaderMap;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Digest, SocketAddr};
+use pingora_core::server::ShutdownWatch;
 use pingora_error::Result;
 
 /// One request from a client, handed to every [`ProxyHttp`](crate::ProxyHttp)
@@ -20,6 +21,7 @@ pub struct Session {
     response_status: Option<u16>,
     body_bytes_read: u64,
     body_bytes_sent: u64,
+    shutdown: Option<ShutdownWatch>,
 }
 
 impl Session {
@@ -32,7 +34,14 @@ impl Session {
             response_status: None,
             body_bytes_read: 0,
             body_bytes_sent: 0,
+            shutdown: None,
         }
+    }
+
+    /// Close the client connection after this request when `shutdown`
+    /// has turned `true` by the time the response head goes out.
+    pub(crate) fn set_shutdown_watch(&mut self, shutdown: ShutdownWatch) {
+        self.shutdown = Some(shutdown);
     }
 
     /// The request head as the client sent it (or as phases changed it).
@@ -83,6 +92,11 @@ impl Session {
     /// When a final head was already written, or writing fails.
     pub async fn write_response_header(&mut self, resp: ResponseHeader) -> Result<()> {
         let status = resp.status();
+        // A server shutting down answers requests in flight, but tells
+        // their clients not to send another one.
+        if self.shutdown.as_ref().is_some_and(|s| *s.borrow()) {
+            self.downstream.set_keepalive(false);
+        }
         self.downstream.write_response_header(resp).await?;
         if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
             self.response_status = Some(status.as_u16());
@@ -121,6 +135,7 @@ impl Session {
         if self.response_started() {
             return Ok(());
         }
+        // Bodyless error responses always close the connection.
         self.downstream.respond_error(status).await?;
         self.response_status = Some(status);
         Ok(())

@@ -215,3 +215,47 @@ async fn early_upstream_answer_reaches_the_client_during_upload() {
         .unwrap();
     assert_eq!(head.status(), 413);
 }
+
+/// Answers after `delay`.
+struct Slow(Duration);
+
+#[async_trait]
+impl pingora_core::apps::http_app::ServeHttp for Slow {
+    async fn response(
+        &self,
+        _: pingora_core::apps::http_app::HttpRequest,
+    ) -> pingora_core::apps::http_app::HttpResponse {
+        tokio::time::sleep(self.0).await;
+        pingora_core::apps::http_app::HttpResponse::text(200, "late")
+    }
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_and_closes_idle_ones() {
+    let origin = start_origin(Slow(Duration::from_millis(300))).await;
+    let proxy = start_proxy(to(origin.addr), 0).await;
+    // An idle kept-alive client connection...
+    let mut idle = client(proxy.addr).await;
+    assert_eq!(
+        exchange(&mut idle, request("GET", "/"), b"").await.status,
+        200
+    );
+    let mut idle = next(idle);
+    // ...and a request in flight when the shutdown comes.
+    let mut busy = client(proxy.addr).await;
+    busy.write_request_header(request("GET", "/"))
+        .await
+        .unwrap();
+    busy.finish_body(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.shutdown();
+    let head = busy.read_final_response_header().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["connection"], "close");
+    let body = busy.read_body_bytes().await.unwrap().unwrap();
+    assert_eq!(&body[..], b"late");
+    // The idle connection is closed without an answer.
+    idle.write_request_header(request("GET", "/")).await.ok();
+    let closed = tokio::time::timeout(WAIT, idle.read_final_response_header()).await;
+    assert!(closed.unwrap().is_err());
+}

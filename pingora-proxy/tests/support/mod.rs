@@ -41,6 +41,11 @@ impl Running {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// Tell the served connections the server is shutting down.
+    pub(crate) fn shutdown(&self) {
+        self._shutdown.send_replace(true);
+    }
+
     /// A peer for this server.
     pub(crate) fn peer(&self) -> Box<HttpPeer> {
         Box::new(HttpPeer::new(self.addr, false, ""))
