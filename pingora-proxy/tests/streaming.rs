@@ -52,6 +52,9 @@ async fn start_streaming_origin() -> Running {
         let mut resp = ResponseHeader::build(200, None).unwrap();
         resp.insert_header("Content-Length", body.to_string())
             .unwrap();
+        // One request per connection: say so, or the proxy would pool a
+        // connection about to close.
+        resp.insert_header("Connection", "close").unwrap();
         s.write_response_header(resp).await.unwrap();
         if download {
             let piece = vec![b'd'; PIECE];
