@@ -259,3 +259,53 @@ async fn shutdown_finishes_in_flight_requests_and_closes_idle_ones() {
     let closed = tokio::time::timeout(WAIT, idle.read_final_response_header()).await;
     assert!(closed.unwrap().is_err());
 }
+
+/// Sends `hints` 103 heads, then a 200 when `finish`, else stalls.
+async fn hinting_origin(hints: usize, finish: bool) -> Running {
+    serve_fn(move |mut stream, _| async move {
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+        for _ in 0..hints {
+            let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+            if stream.write_all(hint).await.is_err() {
+                return;
+            }
+        }
+        if finish {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    })
+    .await
+}
+
+async fn raw_get(addr: SocketAddr) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn interim_responses_pass_through_but_are_bounded() {
+    let origin = hinting_origin(1, true).await;
+    let proxy = start_proxy(to(origin.addr), 0).await;
+    let out = raw_get(proxy.addr).await;
+    assert!(out.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{out}");
+    assert!(out.contains("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.ends_with("ok"), "{out}");
+
+    let origin = hinting_origin(1000, false).await;
+    let proxy = start_proxy(to(origin.addr), 0).await;
+    let out = raw_get(proxy.addr).await;
+    assert_eq!(out.matches(" 103 ").count(), 16, "{out}");
+    assert!(out.contains("HTTP/1.1 502"), "{out}");
+}

@@ -14,7 +14,11 @@ use http::StatusCode;
 use pingora_core::header::ResponseHeader;
 use pingora_core::protocols::http::v1::ClientSession;
 use pingora_core::upstreams::{HttpPeer, Peer};
-use pingora_error::{BError, Result};
+use pingora_error::{BError, Error, ErrorType, Result};
+
+/// Most interim (1xx) responses passed on per attempt, so an upstream
+/// cannot keep the exchange going with them forever.
+const MAX_INTERIM: usize = 16;
 
 /// Why an attempt failed, and whether it failed before any response byte
 /// arrived (only then may it be retried).
@@ -62,9 +66,13 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 .await
                 .map_err(before)?;
         }
-        let resp = match self.send_body(session, ctx, client, body).await? {
+        let mut interim = 0;
+        let resp = match self
+            .send_body(session, ctx, client, body, &mut interim)
+            .await?
+        {
             Some(resp) => resp,
-            None => self.read_final_head(session, client).await?,
+            None => self.read_final_head(session, client, &mut interim).await?,
         };
         self.forward_response(session, ctx, client, resp)
             .await
@@ -107,13 +115,14 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         ctx: &mut SV::CTX,
         client: &mut ClientSession,
         body: &mut SentBody,
+        interim: &mut usize,
     ) -> Result<Option<ResponseHeader>, Failure> {
         while !body.is_done() {
             // Both reads are cancel safe: bytes stay in their buffers.
             tokio::select! {
                 head = client.read_response_header() => {
                     let head = head.map_err(before)?.clone();
-                    if let Some(resp) = self.on_head(session, head).await? {
+                    if let Some(resp) = self.on_head(session, head, interim).await? {
                         return Ok(Some(resp));
                     }
                 }
@@ -160,10 +169,16 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         &self,
         session: &mut Session,
         head: ResponseHeader,
+        interim: &mut usize,
     ) -> Result<Option<ResponseHeader>, Failure> {
         let status = head.status();
         if !status.is_informational() || status == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Some(head));
+        }
+        *interim += 1;
+        if *interim > MAX_INTERIM {
+            let e = Error::explain(ErrorType::H1Error, "too many interim responses");
+            return Err(after(e.into_up()));
         }
         if status != StatusCode::CONTINUE {
             let mut head = head;
@@ -177,11 +192,12 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         &self,
         session: &mut Session,
         client: &mut ClientSession,
+        interim: &mut usize,
     ) -> Result<ResponseHeader, Failure> {
-        // The client session bounds how many interim heads it accepts.
+        // `on_head` bounds how many interim heads are accepted.
         loop {
             let head = client.read_response_header().await.map_err(before)?.clone();
-            if let Some(resp) = self.on_head(session, head).await? {
+            if let Some(resp) = self.on_head(session, head, interim).await? {
                 return Ok(resp);
             }
         }
