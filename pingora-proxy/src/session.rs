@@ -6,7 +6,13 @@ use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Digest, SocketAddr};
 use pingora_core::server::ShutdownWatch;
-use pingora_error::Result;
+use pingora_error::{Error, ErrorType, Result};
+use std::collections::VecDeque;
+
+/// The most request body a phase may read and still have forwarded. Past
+/// it the pieces are dropped, and the request can only be answered by the
+/// phase itself.
+const KEPT_BODY_LIMIT: usize = 64 * 1024;
 
 /// One request from a client, handed to every [`ProxyHttp`](crate::ProxyHttp)
 /// phase: the request head (mutable), its body, the response written so
@@ -22,6 +28,11 @@ pub struct Session {
     body_bytes_read: u64,
     body_bytes_sent: u64,
     shutdown: Option<ShutdownWatch>,
+    /// Body pieces a phase read before forwarding began, to forward.
+    kept: VecDeque<Bytes>,
+    kept_bytes: usize,
+    kept_lost: bool,
+    forwarding: bool,
 }
 
 impl Session {
@@ -35,6 +46,10 @@ impl Session {
             body_bytes_read: 0,
             body_bytes_sent: 0,
             shutdown: None,
+            kept: VecDeque::new(),
+            kept_bytes: 0,
+            kept_lost: false,
+            forwarding: false,
         }
     }
 
@@ -63,6 +78,10 @@ impl Session {
 
     /// Read the next piece of the request body; `None` at its end.
     ///
+    /// Pieces a phase reads before the request goes upstream are kept and
+    /// still forwarded, up to 64 KiB; a phase that reads more must answer
+    /// the request itself (forwarding it then fails with 500).
+    ///
     /// # Errors
     ///
     /// Downstream errors: a malformed body (answered with 400), a read
@@ -71,11 +90,53 @@ impl Session {
         let data = self.downstream.read_body_bytes().await?;
         if let Some(data) = &data {
             self.body_bytes_read += data.len() as u64;
+            if !self.forwarding {
+                self.keep(data);
+            }
         }
         Ok(data)
     }
 
-    /// Whether the whole request body has been read.
+    fn keep(&mut self, data: &Bytes) {
+        if self.kept_lost || self.kept_bytes + data.len() > KEPT_BODY_LIMIT {
+            self.kept_lost = true;
+            self.kept = VecDeque::new();
+            return;
+        }
+        self.kept_bytes += data.len();
+        self.kept.push_back(data.clone());
+    }
+
+    /// The next piece of request body to forward: first what phases read,
+    /// then the rest from the client.
+    pub(crate) async fn read_body_to_forward(&mut self) -> Result<Option<Bytes>> {
+        self.forwarding = true;
+        self.check_forwardable()?;
+        match self.kept.pop_front() {
+            Some(piece) => Ok(Some(piece)),
+            None => self.read_request_body().await,
+        }
+    }
+
+    /// Fail when a phase consumed request body that cannot be forwarded,
+    /// so the request does not go upstream incomplete.
+    pub(crate) fn check_forwardable(&self) -> Result<()> {
+        if self.kept_lost {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "a phase read more request body than can be kept for forwarding",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether everything of the request body has been handed out for
+    /// forwarding.
+    pub(crate) fn is_forwarded_body_done(&self) -> bool {
+        self.kept.is_empty() && self.downstream.is_body_done()
+    }
+
+    /// Whether the whole request body has been read from the client.
     pub fn is_body_done(&self) -> bool {
         self.downstream.is_body_done()
     }

@@ -169,3 +169,53 @@ async fn unix_socket_origin_gets_a_host() {
     origin.abort();
     let _ = std::fs::remove_file(&path);
 }
+
+/// Reads the whole request body in `request_filter` (to inspect it),
+/// refusing bodies that contain "forbidden", then lets it go upstream.
+struct Inspect(SocketAddr);
+
+#[async_trait]
+impl ProxyHttp for Inspect {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn request_filter(&self, session: &mut Session, _: &mut ()) -> Result<bool> {
+        let mut seen = Vec::new();
+        while let Some(piece) = session.read_request_body().await? {
+            seen.extend_from_slice(&piece);
+        }
+        if seen.windows(9).any(|w| w == b"forbidden") {
+            session.respond_error(403).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.0, false, "")))
+    }
+}
+
+#[tokio::test]
+async fn body_read_by_a_phase_is_still_forwarded() {
+    let origin = start_origin(pingora_core::apps::http_app::EchoApp).await;
+    let proxy = start_proxy(Inspect(origin.addr), 0).await;
+    let post = |body: &'static [u8]| {
+        let mut req = request("POST", "/inspect");
+        req.insert_header("Content-Length", body.len().to_string())
+            .unwrap();
+        (req, body)
+    };
+    let mut c = client(proxy.addr).await;
+    let (req, body) = post(b"a fine body");
+    let resp = exchange(&mut c, req, body).await;
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"a fine body"[..]));
+
+    let mut c = client(proxy.addr).await;
+    let (req, body) = post(b"a forbidden body");
+    assert_eq!(exchange(&mut c, req, body).await.status, 403);
+
+    // More than the proxy keeps: the phase must answer itself, or 500.
+    let big: &'static [u8] = Box::leak(vec![b'x'; 100 * 1024].into_boxed_slice());
+    let mut c = client(proxy.addr).await;
+    let (req, body) = post(big);
+    assert_eq!(exchange(&mut c, req, body).await.status, 500);
+}

@@ -126,7 +126,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                         return Ok(Some(resp));
                     }
                 }
-                piece = session.read_request_body() => {
+                piece = session.read_body_to_forward() => {
                     let piece = piece.map_err(before)?;
                     self.send_piece(session, ctx, client, body, piece).await?;
                 }
@@ -144,7 +144,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         body: &mut SentBody,
         piece: Option<Bytes>,
     ) -> Result<(), Failure> {
-        let end = piece.is_none() || session.is_body_done();
+        let end = piece.is_none() || session.is_forwarded_body_done();
         let mut piece = piece;
         self.inner
             .request_body_filter(session, &mut piece, end, ctx)

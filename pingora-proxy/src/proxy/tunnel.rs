@@ -13,7 +13,7 @@ pub(super) async fn run(session: &mut Session, client: &mut ClientSession) -> Re
         // Both reads are cancel safe; one piece is in flight at a time, so
         // memory stays bounded and each side is slowed by the other.
         tokio::select! {
-            down = session.read_request_body() => match down? {
+            down = session.read_body_to_forward() => match down? {
                 Some(data) => client.write_body(&data).await?,
                 None => break,
             },

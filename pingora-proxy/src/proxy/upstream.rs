@@ -18,6 +18,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         session: &mut Session,
         ctx: &mut SV::CTX,
     ) -> Result<()> {
+        session.check_forwardable()?;
         let mut body = SentBody::default();
         let mut retries = 0;
         loop {
