@@ -39,6 +39,9 @@ fn main() {
 
     let mut conf = ServerConf::default();
     conf.threads = 1;
+    // One thread: a single-threaded runtime, with no work-stealing
+    // bookkeeping to pay for.
+    conf.work_stealing = false;
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(
