@@ -86,6 +86,11 @@ impl Session {
     ///
     /// Downstream errors: a malformed body (answered with 400), a read
     /// timeout, the client closing early.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read from the client stay buffered until a call
+    /// completes and returns them.
     pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
         let data = self.downstream.read_body_bytes().await?;
         if let Some(data) = &data {
