@@ -31,6 +31,32 @@ impl<SV> std::fmt::Debug for HttpProxyService<SV> {
 }
 
 impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
+    /// A service named `name` serving an already built `proxy`, for
+    /// settings [`http_proxy_service`] does not take, such as
+    /// [`HttpProxy::with_downstream_config`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_proxy::{HttpProxy, HttpProxyService, ProxyHttp};
+    /// # fn build<SV: ProxyHttp + 'static>(my_proxy: SV) -> pingora_error::Result<()> {
+    /// use pingora_core::protocols::http::v1::H1Config;
+    /// use pingora_core::server::ServerConf;
+    /// use std::time::Duration;
+    ///
+    /// let mut h1 = H1Config::default();
+    /// h1.idle_timeout = Duration::from_secs(5);
+    /// let proxy = HttpProxy::new(my_proxy, &ServerConf::default())?.with_downstream_config(h1);
+    /// let mut service = HttpProxyService::new("my proxy", proxy);
+    /// service.add_tcp("127.0.0.1:6188");
+    /// # Ok(()) }
+    /// ```
+    pub fn new(name: &str, proxy: HttpProxy<SV>) -> Self {
+        Self {
+            inner: ListeningService::new(name, Arc::new(proxy)),
+        }
+    }
+
     /// Listen on a TCP address (`TCP_NODELAY` on).
     pub fn add_tcp(&mut self, addr: &str) {
         let mut options = TcpSocketOptions::default();
@@ -136,8 +162,7 @@ where
     SV: ProxyHttp + 'static,
 {
     let proxy = HttpProxy::new(inner, conf)?;
-    let inner = ListeningService::new("Pingora HTTP Proxy Service", Arc::new(proxy));
-    Ok(HttpProxyService { inner })
+    Ok(HttpProxyService::new("Pingora HTTP Proxy Service", proxy))
 }
 
 #[async_trait]
