@@ -45,7 +45,7 @@ fn main() {
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(
-        server.configuration(),
+        &server.configuration,
         ToUpstream(HttpPeer::new(upstream, false, "")),
     );
     proxy.add_tcp(&listen);

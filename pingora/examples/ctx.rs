@@ -117,7 +117,7 @@ fn main() {
     let proxy = MyProxy {
         beta_counter: AtomicUsize::new(0),
     };
-    let mut service = http_proxy_service(server.configuration(), proxy);
+    let mut service = http_proxy_service(&server.configuration, proxy);
     service.add_tcp("127.0.0.1:6188");
     let service = server.add_service(service);
     for origin in &origins {

@@ -76,7 +76,7 @@ fn main() {
     origin.add_tcp_with_settings(ORIGIN, origin_options());
     let origin = server.add_service(origin);
 
-    let mut gateway = http_proxy_service(server.configuration(), Gateway);
+    let mut gateway = http_proxy_service(&server.configuration, Gateway);
     gateway.add_tcp("127.0.0.1:6188");
     let gateway = server.add_service(gateway);
     server

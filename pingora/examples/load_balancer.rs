@@ -98,7 +98,7 @@ fn main() {
     }
 
     let upstreams = LoadBalancer::try_from_iter(origins).expect("the origin addresses are valid");
-    let mut lb = http_proxy_service(server.configuration(), LB(Arc::new(upstreams)));
+    let mut lb = http_proxy_service(&server.configuration, LB(Arc::new(upstreams)));
     lb.add_tcp("127.0.0.1:6188");
     let proxy = server.add_service(lb);
     // Take traffic only once both origins listen.

@@ -138,7 +138,7 @@ fn main() {
     origin.add_tcp_with_settings(ORIGIN, origin_options());
     let origin = server.add_service(origin);
 
-    let mut proxy = http_proxy_service(server.configuration(), Json2Tagged);
+    let mut proxy = http_proxy_service(&server.configuration, Json2Tagged);
     proxy.add_tcp("127.0.0.1:6188");
     let proxy = server.add_service(proxy);
     server

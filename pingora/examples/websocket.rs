@@ -166,7 +166,7 @@ fn main() {
     origin.add_tcp(ORIGIN);
     let origin = server.add_service(origin);
 
-    let mut proxy = http_proxy_service(server.configuration(), WsProxy);
+    let mut proxy = http_proxy_service(&server.configuration, WsProxy);
     proxy.add_tcp("127.0.0.1:6188");
     let proxy = server.add_service(proxy);
     server
