@@ -102,6 +102,20 @@ impl ServerSession {
         }
     }
 
+    /// Send a response head that is held back waiting for body (HTTP/1
+    /// buffers a head until the first piece of body so that small
+    /// responses leave in one write); HTTP/2 sends frames as they come.
+    ///
+    /// # Errors
+    ///
+    /// As [`v1::ServerSession::flush`].
+    pub async fn flush(&mut self) -> Result<()> {
+        match self {
+            Self::H1(s) => s.flush().await,
+            Self::H2(_) => Ok(()),
+        }
+    }
+
     /// Write a piece of the response body.
     ///
     /// # Errors

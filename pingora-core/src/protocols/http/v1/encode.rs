@@ -103,6 +103,16 @@ impl BodyEncoder {
         }
     }
 
+    /// Whether body bytes (or a chunked terminator) are still to be
+    /// written.
+    pub(crate) const fn expects_more(&self) -> bool {
+        match self {
+            Self::Empty | Self::Chunked { finished: true } => false,
+            Self::Length { remaining } => *remaining > 0,
+            Self::Chunked { finished: false } | Self::UntilClose => true,
+        }
+    }
+
     /// Whether the body on the wire is complete.
     pub(crate) const fn is_complete(&self) -> bool {
         match self {

@@ -308,7 +308,7 @@ impl ServerSession {
             self.conn
                 .wbuf
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            return self.flush().await;
+            return self.flush_wbuf().await;
         }
         Ok(())
     }
@@ -338,13 +338,13 @@ impl ServerSession {
         self.keepalive = false;
         if matches!(self.response, Response::NotStarted) {
             write_error_head(&mut self.conn.wbuf, 400);
-            let _ = self.flush().await;
+            let _ = self.flush_wbuf().await;
             self.response = Response::Done;
         }
         Error::explain(ErrorType::H1Error, e.as_str()).into_down()
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    async fn flush_wbuf(&mut self) -> Result<()> {
         self.conn.flush_wbuf().await.map_err(|e| {
             self.keepalive = false;
             e.into_down()
@@ -377,7 +377,31 @@ impl ServerSession {
             None => {}
         }
         resp.write_h1(&mut self.conn.wbuf);
-        self.flush().await
+        // A final head with body still to come waits in the buffer for the
+        // first piece of body or the end of the response, so that a small
+        // response leaves in one write: one segment and one wakeup of the
+        // peer instead of two. A caller that must show the head before any
+        // body is ready calls `flush`.
+        let body_follows = matches!(&self.response, Response::Body(enc) if enc.expects_more());
+        if body_follows && !self.upgraded {
+            return Ok(());
+        }
+        self.flush_wbuf().await
+    }
+
+    /// Send whatever is buffered, such as a response head held back by
+    /// [`write_response_header`](Self::write_response_header) while the
+    /// body is not ready yet.
+    ///
+    /// # Errors
+    ///
+    /// Write errors and [`ErrorType::WriteTimedout`]; the connection will
+    /// not be kept.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.conn.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.flush_wbuf().await
     }
 
     /// Fix up the head for the wire and pick the body framing, by RFC 9112
@@ -481,7 +505,7 @@ impl ServerSession {
             self.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }
-        self.flush().await
+        self.flush_wbuf().await
     }
 
     /// End the response, with `trailers` when it is chunked.
@@ -504,7 +528,7 @@ impl ServerSession {
             self.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }
-        self.flush().await
+        self.flush_wbuf().await
     }
 
     /// Answer with a bodyless `status` (for example 400 or 502) and close
@@ -520,7 +544,7 @@ impl ServerSession {
         self.keepalive = false;
         self.response = Response::Done;
         write_error_head(&mut self.conn.wbuf, status);
-        self.flush().await
+        self.flush_wbuf().await
     }
 
     /// Finish with this exchange: hand back the connection for the next

@@ -155,3 +155,70 @@ async fn no_interim_responses_to_http10() {
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
 }
+
+/// Bytes readable on `client` right now, without waiting for more.
+fn read_now(client: &mut DuplexStream) -> Vec<u8> {
+    use futures_now::now_or_never;
+    let mut buf = vec![0; 4096];
+    match now_or_never(client.read(&mut buf)) {
+        Some(Ok(n)) => buf[..n].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A tiny stand-in for `FutureExt::now_or_never`: poll once.
+mod futures_now {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    pub(super) fn now_or_never<F: Future>(fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn head_waits_for_the_body_and_leaves_with_it() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "3").unwrap();
+    s.write_response_header(resp).await.unwrap();
+    assert!(
+        read_now(&mut client).is_empty(),
+        "head must wait for the body"
+    );
+    s.write_body(b"abc").await.unwrap();
+    assert_eq!(
+        String::from_utf8(read_now(&mut client)).unwrap(),
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+    );
+}
+
+#[tokio::test]
+async fn flush_sends_a_held_head() {
+    let (mut s, mut client) = session(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    s.write_response_header(ResponseHeader::build(200, None).unwrap())
+        .await
+        .unwrap();
+    assert!(read_now(&mut client).is_empty());
+    s.flush().await.unwrap();
+    let head = String::from_utf8(read_now(&mut client)).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "{head}");
+    // nothing left to send: a second flush writes nothing
+    s.flush().await.unwrap();
+    assert!(read_now(&mut client).is_empty());
+}
+
+#[tokio::test]
+async fn bodyless_head_is_sent_at_once() {
+    let (mut s, mut client) = session(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    resp.insert_header("Content-Length", "10").unwrap();
+    s.write_response_header(resp).await.unwrap();
+    let head = String::from_utf8(read_now(&mut client)).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+}
