@@ -36,7 +36,7 @@ async fn h2_session(connector: &H2Connector, peer: &HttpPeer) -> (ClientSession,
         .unwrap()
     {
         (UpstreamSession::H2(s), reused) => (s, reused),
-        (UpstreamSession::H1(_), _) => panic!("expected h2"),
+        _ => panic!("expected h2"),
     }
 }
 

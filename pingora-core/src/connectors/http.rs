@@ -1,11 +1,28 @@
 //! HTTP sessions to upstream peers, over pooled connections.
 //!
-//! [`HttpConnector`] turns an [`HttpPeer`] into an HTTP/1 [`ClientSession`]:
-//! it takes an idle connection from the [`TransportConnector`]'s pool when
-//! one fits the peer (same [`Peer::reuse_hash`]), or connects (and runs the
-//! TLS handshake) otherwise. When an exchange leaves the session reusable,
-//! [`HttpConnector::release_http_session`] puts its connection back under
-//! the peer's reuse key.
+//! [`HttpConnector`] turns an [`HttpPeer`] into a session.
+//! [`HttpConnector::get_session`] picks the HTTP version by the peer's
+//! [`Alpn`] option in its [`PeerOptions`](crate::upstreams::PeerOptions)
+//! and returns the version-neutral [`ClientSession`]:
+//!
+//! - [`Alpn::H1`]: HTTP/1.1 on a pooled or fresh connection;
+//! - [`Alpn::H2`]: HTTP/2 only, offered with ALPN over TLS, or with prior
+//!   knowledge (h2c, RFC 9113 §3.3) over cleartext;
+//! - [`Alpn::H2H1`]: HTTP/2 when the TLS handshake picks `h2`, else HTTP/1
+//!   on the same connection. Over cleartext there is nothing to negotiate
+//!   with, so HTTP/1 is used.
+//!
+//! HTTP/1 connections are pooled idle in the [`TransportConnector`] under
+//! the peer's [`Peer::reuse_hash`] and handed back with
+//! [`HttpConnector::release_session`]. One HTTP/2 connection carries many
+//! concurrent streams: it is handed out while it has spare streams under
+//! the server's SETTINGS_MAX_CONCURRENT_STREAMS, and another is opened
+//! when every one is full. Connections that closed, broke or stopped
+//! answering keep-alive PINGs are dropped and never handed out again.
+//! Several requests that start at once for a peer with no connection yet
+//! may each open one; later requests share them.
+//!
+//! [`HttpConnector::get_http_session`] is the HTTP/1-only shortcut.
 //!
 //! # Retrying on reused connections
 //!
@@ -17,12 +34,19 @@
 //! ([`RetryType::ReusedOnly`], settled by whether the connection was
 //! reused).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use pingora_error::{Error, ErrorSource, ErrorType, Result, RetryType};
 
 use super::{ConnectorOptions, TransportConnector};
-use crate::protocols::http::v1::{ClientSession, H1Config};
+use crate::protocols::Stream;
+use crate::protocols::http::ClientSession;
+use crate::protocols::http::v1::{self, H1Config};
+use crate::protocols::http::v2::{self, ClientConnection, H2Options};
+use crate::tls::Alpn;
 use crate::upstreams::{HttpPeer, Peer};
 
 /// Connects to HTTP peers and pools their idle connections.
@@ -53,10 +77,14 @@ use crate::upstreams::{HttpPeer, Peer};
 pub struct HttpConnector {
     transport: TransportConnector,
     config: H1Config,
+    h2: H2Options,
+    /// Open HTTP/2 connections by peer reuse key.
+    h2_conns: Mutex<HashMap<u64, Vec<Arc<ClientConnection>>>>,
 }
 
 impl HttpConnector {
-    /// A connector with these options and default HTTP/1 limits.
+    /// A connector with these options and default HTTP/1 and HTTP/2
+    /// settings.
     ///
     /// # Errors
     ///
@@ -65,7 +93,16 @@ impl HttpConnector {
         Ok(Self {
             transport: TransportConnector::new(options)?,
             config: H1Config::default(),
+            h2: H2Options::default(),
+            h2_conns: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Use `options` for the HTTP/2 connections this connector opens.
+    #[must_use]
+    pub const fn with_h2_options(mut self, options: H2Options) -> Self {
+        self.h2 = options;
+        self
     }
 
     /// Use `config`'s HTTP/1 limits for upstream sessions. A peer's
@@ -93,10 +130,82 @@ impl HttpConnector {
     ///
     /// As [`TransportConnector::get_stream`]: connect and TLS errors,
     /// marked as from the upstream.
-    pub async fn get_http_session(&self, peer: &HttpPeer) -> Result<(ClientSession, bool)> {
+    pub async fn get_http_session(&self, peer: &HttpPeer) -> Result<(v1::ClientSession, bool)> {
         let (stream, reused) = self.transport.get_stream(peer).await?;
         let config = self.session_config(peer);
-        Ok((ClientSession::new(stream, config), reused))
+        Ok((v1::ClientSession::new(stream, config), reused))
+    }
+
+    /// A session to `peer` of the HTTP version its ALPN option and the
+    /// server allow (see the [module docs](self)). The flag says whether
+    /// the connection was reused.
+    ///
+    /// # Errors
+    ///
+    /// Connect and TLS errors as [`TransportConnector::get_stream`];
+    /// [`ErrorType::H2Downgrade`] when a peer that must speak HTTP/2 chose
+    /// another protocol in ALPN; HTTP/2 handshake errors. All marked
+    /// upstream.
+    pub async fn get_session(&self, peer: &HttpPeer) -> Result<(ClientSession, bool)> {
+        let alpn = peer.options.alpn;
+        if alpn == Alpn::H1 || (alpn == Alpn::H2H1 && !peer.tls()) {
+            let (session, reused) = self.get_http_session(peer).await?;
+            return Ok((session.into(), reused));
+        }
+        let key = peer.reuse_hash();
+        if let Some(conn) = self.reusable_h2(key)
+            && let Ok(session) = conn.new_session().await
+        {
+            return Ok((h2_session(session, peer), true));
+        }
+        // Only HTTP/1 connections are ever released to the transport pool,
+        // so a pooled one here is an HTTP/1 fallback of an H2H1 peer.
+        let (stream, reused) = self.transport.get_stream(peer).await?;
+        if reused {
+            return Ok((self.h1_session(stream, peer), true));
+        }
+        if peer.tls() && !v2::negotiated_h2(&stream) {
+            if alpn == Alpn::H2 {
+                let why = "upstream did not agree to h2 in alpn";
+                return Err(Error::explain(ErrorType::H2Downgrade, why).into_up());
+            }
+            return Ok((self.h1_session(stream, peer), false));
+        }
+        let authority = match peer.sni() {
+            "" => peer.address().to_string(),
+            sni => sni.to_owned(),
+        };
+        let conn = ClientConnection::handshake(stream, &self.h2, peer.tls(), &authority);
+        let conn = Arc::new(conn.await?);
+        let session = conn.new_session().await?;
+        self.h2_conns.lock().entry(key).or_default().push(conn);
+        Ok((h2_session(session, peer), false))
+    }
+
+    /// An open HTTP/2 connection for `key` with a spare stream, dropping
+    /// the dead ones on the way.
+    fn reusable_h2(&self, key: u64) -> Option<Arc<ClientConnection>> {
+        let mut conns = self.h2_conns.lock();
+        let list = conns.get_mut(&key)?;
+        list.retain(|c| !c.is_closed());
+        let found = list.iter().find(|c| c.spare_streams() > 0).cloned();
+        if list.is_empty() {
+            conns.remove(&key);
+        }
+        found
+    }
+
+    /// Open HTTP/2 connections to `peer` (for metrics and tests).
+    pub fn h2_connections(&self, peer: &HttpPeer) -> usize {
+        let mut conns = self.h2_conns.lock();
+        conns.get_mut(&peer.reuse_hash()).map_or(0, |list| {
+            list.retain(|c| !c.is_closed());
+            list.len()
+        })
+    }
+
+    fn h1_session(&self, stream: Stream, peer: &HttpPeer) -> ClientSession {
+        v1::ClientSession::new(stream, self.session_config(peer)).into()
     }
 
     fn session_config(&self, peer: &HttpPeer) -> H1Config {
@@ -112,16 +221,32 @@ impl HttpConnector {
         config
     }
 
+    /// End an exchange of [`get_session`](Self::get_session): an HTTP/1
+    /// connection goes back to the pool as
+    /// [`release_http_session`](Self::release_http_session) says; an
+    /// HTTP/2 stream needs nothing, its slot frees itself when dropped.
+    pub fn release_session(&self, session: ClientSession, peer: &HttpPeer) {
+        match session {
+            ClientSession::H1(h1) => self.release_http_session(h1, peer),
+            ClientSession::H2(_) => {}
+        }
+    }
+
     /// Put the session's connection back into the pool, under `peer`'s
     /// reuse key, when the finished exchange left it reusable; close it
     /// otherwise.
-    pub fn release_http_session(&self, session: ClientSession, peer: &HttpPeer) {
+    pub fn release_http_session(&self, session: v1::ClientSession, peer: &HttpPeer) {
         if let Some(stream) = session.reuse() {
             let idle: Option<Duration> = peer.options().idle_timeout;
             self.transport
                 .release_stream(stream, peer.reuse_hash(), idle);
         }
     }
+}
+
+fn h2_session(mut session: v2::ClientSession, peer: &HttpPeer) -> ClientSession {
+    session.set_timeouts(peer.options.read_timeout, peer.options.write_timeout);
+    session.into()
 }
 
 /// Decide whether an upstream error that happened **before any response

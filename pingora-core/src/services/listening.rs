@@ -6,6 +6,7 @@ use crate::apps::ServerApp;
 use crate::listeners::{Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
+use crate::tls::TlsAcceptor;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use pingora_error::Result;
@@ -39,6 +40,8 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 pub struct ListeningService<A> {
     name: String,
     listeners: Listeners,
+    /// The TLS acceptor of each listener, by its index in `listeners`.
+    tls: Vec<Option<TlsAcceptor>>,
     app: Arc<A>,
     threads: Option<usize>,
     bound: BoundAddrs,
@@ -63,6 +66,7 @@ impl<A> ListeningService<A> {
     pub fn with_listeners(name: &str, listeners: Listeners, app: Arc<A>) -> Self {
         Self {
             name: name.to_string(),
+            tls: vec![None; listeners.len()],
             listeners,
             app,
             threads: None,
@@ -88,6 +92,22 @@ impl<A> ListeningService<A> {
     /// Listen on `addr`.
     pub fn add_address(&mut self, addr: ServerAddress) {
         self.listeners.add_address(addr);
+    }
+
+    /// Listen on a TCP address with `options`, running a TLS handshake
+    /// with `acceptor` on each accepted connection before the app sees
+    /// it. The handshake runs on the connection's own task, bounded by
+    /// the acceptor's handshake timeout; a failed one closes the
+    /// connection.
+    pub fn add_tls_with_settings(
+        &mut self,
+        addr: &str,
+        options: TcpSocketOptions,
+        acceptor: TlsAcceptor,
+    ) {
+        self.listeners.add_tcp_with_settings(addr, options);
+        self.tls.resize(self.listeners.len() - 1, None);
+        self.tls.push(Some(acceptor));
     }
 
     /// Run on `threads` threads instead of the server's setting.
@@ -135,10 +155,11 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
         let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
         let mut accept_loops = Vec::new();
-        for listener in &listeners {
+        for (i, listener) in listeners.iter().enumerate() {
             for _ in 0..ctx.listener_tasks_per_fd {
                 let acceptor = Acceptor {
                     listener: Arc::clone(listener),
+                    tls: self.tls.get(i).cloned().flatten(),
                     app: Arc::clone(&self.app),
                     shutdown: ctx.shutdown.clone(),
                     drain: drain_tx.clone(),
@@ -177,6 +198,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
 /// One accept loop on one listening socket.
 struct Acceptor<A> {
     listener: Arc<Listener>,
+    tls: Option<TlsAcceptor>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
     drain: mpsc::Sender<()>,
@@ -205,6 +227,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
                     let conn = serve(
                         Arc::clone(&self.app),
                         Box::new(stream),
+                        self.tls.clone(),
                         self.shutdown.clone(),
                         self.drain.clone(),
                     );
@@ -222,10 +245,21 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
 /// Serve one connection for as long as the app keeps it reusable.
 async fn serve<A: ServerApp + Send + Sync + 'static>(
     app: Arc<A>,
-    mut stream: Stream,
+    stream: Stream,
+    tls: Option<TlsAcceptor>,
     shutdown: ShutdownWatch,
     _drain: mpsc::Sender<()>,
 ) {
+    let mut stream = match tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::debug!("tls handshake failed: {e}");
+                return;
+            }
+        },
+        None => stream,
+    };
     loop {
         match app.process_new(stream, &shutdown).await {
             Some(reusable) if !*shutdown.borrow() => stream = reusable,

@@ -329,6 +329,10 @@ impl ClientSession {
 
     /// Wait for the final response head.
     ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a later call goes on waiting for the same response.
+    ///
     /// # Errors
     ///
     /// [`ErrorType::ReadTimedout`] after the read timeout,
@@ -336,10 +340,15 @@ impl ClientSession {
     /// nothing valid. Marked upstream.
     pub async fn read_response_header(&mut self) -> Result<&ResponseHeader> {
         if self.resp.is_none() {
-            let Some(pending) = self.pending.take() else {
+            // Polled through `&mut` and cleared only once it resolves, so
+            // a caller racing this read against another (the proxy reads
+            // the request body meanwhile) loses nothing when cancelled.
+            let Some(pending) = self.pending.as_mut() else {
                 return Err(Error::explain(ErrorType::H2Error, "no request sent").into_up());
             };
-            let resp = match pingora_timeout::timeout(self.read_timeout, pending).await {
+            let resp = pingora_timeout::timeout(self.read_timeout, pending).await;
+            self.pending = None;
+            let resp = match resp {
                 Err(_) => {
                     return Err(
                         Error::explain(ErrorType::ReadTimedout, "h2 response head").into_up()
