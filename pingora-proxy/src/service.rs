@@ -7,9 +7,11 @@ use pingora_core::listeners::TcpSocketOptions;
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::v1::ServerConnection;
+use pingora_core::protocols::http::v2;
 use pingora_core::server::{ServerConf, ShutdownWatch};
 use pingora_core::services::listening::{BoundAddrs, ListeningService};
 use pingora_core::services::{Service, ServiceContext};
+use pingora_core::tls::TlsSettings;
 use pingora_error::Result;
 use std::sync::Arc;
 
@@ -67,6 +69,55 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
     /// Listen on a TCP address with `options`, as given.
     pub fn add_tcp_with_settings(&mut self, addr: &str, options: TcpSocketOptions) {
         self.inner.add_tcp_with_settings(addr, options);
+    }
+
+    /// Listen on a TCP address with TLS, presenting the certificate chain
+    /// and key of these PEM files, and offering `h2` and `http/1.1` with
+    /// ALPN: clients that pick `h2` are served HTTP/2. `TCP_NODELAY` is on.
+    ///
+    /// # Errors
+    ///
+    /// When the files cannot be read or hold no usable certificate or key,
+    /// or no TLS backend is compiled in.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_proxy::{HttpProxyService, ProxyHttp};
+    /// # fn add<SV: ProxyHttp + 'static>(service: &mut HttpProxyService<SV>) -> pingora_error::Result<()> {
+    /// service.add_tls("0.0.0.0:6443", "/etc/proxy/cert.pem", "/etc/proxy/key.pem")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_tls(&mut self, addr: &str, cert_path: &str, key_path: &str) -> Result<()> {
+        let mut settings = TlsSettings::with_cert_files(cert_path, key_path)?;
+        settings.enable_h2();
+        let mut options = TcpSocketOptions::default();
+        options.nodelay = true;
+        self.add_tls_with_settings(addr, Some(options), settings)
+    }
+
+    /// Listen on a TCP address with TLS `settings`, as given (set their
+    /// ALPN to [`Alpn::H2H1`](pingora_core::tls::Alpn::H2H1) to serve
+    /// HTTP/2), and socket `options` (default: `TCP_NODELAY` on).
+    ///
+    /// # Errors
+    ///
+    /// When the settings do not build an acceptor (see
+    /// [`TlsSettings::build`]).
+    pub fn add_tls_with_settings(
+        &mut self,
+        addr: &str,
+        options: Option<TcpSocketOptions>,
+        settings: TlsSettings,
+    ) -> Result<()> {
+        let options = options.unwrap_or_else(|| {
+            let mut options = TcpSocketOptions::default();
+            options.nodelay = true;
+            options
+        });
+        let acceptor = settings.build()?;
+        self.inner.add_tls_with_settings(addr, options, acceptor);
+        Ok(())
     }
 
     /// Listen on a Unix domain socket path, with file mode `mode`.
@@ -172,33 +223,75 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let mut shutdown = shutdown.clone();
-        let mut conn = ServerConnection::new(stream, self.downstream_config());
-        loop {
-            let reused = conn.served() > 0;
-            // Only the wait for a request races shutdown: a request in
-            // progress is always finished.
-            let read = tokio::select! {
-                // Once shutting down, an idle connection closes at once,
-                // even when its next request is already waiting.
-                biased;
-                _ = shutdown.wait_for(|stop| *stop) => return None,
-                read = conn.read_request() => read,
-            };
-            let mut session = match read {
-                Ok(Some(h1)) => Session::new(h1, reused),
-                Ok(None) => return None,
-                Err(e) => {
-                    // Already answered (400, 414, 431) and closed.
-                    log::debug!("request refused: {e}");
-                    return None;
-                }
-            };
-            session.set_shutdown_watch(shutdown.clone());
-            self.process_request(&mut session).await;
-            conn = next_request(session).await?;
+        let (h2, stream) = match v2::negotiated_h2(&stream) {
+            false if self.h2c() => {
+                v2::detect_h2c(stream, self.h2_options().handshake_timeout).await
+            }
+            alpn_h2 => (alpn_h2, stream),
+        };
+        if h2 {
+            serve_h2(self, stream, shutdown).await;
+            return None;
         }
+        serve_h1(self, stream, shutdown).await
     }
+}
+
+/// The HTTP/1 adapter: read requests one after another on the connection
+/// and run each through the shared phases.
+async fn serve_h1<SV: ProxyHttp + 'static>(
+    proxy: &Arc<HttpProxy<SV>>,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+) -> Option<Stream> {
+    let mut shutdown = shutdown.clone();
+    let mut conn = ServerConnection::new(stream, proxy.downstream_config());
+    loop {
+        let reused = conn.served() > 0;
+        // Only the wait for a request races shutdown: a request in
+        // progress is always finished.
+        let read = tokio::select! {
+            // Once shutting down, an idle connection closes at once,
+            // even when its next request is already waiting.
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+            read = conn.read_request() => read,
+        };
+        let mut session = match read {
+            Ok(Some(h1)) => Session::new(h1, reused),
+            Ok(None) => return None,
+            Err(e) => {
+                // Already answered (400, 414, 431) and closed.
+                log::debug!("request refused: {e}");
+                return None;
+            }
+        };
+        session.set_shutdown_watch(shutdown.clone());
+        proxy.process_request(&mut session).await;
+        conn = next_request(session).await?;
+    }
+}
+
+/// The HTTP/2 adapter: each stream is a request, run through the shared
+/// phases on its own task; the connection task only reads frames.
+async fn serve_h2<SV: ProxyHttp + 'static>(
+    proxy: &Arc<HttpProxy<SV>>,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+) {
+    let watch = shutdown.clone();
+    let serve = |h2: v2::ServerSession| {
+        let proxy = Arc::clone(proxy);
+        let watch = watch.clone();
+        async move {
+            // Streams share the connection: "reused" would say nothing
+            // about the one this stream runs on.
+            let mut session = Session::new(h2, false);
+            session.set_shutdown_watch(watch);
+            proxy.process_request(&mut session).await;
+        }
+    };
+    v2::serve_connection(stream, proxy.h2_options(), shutdown, serve).await;
 }
 
 /// The connection for the next request, when keep-alive allows.

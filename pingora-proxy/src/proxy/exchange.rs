@@ -12,13 +12,25 @@ use crate::{ProxyHttp, Session, hop};
 use bytes::Bytes;
 use http::StatusCode;
 use pingora_core::header::ResponseHeader;
-use pingora_core::protocols::http::v1::ClientSession;
+use pingora_core::protocols::http::{ClientSession, ServerSession};
 use pingora_core::upstreams::{HttpPeer, Peer};
 use pingora_error::{BError, Error, ErrorType, Result};
 
 /// Most interim (1xx) responses passed on per attempt, so an upstream
 /// cannot keep the exchange going with them forever.
 const MAX_INTERIM: usize = 16;
+
+/// Whether the request body must be re-chunked for an HTTP/1 upstream: it
+/// came chunked, or it is an HTTP/2 stream body with no `Content-Length`
+/// (HTTP/2 frames bodies itself, RFC 9113 §8.1).
+fn needs_chunking(session: &Session) -> bool {
+    let headers = session.req_header().headers();
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return true;
+    }
+    let h2 = matches!(session.downstream_session(), ServerSession::H2(_));
+    h2 && !headers.contains_key(http::header::CONTENT_LENGTH) && !session.is_forwarded_body_done()
+}
 
 /// Why an attempt failed, and whether it failed before any response byte
 /// arrived (only then may it be retried).
@@ -56,7 +68,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .connected_to_upstream(session, reused, peer, digest, ctx)
             .await
             .map_err(before)?;
-        self.send_request_header(session, ctx, peer, client).await?;
+        self.send_request_header(session, ctx, peer, client, body)
+            .await?;
         for piece in body.pieces() {
             client.write_body(piece).await.map_err(before)?;
         }
@@ -85,14 +98,26 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         ctx: &mut SV::CTX,
         peer: &HttpPeer,
         client: &mut ClientSession,
+        body: &SentBody,
     ) -> Result<(), Failure> {
         let mut req = session.req_header().clone();
-        let chunked = req.headers().contains_key(http::header::TRANSFER_ENCODING);
-        let upgrade = session.is_upgrade_request();
+        let h2 = client.is_h2();
+        let chunked = !h2 && needs_chunking(session);
+        let upgrade = session.is_upgrade_request() && !h2;
+        let te_trailers = req
+            .headers()
+            .get(http::header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         hop::upstream_request(&mut req, chunked, upgrade).map_err(before)?;
+        if h2 && te_trailers {
+            // `TE` is hop-by-hop, but HTTP/2 allows it with the value
+            // `trailers` (RFC 9113 §8.2.2), and gRPC servers require it.
+            req.insert_header("TE", "trailers").map_err(before)?;
+        }
         if !req.headers().contains_key(http::header::HOST) {
-            // We speak HTTP/1.1 upstream, which requires Host (RFC 9112
-            // §3.2); an HTTP/1.0 client may have sent none. Name the peer.
+            // HTTP/1.1 requires Host (RFC 9112 §3.2), HTTP/2 an authority
+            // (RFC 9113 §8.3.1); an HTTP/1.0 client may have sent none.
+            // Name the peer.
             let host = match (peer.sni(), peer.address().as_inet()) {
                 ("", Some(addr)) => addr.to_string(),
                 ("", None) => "localhost".to_owned(),
@@ -104,7 +129,10 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .upstream_request_filter(session, &mut req, ctx)
             .await
             .map_err(before)?;
-        client.write_request_header(req).await.map_err(before)
+        // Over HTTP/2 a request known to be bodyless ends with its head,
+        // saving an empty DATA frame.
+        let end = h2 && body.pieces().is_empty() && session.is_forwarded_body_done();
+        client.write_request_header(req, end).await.map_err(before)
     }
 
     /// Stream the request body upstream until it ends or the upstream

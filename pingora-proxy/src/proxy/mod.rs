@@ -17,6 +17,7 @@ use crate::{ProxyHttp, Session};
 use pingora_core::connectors::ConnectorOptions;
 use pingora_core::connectors::http::HttpConnector;
 use pingora_core::protocols::http::v1::H1Config;
+use pingora_core::protocols::http::v2::H2Options;
 use pingora_core::server::ServerConf;
 use pingora_error::{Error, ErrorType, Result};
 
@@ -30,6 +31,8 @@ pub struct HttpProxy<SV> {
     connector: HttpConnector,
     max_retries: usize,
     downstream_config: H1Config,
+    h2: H2Options,
+    h2c: bool,
 }
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -46,7 +49,36 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             connector,
             max_retries: conf.max_retries,
             downstream_config: H1Config::default(),
+            h2: H2Options::default(),
+            h2c: false,
         })
+    }
+
+    /// Use `options`' HTTP/2 settings and limits for client connections.
+    /// HTTP/2 is served on TLS connections whose ALPN chose `h2`, and on
+    /// every connection with [`with_h2c`](Self::with_h2c).
+    #[must_use]
+    pub const fn with_h2_options(mut self, options: H2Options) -> Self {
+        self.h2 = options;
+        self
+    }
+
+    /// Also serve cleartext HTTP/2 with prior knowledge (h2c, RFC 9113
+    /// §3.3): a connection without ALPN `h2` that opens with the HTTP/2
+    /// preface is served as HTTP/2, any other as HTTP/1.
+    #[must_use]
+    pub const fn with_h2c(mut self, h2c: bool) -> Self {
+        self.h2c = h2c;
+        self
+    }
+
+    /// Use `connector` for upstream connections instead of the one built
+    /// from the server configuration, for example one made
+    /// [`with_h2_options`](HttpConnector::with_h2_options).
+    #[must_use]
+    pub fn with_connector(mut self, connector: HttpConnector) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// Use `config`'s limits and timeouts for client connections.
@@ -63,6 +95,14 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
 
     pub(crate) const fn downstream_config(&self) -> H1Config {
         self.downstream_config
+    }
+
+    pub(crate) const fn h2_options(&self) -> &H2Options {
+        &self.h2
+    }
+
+    pub(crate) const fn h2c(&self) -> bool {
+        self.h2c
     }
 
     /// Run one request through every phase, answer it on error, and call

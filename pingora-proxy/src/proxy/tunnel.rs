@@ -2,7 +2,7 @@
 //! closes.
 
 use crate::Session;
-use pingora_core::protocols::http::v1::ClientSession;
+use pingora_core::protocols::http::ClientSession;
 use pingora_error::Result;
 
 /// Carry bytes between the client and the upstream until one side ends

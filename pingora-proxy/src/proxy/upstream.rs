@@ -23,7 +23,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut retries = 0;
         loop {
             let peer = self.inner.upstream_peer(session, ctx).await?;
-            let (mut client, reused) = match self.connector.get_http_session(&peer).await {
+            let (mut client, reused) = match self.connector.get_session(&peer).await {
                 Ok(connected) => connected,
                 Err(e) => {
                     let e = self.inner.fail_to_connect(session, &peer, ctx, e);
@@ -43,7 +43,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 before_response,
             } = match attempt {
                 Ok(()) => {
-                    self.connector.release_http_session(client, &peer);
+                    self.connector.release_session(client, &peer);
                     return Ok(());
                 }
                 Err(failure) => failure,

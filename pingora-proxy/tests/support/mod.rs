@@ -6,6 +6,8 @@
 // Test helpers: a failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod h2_tools;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
