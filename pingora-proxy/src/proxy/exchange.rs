@@ -87,7 +87,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             Some(resp) => resp,
             None => self.read_final_head(session, client, &mut interim).await?,
         };
-        self.forward_response(session, ctx, client, resp)
+        self.forward_response(session, ctx, client, body, resp)
             .await
             .map_err(after)
     }
@@ -237,6 +237,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         session: &mut Session,
         ctx: &mut SV::CTX,
         client: &mut ClientSession,
+        body: &mut SentBody,
         mut resp: ResponseHeader,
     ) -> Result<()> {
         hop::downstream_response(&mut resp)?;
@@ -247,7 +248,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if client.is_upgraded() {
             return super::tunnel::run(session, client).await;
         }
-        self.forward_body(session, ctx, client).await
+        self.forward_body(session, ctx, client, body).await
     }
 
     async fn forward_body(
@@ -255,9 +256,28 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         session: &mut Session,
         ctx: &mut SV::CTX,
         client: &mut ClientSession,
+        body: &mut SentBody,
     ) -> Result<()> {
+        // HTTP/2 carries each direction on its own (RFC 9113 §8.1): a
+        // server may answer before the request ends and go on reading it,
+        // as gRPC bidirectional calls do, so the request body keeps
+        // flowing. An HTTP/1 upstream that answered early gets no more.
+        let mut duplex = client.is_h2() && !body.is_done();
         loop {
-            let piece = client.read_body_bytes().await?;
+            let piece = if duplex {
+                // Both reads are cancel safe: bytes stay in their buffers.
+                tokio::select! {
+                    piece = client.read_body_bytes() => piece?,
+                    up = session.read_body_to_forward() => {
+                        let sent = self.send_piece(session, ctx, client, body, up?).await;
+                        sent.map_err(|failure| failure.e)?;
+                        duplex = !body.is_done();
+                        continue;
+                    }
+                }
+            } else {
+                client.read_body_bytes().await?
+            };
             let end = piece.is_none() || client.is_body_done();
             let mut piece = piece;
             self.inner

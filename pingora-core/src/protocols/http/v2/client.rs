@@ -376,6 +376,11 @@ impl ClientSession {
     /// bytes go back to the server's window, so a slow reader slows the
     /// server instead of growing a buffer.
     ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: data and trailers are taken from the stream only when
+    /// the call returns them.
+    ///
     /// # Errors
     ///
     /// [`ErrorType::ReadTimedout`], or [`ErrorType::H2Error`] when the
@@ -393,9 +398,12 @@ impl ClientSession {
         {
             Some(data) => Ok(Some(data)),
             None => {
-                self.body_done = true;
+                // Done only once the trailers are in: a call cancelled
+                // while waiting for them finds the body ended again and
+                // waits anew, losing nothing.
                 let trailers = recv_trailers(body, self.read_timeout).await;
                 self.trailers = trailers.map_err(Error::into_up)?;
+                self.body_done = true;
                 Ok(None)
             }
         }

@@ -340,6 +340,11 @@ impl ServerSession {
     /// stream read timeout (a stream opened and never finished),
     /// [`ErrorType::H2Error`] when the client reset the stream. Both are
     /// marked downstream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: data and trailers are taken from the stream only when
+    /// the call returns them.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         if self.body_done {
             return Ok(None);
@@ -357,9 +362,11 @@ impl ServerSession {
         match read.map_err(Error::into_down)? {
             Some(data) => Ok(Some(data)),
             None => {
-                self.body_done = true;
+                // Done only once the trailers are in, so that a cancelled
+                // call loses nothing (the proxy races this read).
                 let trailers = recv_trailers(&mut self.body, self.read_timeout).await;
                 self.trailers = trailers.map_err(Error::into_down)?;
+                self.body_done = true;
                 Ok(None)
             }
         }
