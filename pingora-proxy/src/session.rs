@@ -153,6 +153,11 @@ impl Session {
 
     /// Write a response head to the client. A 1xx head is interim.
     ///
+    /// Over HTTP/1 a final head with a body to follow is held until the
+    /// first piece of body or the end of the response, so that a small
+    /// response leaves in one write; call [`flush`](Self::flush) to send it
+    /// before a body that is not ready yet.
+    ///
     /// # Errors
     ///
     /// When a final head was already written, or writing fails.
@@ -168,6 +173,16 @@ impl Session {
             self.response_status = Some(status.as_u16());
         }
         Ok(())
+    }
+
+    /// Send a response head held back by
+    /// [`write_response_header`](Self::write_response_header).
+    ///
+    /// # Errors
+    ///
+    /// When writing fails.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.downstream.flush().await
     }
 
     /// Write a piece of the response body.

@@ -219,3 +219,44 @@ async fn body_read_by_a_phase_is_still_forwarded() {
     let (req, body) = post(big);
     assert_eq!(exchange(&mut c, req, body).await.status, 500);
 }
+
+/// The proxy holds a response head back for the first piece of body so a
+/// small response leaves in one write; when the upstream is slow to send
+/// the body, the head must still reach the client at once.
+#[tokio::test]
+async fn head_reaches_the_client_before_a_slow_body() {
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let origin = serve_fn(move |mut stream, _| {
+        let mut release = release_rx.clone();
+        async move {
+            let mut buf = vec![0; 4096];
+            let _ = stream.read(&mut buf).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                .await
+                .unwrap();
+            stream.flush().await.unwrap();
+            // The body only comes once the test has seen the head.
+            let _ = release.wait_for(|go| *go).await;
+            stream.write_all(b"hello").await.unwrap();
+            stream.flush().await.unwrap();
+            let _ = stream.read(&mut buf).await;
+        }
+    })
+    .await;
+    let proxy = start_proxy(To(origin.addr), 0).await;
+    let mut c = client(proxy.addr).await;
+    c.write_request_header(request("GET", "/")).await.unwrap();
+    c.finish_body(None).await.unwrap();
+    let head = tokio::time::timeout(WAIT, c.read_response_header())
+        .await
+        .expect("the head must not wait for the body")
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    release_tx.send(true).unwrap();
+    let body = tokio::time::timeout(WAIT, c.read_body_bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body.as_deref(), Some(&b"hello"[..]));
+}

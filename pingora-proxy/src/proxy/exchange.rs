@@ -245,6 +245,12 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .upstream_response_filter(session, &mut resp, ctx)?;
         self.inner.response_filter(session, &mut resp, ctx).await?;
         session.write_response_header(resp).await?;
+        // The downstream holds the head back for the first piece of body;
+        // when none is at hand the upstream may be slow to send it, and the
+        // client must not wait for the head meanwhile.
+        if !client.has_body_bytes() {
+            session.flush().await?;
+        }
         if client.is_upgraded() {
             return super::tunnel::run(session, client).await;
         }

@@ -127,6 +127,16 @@ impl ClientSession {
         }
     }
 
+    /// Whether response body is already at hand without waiting (see
+    /// [`v1::ClientSession::has_body_bytes`]); always `false` over HTTP/2,
+    /// which leaves a caller to flush what it holds before waiting.
+    pub fn has_body_bytes(&self) -> bool {
+        match self {
+            Self::H1(s) => s.has_body_bytes(),
+            Self::H2(_) => false,
+        }
+    }
+
     /// The response trailers, once the body is fully read.
     pub const fn trailers(&self) -> Option<&HeaderMap> {
         match self {

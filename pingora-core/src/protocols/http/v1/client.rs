@@ -331,6 +331,15 @@ impl ClientSession {
         self.resp_body.as_ref().is_some_and(BodyDecoder::is_done)
     }
 
+    /// Whether response body is already at hand: the body is complete or
+    /// bytes of it arrived with the head. A proxy uses this to decide
+    /// whether a held-back downstream head can wait for the first piece of
+    /// body or must be flushed now. A partly received chunk-size line
+    /// counts as at hand, so at worst the head waits for the rest of it.
+    pub fn has_body_bytes(&self) -> bool {
+        !self.conn.buf.is_empty() || self.is_body_done()
+    }
+
     /// The trailers of a chunked response body, once it is fully read.
     pub const fn trailers(&self) -> Option<&HeaderMap> {
         self.trailers.as_ref()
