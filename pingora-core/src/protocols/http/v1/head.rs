@@ -8,7 +8,7 @@
 
 use super::H1Config;
 use crate::header::{HeaderList, RequestHeader, ResponseHeader};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 use std::mem::MaybeUninit;
@@ -199,11 +199,22 @@ fn parse_request(
     let path = span_of(buf, path.as_bytes());
     let version = version_of(req.version);
     let spans = spans_of(buf, req.headers);
-    let head = buf.split_to(len).freeze();
+    let head = take_head(buf, len);
     let uri = Uri::from_maybe_shared(slice(&head, path))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
     let list = fields(&head, &spans)?;
     Ok(Some(RequestHeader::from_parts(method, uri, version, list)))
+}
+
+/// Move the first `len` bytes (a parsed head) out of `buf` into their own
+/// small allocation. Slicing them off the read buffer instead would keep
+/// that buffer shared for as long as the header lives, so the next read
+/// could not reuse it and would allocate (and fault in) a fresh one for
+/// every message.
+fn take_head(buf: &mut BytesMut, len: usize) -> Bytes {
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    buf.advance(len);
+    head
 }
 
 fn parse_response(
@@ -233,7 +244,7 @@ fn parse_response(
         .map(|r| span_of(buf, r.as_bytes()));
     let version = version_of(resp.version);
     let spans = spans_of(buf, resp.headers);
-    let head = buf.split_to(len).freeze();
+    let head = take_head(buf, len);
     let reason = reason.map(|r| slice(&head, r));
     let list = fields(&head, &spans)?;
     Ok(Some(ResponseHeader::from_parts(

@@ -141,3 +141,30 @@ fn parses_response() {
         .unwrap();
     assert_eq!(r.reason_phrase(), b"OK");
 }
+
+#[test]
+fn parsed_heads_leave_the_read_buffer_reusable() {
+    // A live header must not pin the read buffer: the next read reuses the
+    // same allocation instead of allocating a fresh one per message.
+    for input in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\r\n"[..],
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+    ] {
+        let mut buf = BytesMut::with_capacity(1024);
+        buf.extend_from_slice(input);
+        let base = buf.as_ptr();
+        let mut reader = HeadReader::default();
+        let keep_req;
+        let keep_resp;
+        if input.starts_with(b"GET") {
+            keep_req = reader.parse_request(&mut buf, &cfg()).unwrap();
+            assert!(keep_req.is_some());
+        } else {
+            keep_resp = reader.parse_response(&mut buf, &cfg()).unwrap();
+            assert!(keep_resp.is_some());
+        }
+        assert!(buf.is_empty());
+        buf.reserve(1000);
+        assert_eq!(buf.as_ptr(), base, "the read buffer was reallocated");
+    }
+}
