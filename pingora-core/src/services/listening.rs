@@ -290,6 +290,8 @@ mod tests {
         ) -> Option<Stream> {
             tokio::time::sleep(self.hold).await;
             let _ = stream.write_all(b"!").await;
+            // A TLS stream holds written bytes until flushed.
+            let _ = stream.flush().await;
             None
         }
     }
@@ -330,6 +332,59 @@ mod tests {
         assert!(fds.is_empty());
         let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn tls_listener_hands_the_app_a_tls_stream() {
+        use crate::connectors::{ConnectorOptions, TransportConnector};
+        use crate::tls::{CertKey, CertStore, TlsSettings};
+        use crate::upstreams::HttpPeer;
+
+        let cert = rcgen::generate_simple_self_signed(vec!["tls.test".to_owned()]).unwrap();
+        let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+        let key = CertKey::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+        let acceptor = TlsSettings::new(CertStore::new().with_default(key))
+            .build()
+            .unwrap();
+        let app = Arc::new(Slow {
+            hold: Duration::ZERO,
+        });
+        let mut service = ListeningService::new("tls", app);
+        // Two distinct addresses: listeners are keyed by address for
+        // upgrades, and two `127.0.0.1:0` would share one socket.
+        service.add_tcp("127.0.0.2:0");
+        service.add_tls_with_settings("127.0.0.1:0", TcpSocketOptions::default(), acceptor);
+        let bound = service.bound_addrs();
+        let (_tx, shutdown) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let ctx = ServiceContext {
+            fds: ListenFds::new(),
+            shutdown,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addrs = bound.get().unwrap();
+        let (plain, tls) = (addrs[0].as_inet().unwrap(), addrs[1].as_inet().unwrap());
+
+        let connector = TransportConnector::new(ConnectorOptions::default()).unwrap();
+        let mut peer = HttpPeer::new(*tls, true, "tls.test");
+        peer.options.verify_cert = false;
+        let wait = Duration::from_secs(10);
+        let mut stream = tokio::time::timeout(wait, connector.new_stream(&peer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stream.digest().unwrap().tls.is_some());
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"!");
+        // The plain listener beside it stays plain.
+        let mut client = tokio::net::TcpStream::connect(plain).await.unwrap();
+        client.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"!");
     }
 
     #[tokio::test]
