@@ -21,10 +21,16 @@
 //! - upstream connections go back to the pool when reusable, and client
 //!   connections are kept alive across requests.
 //!
-//! HTTP/1 on both sides today. The client side is reached only through the
-//! version-neutral [`ServerSession`](pingora_core::protocols::http::ServerSession),
-//! so HTTP/2 plugs in without changing the phases. Cache phases will join
-//! with the cache.
+//! HTTP/1 and HTTP/2 on both sides, in any combination: clients get
+//! HTTP/2 over TLS by ALPN ([`HttpProxyService::add_tls`]) or, with
+//! [`HttpProxy::with_h2c`], cleartext with prior knowledge; the upstream
+//! version is the peer's ALPN option. Every HTTP/2 stream runs through
+//! the same phases as an HTTP/1 request, through the version-neutral
+//! [`ServerSession`](pingora_core::protocols::http::ServerSession) and
+//! [`ClientSession`](pingora_core::protocols::http::ClientSession). Headers
+//! are translated between versions, trailers pass both ways, and gRPC
+//! calls of every kind go through (book chapter `docs/src/http2.md`).
+//! Cache phases will join with the cache.
 //!
 //! This crate is **not** a connection or protocol library: listeners,
 //! sessions, connectors and TLS live in `pingora-core`; choosing among
