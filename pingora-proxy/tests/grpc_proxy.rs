@@ -350,3 +350,25 @@ async fn bidirectional_streaming_interleaves() {
     end.unwrap();
     assert_eq!(trailers.unwrap()["grpc-status"], "0");
 }
+
+/// With the gRPC server gone, the proxy's 502 reaches the client as
+/// UNAVAILABLE, the status gRPC gives an HTTP 502 (so clients may retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_upstream_is_unavailable() {
+    let origin = support::dead_addr().await;
+    let proxy = HttpProxy::new(GrpcProxy { origin }, &ServerConf::default())
+        .unwrap()
+        .with_h2c(true);
+    let proxy = serve_app(proxy).await;
+    let endpoint = Channel::from_shared(format!("http://{}", proxy.addr))
+        .unwrap()
+        .connect_timeout(WAIT)
+        .timeout(WAIT);
+    let channel = tokio::time::timeout(WAIT, endpoint.connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    let err = unary(&mut client, 1).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}

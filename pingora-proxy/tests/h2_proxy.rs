@@ -279,3 +279,42 @@ async fn dead_upstream_fails_one_stream() {
         assert_eq!(got.status, 502);
     }
 }
+
+/// An HTTP/1 upstream that promises 1000 bytes and closes after 10: the
+/// HTTP/2 client must see its stream fail, not a clean short body.
+#[tokio::test]
+async fn upstream_failure_mid_body_resets_the_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let origin = serve_fn(|mut stream, _| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789";
+        let _ = stream.write_all(head).await;
+        let _ = stream.flush().await;
+    })
+    .await;
+    let sv = ToOrigin {
+        addr: origin.addr,
+        alpn: Alpn::H1,
+    };
+    let proxy = HttpProxy::new(sv, &ServerConf::default())
+        .unwrap()
+        .with_h2c(true);
+    let proxy = serve_app(proxy).await;
+    let send = h2_client(proxy.addr).await;
+    let outcome = tokio::time::timeout(WAIT, async {
+        let mut send = send.clone().ready().await?;
+        let (resp, _) = send.send_request(h2_request("GET", "/short"), true)?;
+        let mut body = resp.await?.into_body();
+        let mut got = 0;
+        while let Some(data) = body.data().await {
+            got += data?.len();
+        }
+        Ok::<usize, h2::Error>(got)
+    })
+    .await
+    .unwrap();
+    let err = outcome.expect_err("a truncated body must not end cleanly");
+    assert!(err.is_reset(), "{err}");
+}
