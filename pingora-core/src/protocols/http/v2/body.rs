@@ -11,13 +11,21 @@ use std::time::Duration;
 
 /// Turn an `h2` error into ours: I/O failures keep their own kinds, the
 /// rest are HTTP/2 protocol or stream errors.
+///
+/// A stream refused with REFUSED_STREAM was not processed at all, so it
+/// is marked retryable (RFC 9113 §8.7).
 pub(crate) fn h2_error(e: h2::Error, context: &'static str) -> Box<Error> {
     let etype = if e.is_io() {
         ErrorType::ReadError
     } else {
         ErrorType::H2Error
     };
-    Error::because(etype, context, e)
+    let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+    let mut err = Error::because(etype, context, e);
+    if refused {
+        err.set_retry(true);
+    }
+    err
 }
 
 /// Read the next piece of body; `None` at its end.
@@ -113,4 +121,18 @@ pub(crate) fn send_end(out: &mut SendStream<Bytes>, trailers: Option<&HeaderMap>
         _ => out.send_data(Bytes::new(), true),
     };
     sent.map_err(|e| h2_error(e, "ending h2 stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_streams_may_be_retried() {
+        let refused = h2_error(h2::Reason::REFUSED_STREAM.into(), "test");
+        assert_eq!(refused.etype(), &ErrorType::H2Error);
+        assert!(refused.retry());
+        let reset = h2_error(h2::Reason::INTERNAL_ERROR.into(), "test");
+        assert!(!reset.retry());
+    }
 }
