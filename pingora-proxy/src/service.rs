@@ -17,6 +17,11 @@ use std::sync::Arc;
 
 /// A listening service that proxies HTTP with `SV`'s phases.
 ///
+/// Plain TCP listeners ([`add_tcp`](Self::add_tcp)) serve HTTP/1, and
+/// h2c too when the proxy was built
+/// [`with_h2c`](crate::HttpProxy::with_h2c); TLS listeners
+/// ([`add_tls`](Self::add_tls)) serve HTTP/2 or HTTP/1 as ALPN picks.
+///
 /// Its TCP listeners turn on `TCP_NODELAY` for every client connection:
 /// a response goes out as a head and then body pieces, and with Nagle's
 /// algorithm a small piece waits for the client to acknowledge the head,
