@@ -13,7 +13,6 @@
 use async_trait::async_trait;
 use pingora::core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
 use pingora::core::header::ResponseHeader;
-use pingora::core::listeners::TcpSocketOptions;
 use pingora::core::server::{Opt, Server};
 use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
@@ -89,16 +88,6 @@ impl ServeHttp for Origin {
     }
 }
 
-/// Listener options for the demo origins. They answer with two writes
-/// (head, then body); without `TCP_NODELAY`, Nagle's algorithm holds the
-/// body back until the proxy acknowledges the head, up to 40 ms on a
-/// kept-alive connection. The proxy's own listeners set it already.
-fn origin_options() -> TcpSocketOptions {
-    let mut options = TcpSocketOptions::default();
-    options.nodelay = true;
-    options
-}
-
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = Server::new(Some(Opt::parse_args())).unwrap_or_else(|e| {
@@ -110,7 +99,7 @@ fn main() {
     let mut origins = Vec::new();
     for (name, addr) in [("stable", STABLE), ("beta", BETA)] {
         let mut origin = ListeningService::new(name, Arc::new(HttpServer::new(Origin(name))));
-        origin.add_tcp_with_settings(addr, origin_options());
+        origin.add_tcp(addr);
         origins.push(server.add_service(origin));
     }
 

@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
 use pingora::core::header::ResponseHeader;
-use pingora::core::listeners::TcpSocketOptions;
 use pingora::core::server::{Opt, Server};
 use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
@@ -116,16 +115,6 @@ impl ServeHttp for JsonOrigin {
     }
 }
 
-/// Listener options for the demo origins. They answer with two writes
-/// (head, then body); without `TCP_NODELAY`, Nagle's algorithm holds the
-/// body back until the proxy acknowledges the head, up to 40 ms on a
-/// kept-alive connection. The proxy's own listeners set it already.
-fn origin_options() -> TcpSocketOptions {
-    let mut options = TcpSocketOptions::default();
-    options.nodelay = true;
-    options
-}
-
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = Server::new(Some(Opt::parse_args())).unwrap_or_else(|e| {
@@ -135,7 +124,7 @@ fn main() {
     server.bootstrap();
 
     let mut origin = ListeningService::new("origin", Arc::new(HttpServer::new(JsonOrigin)));
-    origin.add_tcp_with_settings(ORIGIN, origin_options());
+    origin.add_tcp(ORIGIN);
     let origin = server.add_service(origin);
 
     let mut proxy = http_proxy_service(&server.configuration, Json2Tagged);

@@ -95,18 +95,10 @@ impl Listener {
     pub(crate) async fn accept(&self) -> Result<L4Stream> {
         match &self.inner {
             Inner::Tcp(listener, options) => {
-                let (stream, _) = listener
-                    .accept()
-                    .await
-                    .or_err(ErrorType::AcceptError, "TCP accept failed")?;
+                let stream = accept_tcp(listener, options.nodelay).await?;
                 let stream = L4Stream::from_tcp(stream);
                 // Options on the accepted socket are best effort: the
                 // connection is usable without them.
-                if options.nodelay
-                    && let Err(e) = stream.set_nodelay(true)
-                {
-                    log::debug!("{e}");
-                }
                 if let Some(keepalive) = &options.keepalive
                     && let Err(e) = stream.set_keepalive(keepalive)
                 {
@@ -123,6 +115,30 @@ impl Listener {
             }
         }
     }
+}
+
+/// Accept one TCP connection and set `TCP_NODELAY` on it when `nodelay`.
+///
+/// The option is set per connection rather than inherited from the
+/// listening socket: a socket taken over from the previous process keeps
+/// the options that process bound it with.
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`tokio::net::TcpListener::accept`].
+async fn accept_tcp(
+    listener: &tokio::net::TcpListener,
+    nodelay: bool,
+) -> Result<tokio::net::TcpStream> {
+    let (stream, _) = listener
+        .accept()
+        .await
+        .or_err(ErrorType::AcceptError, "TCP accept failed")?;
+    // Best effort: the connection is usable without it.
+    if nodelay && let Err(e) = stream.set_nodelay(true) {
+        log::debug!("cannot set TCP_NODELAY: {e}");
+    }
+    Ok(stream)
 }
 
 /// Create, bind and listen on the socket for `addr`.
@@ -215,7 +231,6 @@ mod tests {
     async fn tcp_v4_v6_and_options() {
         let fds = ListenFds::new();
         let options = TcpSocketOptions {
-            nodelay: true,
             reuseport: true,
             backlog: Some(16),
             fastopen: Some(16),
@@ -246,6 +261,29 @@ mod tests {
         if let Ok(l) = Listener::bind_or_take(&ServerAddress::Tcp("[::1]:0".into(), v6), &fds) {
             assert!(l.local_addr().unwrap().as_inet().unwrap().is_ipv6());
         }
+    }
+
+    /// `TCP_NODELAY` of the connection the listener for `options` accepts.
+    async fn accepted_nodelay(options: TcpSocketOptions) -> bool {
+        let addr = ServerAddress::Tcp("127.0.0.1:0".into(), options);
+        let listener = Listener::bind_or_take(&addr, &ListenFds::new()).unwrap();
+        let local = *listener.local_addr().unwrap().as_inet().unwrap();
+        let Inner::Tcp(tcp, options) = &listener.inner else {
+            unreachable!("a TCP address binds a TCP listener")
+        };
+        let _client = tokio::net::TcpStream::connect(local).await.unwrap();
+        let accepted = accept_tcp(tcp, options.nodelay).await.unwrap();
+        socket2::SockRef::from(&accepted).nodelay().unwrap()
+    }
+
+    #[tokio::test]
+    async fn nodelay_is_on_by_default() {
+        assert!(accepted_nodelay(TcpSocketOptions::default()).await);
+        let off = TcpSocketOptions {
+            nodelay: false,
+            ..Default::default()
+        };
+        assert!(!accepted_nodelay(off).await);
     }
 
     #[tokio::test]

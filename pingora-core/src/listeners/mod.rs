@@ -8,6 +8,7 @@
 //!
 //! let mut listeners = Listeners::tcp("127.0.0.1:6188");
 //! let mut options = TcpSocketOptions::default();
+//! assert!(options.nodelay, "TCP_NODELAY is on by default");
 //! options.ipv6_only = Some(true);
 //! options.reuseport = true;
 //! listeners.add_tcp_with_settings("[::1]:6188", options);
@@ -24,7 +25,10 @@ use crate::server::ListenFds;
 use pingora_error::Result;
 
 /// Options for a TCP listening socket and the connections it accepts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The default turns `TCP_NODELAY` on and leaves everything else to the
+/// system.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TcpSocketOptions {
     /// Length of the queue of connections waiting to be accepted (the kernel
@@ -33,7 +37,15 @@ pub struct TcpSocketOptions {
     /// `SO_REUSEPORT`: let other sockets bind the same address, the kernel
     /// spreading connections among them.
     pub reuseport: bool,
-    /// `TCP_NODELAY` on every accepted connection: send small writes at once.
+    /// `TCP_NODELAY` on every accepted connection: send small writes at
+    /// once. Default `true`.
+    ///
+    /// An HTTP response goes out as a head and then body pieces. With
+    /// Nagle's algorithm a small piece waits until the peer acknowledges
+    /// the previous one, and a peer that delays its ACKs holds it back for
+    /// up to 40 ms per response on a kept-alive connection. Turn it off
+    /// only for a protocol that writes many tiny pieces and prefers fewer
+    /// packets to latency.
     pub nodelay: bool,
     /// TCP keepalive probes on every accepted connection.
     pub keepalive: Option<TcpKeepalive>,
@@ -42,6 +54,19 @@ pub struct TcpSocketOptions {
     /// `IPV6_V6ONLY` for an IPv6 address: `Some(true)` accepts IPv6 only,
     /// `Some(false)` IPv4 too, `None` leaves the system default.
     pub ipv6_only: Option<bool>,
+}
+
+impl Default for TcpSocketOptions {
+    fn default() -> Self {
+        Self {
+            backlog: None,
+            reuseport: false,
+            nodelay: true,
+            keepalive: None,
+            fastopen: None,
+            ipv6_only: None,
+        }
+    }
 }
 
 /// One address to listen on.
