@@ -210,3 +210,24 @@ async fn raw_goaway_on_shutdown_is_no_error() {
     server.shutdown();
     assert_eq!(goaway_code(&mut tcp, WAIT).await, Some(0));
 }
+
+#[tokio::test]
+async fn settings_of_the_server_conf_reach_the_client() {
+    use pingora_core::server::ServerConf;
+    let conf = ServerConf::from_yaml("h2:\n  max_concurrent_streams: 7\n").unwrap();
+    let app = HttpServer::new(EchoApp)
+        .with_server_conf(&conf)
+        .with_h2c(true);
+    let server = TestServer::start(app, None).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let mut conn = std::pin::pin!(conn);
+    // Drive the connection through one exchange: the server's SETTINGS
+    // frame has been read by then.
+    let got = tokio::select! {
+        got = exchange(&mut client, "GET", "/", b"", None) => got,
+        end = &mut conn => panic!("connection ended first: {end:?}"),
+    };
+    assert_eq!(got.status, 200);
+    assert_eq!(conn.as_ref().get_ref().max_concurrent_send_streams(), 7);
+}

@@ -22,11 +22,8 @@ use std::sync::Arc;
 /// [`with_h2c`](crate::HttpProxy::with_h2c); TLS listeners
 /// ([`add_tls`](Self::add_tls)) serve HTTP/2 or HTTP/1 as ALPN picks.
 ///
-/// Its TCP listeners turn on `TCP_NODELAY` for every client connection:
-/// a response goes out as a head and then body pieces, and with Nagle's
-/// algorithm a small piece waits for the client to acknowledge the head,
-/// which a client delaying its ACKs holds back for up to 40 ms per
-/// response on a kept-alive connection.
+/// Its TCP listeners turn on `TCP_NODELAY` for every client connection,
+/// as [`TcpSocketOptions`] does by default.
 pub struct HttpProxyService<SV> {
     inner: ListeningService<HttpProxy<SV>>,
 }
@@ -64,11 +61,10 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
         }
     }
 
-    /// Listen on a TCP address (`TCP_NODELAY` on).
+    /// Listen on a TCP address with the default options (`TCP_NODELAY`
+    /// on).
     pub fn add_tcp(&mut self, addr: &str) {
-        let mut options = TcpSocketOptions::default();
-        options.nodelay = true;
-        self.inner.add_tcp_with_settings(addr, options);
+        self.inner.add_tcp(addr);
     }
 
     /// Listen on a TCP address with `options`, as given.
@@ -96,9 +92,7 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
     pub fn add_tls(&mut self, addr: &str, cert_path: &str, key_path: &str) -> Result<()> {
         let mut settings = TlsSettings::with_cert_files(cert_path, key_path)?;
         settings.enable_h2();
-        let mut options = TcpSocketOptions::default();
-        options.nodelay = true;
-        self.add_tls_with_settings(addr, Some(options), settings)
+        self.add_tls_with_settings(addr, None, settings)
     }
 
     /// Listen on a TCP address with TLS `settings`, as given (set their
@@ -115,11 +109,7 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
         options: Option<TcpSocketOptions>,
         settings: TlsSettings,
     ) -> Result<()> {
-        let options = options.unwrap_or_else(|| {
-            let mut options = TcpSocketOptions::default();
-            options.nodelay = true;
-            options
-        });
+        let options = options.unwrap_or_default();
         let acceptor = settings.build()?;
         self.inner.add_tls_with_settings(addr, options, acceptor);
         Ok(())
@@ -162,8 +152,10 @@ impl<SV: ProxyHttp + 'static> Service for HttpProxyService<SV> {
 }
 
 /// A proxy service running `inner`'s phases with the settings of `conf`
-/// (a [`Server`](pingora_core::server::Server)'s configuration). Add
-/// listeners with `add_tcp` and hand it to the server.
+/// (a [`Server`](pingora_core::server::Server)'s configuration): those
+/// [`HttpProxy::new`] takes, and the HTTP/2 settings of its `h2` section
+/// ([`ServerConf::h2_options`]) for client connections. Add listeners
+/// with `add_tcp` and hand it to the server.
 ///
 /// When the connector cannot be built from `conf` (its `ca_file` is
 /// unreadable) this logs the error and exits the process with status 1,
@@ -217,7 +209,7 @@ pub fn try_http_proxy_service<SV>(conf: &Arc<ServerConf>, inner: SV) -> Result<H
 where
     SV: ProxyHttp + 'static,
 {
-    let proxy = HttpProxy::new(inner, conf)?;
+    let proxy = HttpProxy::new(inner, conf)?.with_h2_options(conf.h2_options());
     Ok(HttpProxyService::new("Pingora HTTP Proxy Service", proxy))
 }
 
@@ -305,5 +297,31 @@ async fn next_request(session: Session) -> Option<ServerConnection> {
         ServerSession::H1(h1) => h1.reuse().await,
         // Other versions multiplex requests on their own connection task.
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_core::upstreams::HttpPeer;
+    use pingora_error::{Error, ErrorType};
+
+    struct Nowhere;
+
+    #[async_trait]
+    impl ProxyHttp for Nowhere {
+        type CTX = ();
+        fn new_ctx(&self) {}
+        async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+            Error::e_explain(ErrorType::InternalError, "never asked")
+        }
+    }
+
+    #[test]
+    fn h2_settings_come_from_the_conf() {
+        let conf = Arc::new(ServerConf::from_yaml("h2:\n  max_concurrent_streams: 7\n").unwrap());
+        let service = try_http_proxy_service(&conf, Nowhere).unwrap();
+        assert_eq!(service.app().h2_options().max_concurrent_streams, 7);
+        assert_eq!(*service.app().h2_options(), conf.h2_options());
     }
 }

@@ -38,7 +38,7 @@ use crate::protocols::Stream;
 use crate::protocols::http::ServerSession;
 use crate::protocols::http::v1::{H1Config, ServerConnection};
 use crate::protocols::http::v2::{self, H2Options};
-use crate::server::ShutdownWatch;
+use crate::server::{ServerConf, ShutdownWatch};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
@@ -188,6 +188,33 @@ impl<S: ServeHttp> HttpServer<S> {
     pub const fn with_h2_options(mut self, options: H2Options) -> Self {
         self.h2 = options;
         self
+    }
+
+    /// Use the HTTP/2 settings of `conf`'s `h2` section
+    /// ([`ServerConf::h2_options`]), as a service built from a server's
+    /// configuration should.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pingora_core::apps::http_app::{HelloApp, HttpServer};
+    /// use pingora_core::server::Server;
+    /// use pingora_core::services::listening::ListeningService;
+    /// use std::sync::Arc;
+    ///
+    /// let mut server = Server::new(None).unwrap();
+    /// server.bootstrap();
+    /// let app = HttpServer::new(HelloApp)
+    ///     .with_server_conf(server.configuration())
+    ///     .with_h2c(true);
+    /// let mut service = ListeningService::new("hello", Arc::new(app));
+    /// service.add_tcp("127.0.0.1:8080");
+    /// server.add_service(service);
+    /// server.run_forever();
+    /// ```
+    #[must_use]
+    pub fn with_server_conf(self, conf: &ServerConf) -> Self {
+        self.with_h2_options(conf.h2_options())
     }
 
     /// Also serve cleartext HTTP/2 with prior knowledge (h2c, RFC 9113

@@ -1,8 +1,10 @@
 //! The server's YAML config file: [`ServerConf`].
 
+use crate::protocols::http::v2::H2Options;
 use pingora_error::{Error, ErrorType, OrErr, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::time::Duration;
 
 /// The only config file format version so far.
 const CONF_VERSION: usize = 1;
@@ -66,6 +68,118 @@ pub struct ServerConf {
     pub max_retries: usize,
     /// Accept tasks per listening socket.
     pub listener_tasks_per_fd: usize,
+    /// HTTP/2 settings of the connections the server accepts; see
+    /// [`h2_options`](Self::h2_options).
+    pub h2: H2Conf,
+}
+
+/// The `h2` section: HTTP/2 settings of accepted connections.
+///
+/// Every key is optional, with the default of [`H2Options`]. Services
+/// built from a [`ServerConf`] (the proxy's `http_proxy_service`,
+/// [`HttpServer::with_server_conf`](crate::apps::http_app::HttpServer::with_server_conf))
+/// take them through [`ServerConf::h2_options`]; the other
+/// [`H2Options`] (timeouts, flood limits) keep their defaults.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::server::ServerConf;
+///
+/// let conf = ServerConf::from_yaml("h2:\n  max_concurrent_streams: 64\n").unwrap();
+/// assert_eq!(conf.h2.max_concurrent_streams, 64);
+/// assert_eq!(conf.h2_options().max_concurrent_streams, 64);
+/// assert_eq!(conf.h2.max_frame_size, 16_384);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct H2Conf {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may open at once,
+    /// at least 1.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: body bytes of one stream a client may
+    /// send before the server reads them, at most 2^31 - 1.
+    pub initial_stream_window: u32,
+    /// Body bytes of all streams of a connection a client may send before
+    /// the server reads them, at most 2^31 - 1.
+    pub initial_connection_window: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: largest decoded request header block,
+    /// at least 1; larger requests are refused with 431.
+    pub max_header_list_size: u32,
+    /// SETTINGS_MAX_FRAME_SIZE: largest frame payload a client may send,
+    /// 16384 to 16777215 (RFC 9113 §4.2).
+    pub max_frame_size: u32,
+    /// Send a PING after this many seconds without traffic, at least 1;
+    /// `null` sends none.
+    pub keepalive_interval_seconds: Option<u64>,
+    /// Close the connection when a PING goes unanswered this many seconds,
+    /// at least 1.
+    pub keepalive_timeout_seconds: u64,
+}
+
+impl Default for H2Conf {
+    /// The defaults of [`H2Options`].
+    fn default() -> Self {
+        let options = H2Options::default();
+        Self {
+            max_concurrent_streams: options.max_concurrent_streams,
+            initial_stream_window: options.initial_stream_window,
+            initial_connection_window: options.initial_connection_window,
+            max_header_list_size: options.max_header_list_size,
+            max_frame_size: options.max_frame_size,
+            keepalive_interval_seconds: options.keepalive_interval.map(|d| d.as_secs()),
+            keepalive_timeout_seconds: options.keepalive_timeout.as_secs(),
+        }
+    }
+}
+
+impl H2Conf {
+    /// The largest flow-control window (RFC 9113 §6.9.1).
+    const MAX_WINDOW: u32 = (1 << 31) - 1;
+    /// The frame size range (RFC 9113 §4.2).
+    const FRAME_SIZES: std::ops::RangeInclusive<u32> = 16_384..=16_777_215;
+
+    /// `base` with this section's settings.
+    fn apply(&self, mut base: H2Options) -> H2Options {
+        base.max_concurrent_streams = self.max_concurrent_streams;
+        base.initial_stream_window = self.initial_stream_window;
+        base.initial_connection_window = self.initial_connection_window;
+        base.max_header_list_size = self.max_header_list_size;
+        base.max_frame_size = self.max_frame_size;
+        base.keepalive_interval = self.keepalive_interval_seconds.map(Duration::from_secs);
+        base.keepalive_timeout = Duration::from_secs(self.keepalive_timeout_seconds);
+        base
+    }
+
+    /// The first key out of range, with the reason.
+    fn invalid(&self) -> Option<(&'static str, &'static str)> {
+        if self.max_concurrent_streams == 0 {
+            return Some(("max_concurrent_streams", "must be at least 1"));
+        }
+        if self.initial_stream_window > Self::MAX_WINDOW {
+            return Some(("initial_stream_window", "must be at most 2147483647"));
+        }
+        if self.initial_connection_window > Self::MAX_WINDOW {
+            return Some(("initial_connection_window", "must be at most 2147483647"));
+        }
+        if self.max_header_list_size == 0 {
+            return Some(("max_header_list_size", "must be at least 1"));
+        }
+        if !Self::FRAME_SIZES.contains(&self.max_frame_size) {
+            return Some(("max_frame_size", "must be 16384 to 16777215"));
+        }
+        if self.keepalive_interval_seconds == Some(0) {
+            return Some((
+                "keepalive_interval_seconds",
+                "must be at least 1 (null sends no pings)",
+            ));
+        }
+        if self.keepalive_timeout_seconds == 0 {
+            return Some(("keepalive_timeout_seconds", "must be at least 1"));
+        }
+        None
+    }
 }
 
 impl Default for ServerConf {
@@ -86,6 +200,7 @@ impl Default for ServerConf {
             upstream_keepalive_pool_size: 128,
             max_retries: 16,
             listener_tasks_per_fd: 1,
+            h2: H2Conf::default(),
         }
     }
 }
@@ -134,6 +249,21 @@ impl ServerConf {
         serde_yaml::to_string(self).unwrap_or_default()
     }
 
+    /// The HTTP/2 settings for accepted connections: [`H2Options`]'
+    /// defaults with the keys of the `h2` section applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_core::protocols::http::v2::H2Options;
+    /// use pingora_core::server::ServerConf;
+    ///
+    /// assert_eq!(ServerConf::default().h2_options(), H2Options::default());
+    /// ```
+    pub fn h2_options(&self) -> H2Options {
+        self.h2.apply(H2Options::default())
+    }
+
     /// Check the values that the types alone do not constrain.
     ///
     /// # Errors
@@ -155,6 +285,9 @@ impl ServerConf {
         }
         if self.pid_file.is_empty() {
             return bad("pid_file", "must not be empty");
+        }
+        if let Some((key, why)) = self.h2.invalid() {
+            return bad(&format!("h2.{key}"), why);
         }
         Ok(())
     }
@@ -193,6 +326,80 @@ mod tests {
     }
 
     #[test]
+    fn h2_defaults_are_h2_options_defaults() {
+        let conf = ServerConf::from_yaml("threads: 2\n").unwrap();
+        assert_eq!(conf.h2, H2Conf::default());
+        assert_eq!(conf.h2_options(), H2Options::default());
+        let conf = ServerConf::from_yaml("h2:\n  max_frame_size: 32768\n").unwrap();
+        let expected = H2Options {
+            max_frame_size: 32_768,
+            ..H2Options::default()
+        };
+        assert_eq!(conf.h2_options(), expected);
+    }
+
+    #[test]
+    fn every_h2_key_parses() {
+        let yaml = "h2:\n  max_concurrent_streams: 7\n  initial_stream_window: 65535\n\
+            \x20 initial_connection_window: 2000000\n  max_header_list_size: 4096\n\
+            \x20 max_frame_size: 65536\n  keepalive_interval_seconds: 20\n\
+            \x20 keepalive_timeout_seconds: 3\n";
+        let conf = ServerConf::from_yaml(yaml).unwrap();
+        let options = conf.h2_options();
+        assert_eq!(options.max_concurrent_streams, 7);
+        assert_eq!(options.initial_stream_window, 65_535);
+        assert_eq!(options.initial_connection_window, 2_000_000);
+        assert_eq!(options.max_header_list_size, 4096);
+        assert_eq!(options.max_frame_size, 65_536);
+        assert_eq!(options.keepalive_interval, Some(Duration::from_secs(20)));
+        assert_eq!(options.keepalive_timeout, Duration::from_secs(3));
+        // The keys not in the section keep their defaults.
+        assert_eq!(options.idle_timeout, H2Options::default().idle_timeout);
+        assert_eq!(ServerConf::from_yaml(&conf.to_yaml()).unwrap(), conf);
+        // `null` turns the pings off.
+        let conf = ServerConf::from_yaml("h2:\n  keepalive_interval_seconds: null\n").unwrap();
+        assert_eq!(conf.h2_options().keepalive_interval, None);
+    }
+
+    #[test]
+    fn bad_h2_keys_are_named() {
+        let cases = [
+            ("h2:\n  max_frame_size: big\n", "max_frame_size"),
+            (
+                "h2:\n  max_concurrent_streams: -1\n",
+                "max_concurrent_streams",
+            ),
+            (
+                "h2:\n  max_concurrent_stream: 10\n",
+                "max_concurrent_stream",
+            ),
+            ("h2: 3\n", "h2"),
+            ("h2:\n  max_frame_size: 1000\n", "h2.max_frame_size"),
+            (
+                "h2:\n  max_concurrent_streams: 0\n",
+                "h2.max_concurrent_streams",
+            ),
+            (
+                "h2:\n  initial_stream_window: 4294967295\n",
+                "h2.initial_stream_window",
+            ),
+            (
+                "h2:\n  keepalive_interval_seconds: 0\n",
+                "h2.keepalive_interval_seconds",
+            ),
+            (
+                "h2:\n  keepalive_timeout_seconds: 0\n",
+                "h2.keepalive_timeout_seconds",
+            ),
+        ];
+        for (yaml, key) in cases {
+            let err = ServerConf::from_yaml(yaml).unwrap_err();
+            assert_eq!(*err.etype(), CONFIG_ERROR, "{yaml}");
+            assert!(err.to_string().contains(key), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = ServerConf::from_yaml("threads: 2\nthreadz: 3\n").unwrap_err();
         assert_eq!(*err.etype(), CONFIG_ERROR);
@@ -224,6 +431,12 @@ mod tests {
         let err = ServerConf::load_from_yaml(&path).unwrap_err().to_string();
         assert!(
             err.contains("bad.yaml") && err.contains("max_retries"),
+            "{err}"
+        );
+        std::fs::write(&path, "h2:\n  max_frame_size: 12\n").unwrap();
+        let err = ServerConf::load_from_yaml(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("h2.max_frame_size"),
             "{err}"
         );
         let err = ServerConf::load_from_yaml(dir.join("missing.yaml")).unwrap_err();

@@ -35,7 +35,7 @@ mod opt;
 mod runtime;
 mod upgrade;
 
-pub use conf::{CONFIG_ERROR, ServerConf};
+pub use conf::{CONFIG_ERROR, H2Conf, ServerConf};
 pub use fds::ListenFds;
 pub use opt::Opt;
 pub use runtime::Spawner;
