@@ -1,12 +1,15 @@
-//! The quick-start load balancer: round robin over two origins.
+//! The quick-start load balancer: round robin over two health-checked
+//! origins.
 //!
 //! ```text
-//! cargo run --example load_balancer --features lb
+//! cargo run --example load_balancer
 //! curl 127.0.0.1:6188        # "hello from origin 1", then origin 2, ...
 //! ```
 //!
 //! The two origins run as services of the same `Server` (on 127.0.0.1:6191
-//! and :6192), so the demo needs nothing else, and a graceful upgrade
+//! and :6192), so the demo needs nothing else. A background service probes
+//! them every second and the proxy skips one that fails; the proxy starts
+//! accepting only after the first round of probes. A graceful upgrade
 //! (`-u` plus SIGQUIT, see `docs/src/lifecycle.md`) hands every listener
 //! over. It takes the standard options: `-c FILE`, `-d`, `-t`, `-u`.
 //! `docs/src/quick-start.md` walks through this file.
@@ -16,15 +19,17 @@
 use async_trait::async_trait;
 use pingora::core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
 use pingora::core::header::RequestHeader;
-use pingora::core::listeners::TcpSocketOptions;
 use pingora::core::server::{Opt, Server};
+use pingora::core::services::background::background_service;
 use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
 use pingora::lb::LoadBalancer;
+use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The proxy: picks the next origin for every request.
 pub struct LB(Arc<LoadBalancer<RoundRobin>>);
@@ -66,16 +71,6 @@ impl ServeHttp for Origin {
     }
 }
 
-/// Listener options for the demo origins. They answer with two writes
-/// (head, then body); without `TCP_NODELAY`, Nagle's algorithm holds the
-/// body back until the proxy acknowledges the head, up to 40 ms on a
-/// kept-alive connection. The proxy's own listeners set it already.
-fn origin_options() -> TcpSocketOptions {
-    let mut options = TcpSocketOptions::default();
-    options.nodelay = true;
-    options
-}
-
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
@@ -93,20 +88,34 @@ fn main() {
             &format!("origin {name}"),
             Arc::new(HttpServer::new(Origin(name))),
         );
-        origin.add_tcp_with_settings(addr, origin_options());
+        origin.add_tcp(addr);
         handles.push(server.add_service(origin));
     }
 
-    let upstreams = LoadBalancer::try_from_iter(origins).expect("the origin addresses are valid");
-    let mut lb = http_proxy_service(&server.configuration, LB(Arc::new(upstreams)));
+    let mut upstreams =
+        LoadBalancer::try_from_iter(origins).expect("the origin addresses are valid");
+    // Every second, `GET /` each origin: one failed probe takes it out of
+    // the rotation, one good probe brings it back.
+    upstreams.set_health_check(HttpHealthCheck::new("origin.local", false));
+    upstreams.health_check_frequency = Some(Duration::from_secs(1));
+    // The probes run as a background service; the proxy shares its
+    // load balancer.
+    let health_check = background_service("health check", upstreams);
+    let mut lb = http_proxy_service(&server.configuration, LB(health_check.task()));
     lb.add_tcp("127.0.0.1:6188");
+
+    let health_check = server.add_service(health_check);
     let proxy = server.add_service(lb);
-    // Take traffic only once both origins listen.
+    // Probe once both origins listen; take traffic once the first probes
+    // are done.
     for origin in &handles {
         server
-            .add_dependency(&proxy, origin)
+            .add_dependency(&health_check, origin)
             .expect("both services belong to this server, without a cycle");
     }
+    server
+        .add_dependency(&proxy, &health_check)
+        .expect("both services belong to this server, without a cycle");
 
     server.run_forever();
 }
