@@ -12,9 +12,10 @@
 //!   on the same connection. Over cleartext there is nothing to negotiate
 //!   with, so HTTP/1 is used.
 //!
-//! HTTP/1 connections are pooled idle in the [`TransportConnector`] under
-//! the peer's [`Peer::reuse_hash`] and handed back with
-//! [`HttpConnector::release_session`]. One HTTP/2 connection carries many
+//! Idle HTTP/1 sessions are pooled, with their buffers, under the peer's
+//! [`Peer::reuse_hash`] and handed back with
+//! [`HttpConnector::release_session`]; the pool is bounded by
+//! [`ConnectorOptions::keepalive_pool_size`] like the transport's. One HTTP/2 connection carries many
 //! concurrent streams: it is handed out while it has spare streams under
 //! the server's SETTINGS_MAX_CONCURRENT_STREAMS, and another is opened
 //! when every one is full. Connections that closed, broke or stopped
@@ -41,6 +42,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pingora_error::{Error, ErrorSource, ErrorType, Result, RetryType};
 
+use super::pool::{ConnectionPool, IdleWatch, poll_read_unusable};
 use super::{ConnectorOptions, TransportConnector};
 use crate::protocols::Stream;
 use crate::protocols::http::ClientSession;
@@ -76,6 +78,10 @@ use crate::upstreams::{HttpPeer, Peer};
 #[derive(Debug)]
 pub struct HttpConnector {
     transport: TransportConnector,
+    /// Idle HTTP/1 sessions. Pooling the session rather than its stream
+    /// keeps its read and write buffers, so a reused connection costs no
+    /// allocation per request.
+    h1_idle: ConnectionPool<v1::ClientSession>,
     config: H1Config,
     h2: H2Options,
     /// Open HTTP/2 connections by peer reuse key.
@@ -91,6 +97,7 @@ impl HttpConnector {
     /// As [`TransportConnector::new`].
     pub fn new(options: ConnectorOptions) -> Result<Self> {
         Ok(Self {
+            h1_idle: ConnectionPool::new(options.keepalive_pool_size),
             transport: TransportConnector::new(options)?,
             config: H1Config::default(),
             h2: H2Options::default(),
@@ -131,9 +138,13 @@ impl HttpConnector {
     /// As [`TransportConnector::get_stream`]: connect and TLS errors,
     /// marked as from the upstream.
     pub async fn get_http_session(&self, peer: &HttpPeer) -> Result<(v1::ClientSession, bool)> {
-        let (stream, reused) = self.transport.get_stream(peer).await?;
         let config = self.session_config(peer);
-        Ok((v1::ClientSession::new(stream, config), reused))
+        if let Some(mut session) = self.h1_idle.get(peer.reuse_hash()) {
+            session.set_config(config);
+            return Ok((session, true));
+        }
+        let stream = self.transport.new_stream(peer).await?;
+        Ok((v1::ClientSession::new(stream, config), false))
     }
 
     /// A session to `peer` of the HTTP version its ALPN option and the
@@ -158,12 +169,13 @@ impl HttpConnector {
         {
             return Ok((h2_session(session, peer), true));
         }
-        // Only HTTP/1 connections are ever released to the transport pool,
-        // so a pooled one here is an HTTP/1 fallback of an H2H1 peer.
-        let (stream, reused) = self.transport.get_stream(peer).await?;
-        if reused {
-            return Ok((self.h1_session(stream, peer), true));
+        // Only HTTP/1 sessions are ever pooled idle, so a pooled one here
+        // is an HTTP/1 fallback of an H2H1 peer.
+        if let Some(mut session) = self.h1_idle.get(key) {
+            session.set_config(self.session_config(peer));
+            return Ok((session.into(), true));
         }
+        let stream = self.transport.new_stream(peer).await?;
         if peer.tls() && !v2::negotiated_h2(&stream) {
             if alpn == Alpn::H2 {
                 let why = "upstream did not agree to h2 in alpn";
@@ -236,11 +248,21 @@ impl HttpConnector {
     /// reuse key, when the finished exchange left it reusable; close it
     /// otherwise.
     pub fn release_http_session(&self, session: v1::ClientSession, peer: &HttpPeer) {
-        if let Some(stream) = session.reuse() {
+        if let Some(session) = session.recycle() {
             let idle: Option<Duration> = peer.options().idle_timeout;
-            self.transport
-                .release_stream(stream, peer.reuse_hash(), idle);
+            self.h1_idle.put(peer.reuse_hash(), session, idle);
         }
+    }
+
+    /// Idle HTTP/1 sessions held for reuse (for metrics and tests).
+    pub fn idle_http_sessions(&self) -> usize {
+        self.h1_idle.len()
+    }
+}
+
+impl IdleWatch for v1::ClientSession {
+    fn poll_unusable(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        poll_read_unusable(self.stream_mut(), cx)
     }
 }
 

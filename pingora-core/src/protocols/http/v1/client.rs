@@ -363,6 +363,36 @@ impl ClientSession {
         self.is_reusable().then_some(self.conn.stream)
     }
 
+    /// This session, reset for the next request on the same connection,
+    /// when the connection may carry another one; `None` (and the
+    /// connection dropped) otherwise. Unlike [`reuse`](Self::reuse) it
+    /// keeps the session's buffers, so a pool of sessions allocates
+    /// nothing per request.
+    pub fn recycle(mut self) -> Option<Self> {
+        if !self.is_reusable() {
+            return None;
+        }
+        self.method = Method::GET;
+        self.keepalive = false;
+        self.req_body = None;
+        self.resp = None;
+        self.resp_body = None;
+        self.trailers = None;
+        self.upgrade_requested = false;
+        Some(self)
+    }
+
+    /// The connection underneath, for a pool that watches it while idle.
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.conn.stream
+    }
+
+    /// Change the limits and timeouts for the next exchange (a pooled
+    /// session may serve peers with different timeouts).
+    pub fn set_config(&mut self, config: H1Config) {
+        self.conn.config = config;
+    }
+
     /// Take the stream back, with bytes read but not consumed.
     pub fn into_inner(self) -> (Stream, Bytes) {
         (self.conn.stream, self.conn.buf.freeze())
