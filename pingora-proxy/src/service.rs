@@ -209,7 +209,7 @@ pub fn try_http_proxy_service<SV>(conf: &Arc<ServerConf>, inner: SV) -> Result<H
 where
     SV: ProxyHttp + 'static,
 {
-    let proxy = HttpProxy::new(inner, conf)?.with_h2_options(conf.h2_options());
+    let proxy = HttpProxy::new(inner, conf)?;
     Ok(HttpProxyService::new("Pingora HTTP Proxy Service", proxy))
 }
 

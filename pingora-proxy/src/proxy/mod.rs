@@ -37,7 +37,8 @@ pub struct HttpProxy<SV> {
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
     /// A proxy running `inner`'s phases with the settings of `conf`: its
-    /// `max_retries`, `ca_file` and `upstream_keepalive_pool_size`.
+    /// `max_retries`, `ca_file`, `upstream_keepalive_pool_size` and its
+    /// `h2` section.
     ///
     /// # Errors
     ///
@@ -49,7 +50,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             connector,
             max_retries: conf.max_retries,
             downstream_config: H1Config::default(),
-            h2: H2Options::default(),
+            h2: conf.h2_options(),
             h2c: false,
         })
     }
