@@ -95,6 +95,10 @@ fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct HeadReader {
     scanned: usize,
+    /// The request line was complete and valid; it is checked once, as
+    /// soon as it is in, so garbage is refused at once instead of after
+    /// the header timeout.
+    line_checked: bool,
 }
 
 impl HeadReader {
@@ -111,6 +115,12 @@ impl HeadReader {
             .position(|&b| b == b'\n');
         if line_end.is_none() && buf.len() > config.max_request_line {
             return Err(HeadError::UriTooLong);
+        }
+        if let Some(end) = line_end
+            && !self.line_checked
+        {
+            check_request_line(&buf[..=end])?;
+            self.line_checked = true;
         }
         if !head_complete(buf, &mut self.scanned) {
             return check_size(buf.len(), config).map(|()| None);
@@ -129,6 +139,18 @@ impl HeadReader {
             return check_size(buf.len(), config).map(|()| None);
         }
         parse_response(buf, config)
+    }
+}
+
+/// Validate a complete request line (with its line ending) on its own:
+/// with no room for fields, httparse stops after the line and reports
+/// only whether the line itself is well formed.
+fn check_request_line(line: &[u8]) -> Result<(), HeadError> {
+    let mut no_fields = [httparse::EMPTY_HEADER; 0];
+    let mut req = httparse::Request::new(&mut no_fields);
+    match req.parse(line) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(e) => Err(map_httparse(e)),
     }
 }
 

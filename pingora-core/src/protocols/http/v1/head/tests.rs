@@ -168,3 +168,20 @@ fn parsed_heads_leave_the_read_buffer_reusable() {
         assert_eq!(buf.as_ptr(), base, "the read buffer was reallocated");
     }
 }
+
+#[test]
+fn a_bad_request_line_is_refused_before_the_head_ends() {
+    let mut reader = HeadReader::default();
+    // Only the request line has arrived; the fields are still to come.
+    let mut buf = BytesMut::from(&b"\x00\x01\x02 / HTTP/1.1\r\nHost: a\r\n"[..]);
+    assert!(matches!(
+        reader.parse_request(&mut buf, &cfg()),
+        Err(HeadError::Malformed(_))
+    ));
+    // A valid line with the head still incomplete waits for more.
+    let mut reader = HeadReader::default();
+    let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
+    assert!(matches!(reader.parse_request(&mut buf, &cfg()), Ok(None)));
+    buf.extend_from_slice(b"\r\n");
+    assert!(matches!(reader.parse_request(&mut buf, &cfg()), Ok(Some(_))));
+}

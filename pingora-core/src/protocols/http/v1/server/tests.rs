@@ -222,3 +222,19 @@ async fn bodyless_head_is_sent_at_once() {
     let head = String::from_utf8(read_now(&mut client)).unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
 }
+
+#[tokio::test]
+async fn garbage_gets_400_without_waiting_for_a_full_head() {
+    let (conn, mut client) = pair();
+    // No blank line ever comes: only the bad request line decides.
+    client
+        .write_all(&[0u8, 1, 2, 3, b'\r', b'\n', 4, 5, 6])
+        .await
+        .unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_request())
+        .await
+        .expect("refused at once, not after the header timeout");
+    assert!(read.is_err());
+    let answer = read_avail(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}
