@@ -183,5 +183,8 @@ fn a_bad_request_line_is_refused_before_the_head_ends() {
     let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
     assert!(matches!(reader.parse_request(&mut buf, &cfg()), Ok(None)));
     buf.extend_from_slice(b"\r\n");
-    assert!(matches!(reader.parse_request(&mut buf, &cfg()), Ok(Some(_))));
+    assert!(matches!(
+        reader.parse_request(&mut buf, &cfg()),
+        Ok(Some(_))
+    ));
 }
