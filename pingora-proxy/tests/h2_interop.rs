@@ -32,6 +32,12 @@ fn available(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("notice: {tool} not found, skipping its proxy interop test");
+        // CI installs the peers and sets this, so a missing one fails
+        // there instead of passing silently.
+        assert!(
+            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
+            "PINGORA_REQUIRE_INTEROP is set but an interop peer is missing"
+        );
     }
     ok
 }

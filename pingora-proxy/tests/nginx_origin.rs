@@ -47,6 +47,12 @@ fn nginx_installed() -> bool {
 async fn start_nginx() -> Option<Nginx> {
     if !nginx_installed() {
         println!("nginx is not installed: skipping the nginx origin tests");
+        // CI installs the peers and sets this, so a missing one fails
+        // there instead of passing silently.
+        assert!(
+            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
+            "PINGORA_REQUIRE_INTEROP is set but an interop peer is missing"
+        );
         return None;
     }
     // nginx needs a fixed port in its config: take a free one from the
