@@ -259,3 +259,46 @@ async fn a_connection_that_stops_answering_pings_is_not_reused() {
     };
     tokio::time::timeout(WAIT, second_accept).await.unwrap();
 }
+
+/// RFC 9113 §8.1: a server may answer before the whole request body came
+/// and then stop the upload with RST_STREAM(NO_ERROR). The client must
+/// keep the response and not fail the exchange.
+#[tokio::test]
+async fn an_early_answer_with_a_no_error_reset_keeps_the_response() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(tcp).await.unwrap();
+        // The connection is driven by `accept`; answer on the side.
+        while let Some(Ok((_req, mut respond))) = conn.accept().await {
+            tokio::spawn(async move {
+                let resp = http::Response::builder().status(200).body(()).unwrap();
+                respond.send_response(resp, true).unwrap();
+                // Let the answer go out first, as a server that answers
+                // early does, then stop the upload.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                respond.send_reset(h2::Reason::NO_ERROR);
+            });
+        }
+    });
+    let connector = connector(H2Options::default());
+    let mut peer = HttpPeer::new(addr, false, "");
+    peer.options.alpn = Alpn::H2;
+    let (mut session, _) = h2_session(&connector, &peer).await;
+    let mut req = RequestHeader::build("POST", b"/upload", None).unwrap();
+    req.insert_header("Host", "origin.test").unwrap();
+    session.write_request_header(req, false).await.unwrap();
+    // The answer (and the reset) arrive before any body is sent.
+    let status = tokio::time::timeout(WAIT, session.read_response_header())
+        .await
+        .unwrap()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    session.write_body(b"no longer wanted").await.unwrap();
+    session.write_body(b"nor this").await.unwrap();
+    session.finish_body(None).await.unwrap();
+    assert_eq!(session.read_body_bytes().await.unwrap(), None);
+}

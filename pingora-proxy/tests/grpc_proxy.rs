@@ -291,7 +291,7 @@ async fn unary_calls_and_an_error_status() {
     client.ready().await.unwrap();
     let call = client.unary(Request::new(num(1)), path("Nope"), codec());
     let err = tokio::time::timeout(WAIT, call).await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,6 +179,7 @@ impl ClientConnection {
             tls: self.tls,
             authority: self.authority.clone(),
             out: None,
+            upload_stopped: false,
             pending: None,
             resp: None,
             body: None,
@@ -255,6 +256,8 @@ pub struct ClientSession {
     tls: bool,
     authority: Arc<str>,
     out: Option<SendStream<Bytes>>,
+    /// The server stopped taking the request body; the rest is dropped.
+    upload_stopped: bool,
     pending: Option<ResponseFuture>,
     resp: Option<ResponseHeader>,
     body: Option<RecvStream>,
@@ -305,24 +308,55 @@ impl ClientSession {
     ///
     /// # Errors
     ///
-    /// [`ErrorType::H2Error`] when no body is expected, else as the stream
-    /// write ([`ErrorType::WriteTimedout`] ...). Marked upstream.
+    /// [`ErrorType::H2Error`] when no body is expected,
+    /// [`ErrorType::WriteTimedout`] when the server's window stays shut.
+    /// A server that stopped taking the body (closed or reset the stream)
+    /// is not an error here: the upload ends and the response read reports
+    /// the outcome. Marked upstream.
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
+        if self.upload_stopped {
+            return Ok(());
+        }
         let Some(out) = &mut self.out else {
             return Err(Error::explain(ErrorType::H2Error, "no request body expected").into_up());
         };
         let sent = send_data(out, Bytes::copy_from_slice(data), self.write_timeout).await;
-        sent.map_err(Error::into_up)
+        self.body_refused(sent)
     }
 
-    /// End the request body, with `trailers` when given.
+    /// Settle a failed request-body write. RFC 9113 §8.1: a server may
+    /// answer before the whole request arrived and then stop the upload
+    /// with RST_STREAM(NO_ERROR), or close the stream with its complete
+    /// response; the request body is then simply no longer wanted. Any
+    /// write failure but a timeout therefore ends the upload quietly, and
+    /// the response read that follows returns the answer, or the real
+    /// reason the stream ended (with its retry hint).
+    fn body_refused(&mut self, sent: Result<()>) -> Result<()> {
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) if *e.etype() == ErrorType::WriteTimedout => Err(e.into_up()),
+            Err(e) => {
+                log::debug!("upstream stopped taking the request body: {e}");
+                self.out = None;
+                self.upload_stopped = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// End the request body, with `trailers` when given. A stream the
+    /// server already closed or stopped is not an error here (see
+    /// `write_body`); the response read reports what happened.
     ///
     /// # Errors
     ///
-    /// When the stream is gone. Marked upstream.
+    /// None today; kept fallible for protocol errors. Marked upstream.
     pub async fn finish_body(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
         match self.out.take() {
-            Some(mut out) => send_end(&mut out, trailers).map_err(Error::into_up),
+            Some(mut out) => {
+                let sent = send_end(&mut out, trailers);
+                self.body_refused(sent)
+            }
             None => Ok(()),
         }
     }
