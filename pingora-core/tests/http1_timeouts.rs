@@ -21,6 +21,9 @@ fn config() -> H1Config {
     c.header_timeout = Duration::from_secs(5);
     c.body_read_timeout = Duration::from_secs(11);
     c.write_timeout = Duration::from_secs(13);
+    // These tests run on tokio's paused clock, which only the precise
+    // timers follow.
+    c.coarse_timers = false;
     c
 }
 

@@ -165,8 +165,11 @@ impl ClientSession {
         if self.resp_body.is_some() {
             return Error::e_explain(ErrorType::InternalError, "final response already read");
         }
-        let wait = self.conn.config.header_timeout;
-        let resp = match pingora_timeout::timeout(wait, self.read_head()).await {
+        let config = self.conn.config;
+        let resp = match config
+            .bounded(config.header_timeout, self.read_head())
+            .await
+        {
             Ok(res) => res?,
             Err(_) => return Err(up(ErrorType::ReadTimedout, "reading response head")),
         };

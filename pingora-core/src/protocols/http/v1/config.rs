@@ -47,12 +47,32 @@ pub struct H1Config {
     /// How long one write may wait for the peer to accept bytes.
     /// Default 60 s.
     pub write_timeout: Duration,
+    /// Enforce these timeouts with the coarse shared timers of
+    /// `pingora_timeout::fast` (they fire up to about 10 ms late but cost
+    /// far less per read and write than a precise timer, which matters when
+    /// every read of every connection is bounded). Default `true`. Turn it
+    /// off to run under tokio's paused test clock, which only the precise
+    /// timers follow.
+    pub coarse_timers: bool,
 }
 
 impl H1Config {
     /// The largest value [`max_headers`](Self::max_headers) can take: the
     /// parser keeps its field table on the stack to avoid allocating.
     pub const MAX_HEADERS_CAP: usize = 256;
+
+    /// Run `future` for at most `wait`, on the timer this config picks.
+    pub(crate) async fn bounded<F: Future>(
+        &self,
+        wait: Duration,
+        future: F,
+    ) -> Result<F::Output, pingora_timeout::Elapsed> {
+        if self.coarse_timers {
+            pingora_timeout::fast::timeout(wait, future).await
+        } else {
+            pingora_timeout::timeout(wait, future).await
+        }
+    }
 
     pub(crate) fn header_slots(&self) -> usize {
         self.max_headers.clamp(1, Self::MAX_HEADERS_CAP)
@@ -71,6 +91,7 @@ impl Default for H1Config {
             header_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            coarse_timers: true,
         }
     }
 }

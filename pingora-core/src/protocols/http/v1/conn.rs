@@ -46,7 +46,8 @@ impl Conn {
     /// Cancel safe: bytes are only added to `buf` by a completed read.
     pub(crate) async fn read_more(&mut self, wait: Duration) -> Result<usize> {
         self.buf.reserve(READ_CHUNK);
-        match pingora_timeout::timeout(wait, self.stream.read_buf(&mut self.buf)).await {
+        let read = self.stream.read_buf(&mut self.buf);
+        match self.config.bounded(wait, read).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
             Err(_) => Error::e_explain(ErrorType::ReadTimedout, "reading http/1"),
@@ -62,7 +63,7 @@ impl Conn {
             self.stream.write_all(&data).await?;
             self.stream.flush().await
         };
-        let res = pingora_timeout::timeout(wait, write).await;
+        let res = self.config.bounded(wait, write).await;
         // Once `data` is gone, the next write into `wbuf` reclaims its room.
         drop(data);
         match res {

@@ -103,7 +103,9 @@ impl ServerConnection {
                 Err(e) => return Err(e.into_down()),
             }
         }
-        let head = pingora_timeout::timeout(config.header_timeout, self.read_head()).await;
+        let head = config
+            .bounded(config.header_timeout, self.read_head())
+            .await;
         let req = match head {
             Ok(Ok(Some(req))) => req,
             Ok(Ok(None)) => return Ok(None),

@@ -238,3 +238,26 @@ async fn garbage_gets_400_without_waiting_for_a_full_head() {
     let answer = read_avail(&mut client).await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
 }
+
+#[tokio::test]
+async fn coarse_timers_enforce_the_header_timeout() {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let mut config = H1Config::default();
+    assert!(config.coarse_timers, "coarse timers are the default");
+    config.header_timeout = std::time::Duration::from_millis(50);
+    let conn = ServerConnection::new(Box::new(server), config);
+    let mut client = client;
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_request())
+        .await
+        .expect("the coarse header timeout fires");
+    assert!(read.is_err());
+    let waited = start.elapsed();
+    // Never early; late by at most a couple of 5 ms buckets plus the linger
+    // after the 408/close (bounded at 2 s).
+    assert!(waited >= std::time::Duration::from_millis(50), "{waited:?}");
+}
