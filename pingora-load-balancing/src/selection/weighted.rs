@@ -25,16 +25,16 @@ const MAX_CYCLE: u64 = 1 << 20;
 /// unweighted, from an offset that varies per request.
 #[derive(Debug)]
 pub struct RoundRobin {
-    weighted: Weighted,
+    weighted: Arc<Weighted>,
     cycle: Box<[u32]>,
     next: AtomicUsize,
 }
 
 impl BackendSelection for RoundRobin {
-    type Iter = RoundRobinIter;
+    type Iter = WeightedIter;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
-        let weighted = Weighted::new(backends);
+        let weighted = Arc::new(Weighted::new(backends));
         let cycle = smooth_cycle(weighted.backends());
         Self {
             weighted,
@@ -43,14 +43,14 @@ impl BackendSelection for RoundRobin {
         }
     }
 
-    fn iter(self: &Arc<Self>, _key: &[u8]) -> RoundRobinIter {
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> WeightedIter {
         // Each request takes one slot of the cycle.
         let slot = self.next.fetch_add(1, AtomicOrdering::Relaxed);
         let first = self.cycle.get(slot % self.cycle.len().max(1));
         let first = first.map(|&index| index as usize);
         let len = self.weighted.backends().len();
-        RoundRobinIter {
-            selection: Arc::clone(self),
+        WeightedIter {
+            weighted: Arc::clone(&self.weighted),
             first,
             // The slot number, scrambled, spreads failover (see Failover).
             failover: Failover::new(first.unwrap_or(0), mix(slot as u64), len),
@@ -65,28 +65,6 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-/// The iterator of [`RoundRobin`]: the request's slot, then every other
-/// backend once (see [`Failover`]).
-#[derive(Debug)]
-pub struct RoundRobinIter {
-    selection: Arc<RoundRobin>,
-    first: Option<usize>,
-    failover: Failover,
-    started: bool,
-}
-
-impl BackendIter for RoundRobinIter {
-    fn next(&mut self) -> Option<&Backend> {
-        let index = if self.started {
-            self.failover.next()?
-        } else {
-            self.started = true;
-            self.first?
-        };
-        self.selection.weighted.backends().get(index)
-    }
 }
 
 /// One backend's next turn in [`smooth_cycle`]: due at `num / den` of the
@@ -178,50 +156,28 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 /// Failover candidates are the other backends, each once.
 #[derive(Debug)]
 pub struct Random {
-    weighted: Weighted,
+    weighted: Arc<Weighted>,
 }
 
 impl BackendSelection for Random {
-    type Iter = RandomIter;
+    type Iter = WeightedIter;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
         Self {
-            weighted: Weighted::new(backends),
+            weighted: Arc::new(Weighted::new(backends)),
         }
     }
 
-    fn iter(self: &Arc<Self>, _key: &[u8]) -> RandomIter {
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> WeightedIter {
         let weighted = &self.weighted;
         let first = weighted.index_of(rng::below(weighted.total.max(1)));
         let len = weighted.backends().len();
-        RandomIter {
-            selection: Arc::clone(self),
+        WeightedIter {
+            weighted: Arc::clone(&self.weighted),
             first,
             failover: Failover::new(first.unwrap_or(0), rng::next_u64(), len),
             started: false,
         }
-    }
-}
-
-/// The iterator of [`Random`]: a weighted draw, then every other backend
-/// once from a random offset (see [`Failover`]).
-#[derive(Debug)]
-pub struct RandomIter {
-    selection: Arc<Random>,
-    first: Option<usize>,
-    failover: Failover,
-    started: bool,
-}
-
-impl BackendIter for RandomIter {
-    fn next(&mut self) -> Option<&Backend> {
-        let index = if self.started {
-            self.failover.next()?
-        } else {
-            self.started = true;
-            self.first?
-        };
-        self.selection.weighted.backends().get(index)
     }
 }
 
@@ -233,23 +189,23 @@ impl BackendIter for RandomIter {
 /// Failover candidates are the following backends, in order.
 #[derive(Debug)]
 pub struct FNVHash {
-    weighted: Weighted,
+    weighted: Arc<Weighted>,
 }
 
 impl BackendSelection for FNVHash {
-    type Iter = FNVHashIter;
+    type Iter = WeightedIter;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
         Self {
-            weighted: Weighted::new(backends),
+            weighted: Arc::new(Weighted::new(backends)),
         }
     }
 
-    fn iter(self: &Arc<Self>, key: &[u8]) -> FNVHashIter {
+    fn iter(self: &Arc<Self>, key: &[u8]) -> WeightedIter {
         let first = self.weighted.index_of(fnv1a64(key));
         let len = self.weighted.backends().len();
-        FNVHashIter {
-            selection: Arc::clone(self),
+        WeightedIter {
+            weighted: Arc::clone(&self.weighted),
             first,
             // Offset 0: a key fails over to the same backends every time.
             failover: Failover::new(first.unwrap_or(0), 0, len),
@@ -258,17 +214,18 @@ impl BackendSelection for FNVHash {
     }
 }
 
-/// The iterator of [`FNVHash`]: the key's backend, then the following
-/// backends in order, each once.
+/// The iterator of [`RoundRobin`], [`Random`] and [`FNVHash`]: the first
+/// pick the algorithm made, then every other backend once, in the order
+/// its [`Failover`] gives.
 #[derive(Debug)]
-pub struct FNVHashIter {
-    selection: Arc<FNVHash>,
+pub struct WeightedIter {
+    weighted: Arc<Weighted>,
     first: Option<usize>,
     failover: Failover,
     started: bool,
 }
 
-impl BackendIter for FNVHashIter {
+impl BackendIter for WeightedIter {
     fn next(&mut self) -> Option<&Backend> {
         let index = if self.started {
             self.failover.next()?
@@ -276,7 +233,7 @@ impl BackendIter for FNVHashIter {
             self.started = true;
             self.first?
         };
-        self.selection.weighted.backends().get(index)
+        self.weighted.backends().get(index)
     }
 }
 
