@@ -8,7 +8,7 @@
 //! next hop is then chosen anew: a chunked body is re-chunked, a
 //! Content-Length is kept.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{HeaderName, HeaderValue};
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_error::{ErrorType, OrErr, Result};
 
@@ -26,9 +26,9 @@ const ALWAYS: [&str; 5] = [
 /// anyway. The usual tokens (`close`, `keep-alive`, `upgrade`) are
 /// skipped, so the common case allocates nothing. Bounded: a head is
 /// bounded by the head size limit, and so is this list.
-fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Vec<HeaderName> {
     let mut names = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
+    for value in values {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',') {
             let token = token.trim_matches([' ', '\t']);
@@ -46,20 +46,26 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// Remove every hop-by-hop field via `remove`, keeping `Upgrade` when
-/// `keep_upgrade`. `named` are the fields `Connection` names.
-fn strip(named: &[HeaderName], keep_upgrade: bool, mut remove: impl FnMut(&str)) {
-    for name in named {
-        if !(keep_upgrade && name == header::UPGRADE) {
-            remove(name.as_str());
-        }
+/// Whether the field `name` is always hop-by-hop: one of [`ALWAYS`], or
+/// `Upgrade` unless an upgrade is being proxied.
+fn always_hop(name: &[u8], keep_upgrade: bool) -> bool {
+    ALWAYS
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        || (!keep_upgrade && name.eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// Whether the field `name` must not be forwarded: always hop-by-hop, or
+/// named by `Connection` (`named`). `Upgrade` stays when `keep_upgrade`.
+fn is_hop(name: &[u8], named: &[HeaderName], keep_upgrade: bool) -> bool {
+    if always_hop(name, keep_upgrade) {
+        return true;
     }
-    for name in ALWAYS {
-        remove(name);
-    }
-    if !keep_upgrade {
-        remove("upgrade");
-    }
+    let upgrade = name.eq_ignore_ascii_case(b"upgrade");
+    !(keep_upgrade && upgrade)
+        && named
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
 }
 
 /// Absolute-form targets (`GET http://host/path`) are for proxies; an
@@ -96,11 +102,9 @@ pub(crate) fn upstream_request(
     chunked_body: bool,
     upgrade: bool,
 ) -> Result<()> {
-    if needs_strip(req.headers(), upgrade) {
-        let named = connection_tokens(req.headers());
-        strip(&named, upgrade, |name| {
-            req.remove_header(name);
-        });
+    if needs_strip(req.wire_headers(), upgrade) {
+        let named = connection_tokens(req.get_header_values("connection"));
+        req.retain_headers(|name, _| !is_hop(name, &named, upgrade));
     }
     to_origin_form(req)?;
     req.remove_header("expect");
@@ -125,12 +129,10 @@ pub(crate) fn upstream_request(
 /// Only if a static field cannot be inserted, which does not happen.
 pub(crate) fn downstream_response(resp: &mut ResponseHeader) -> Result<()> {
     let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-    let chunked = resp.headers().contains_key(header::TRANSFER_ENCODING);
-    if needs_strip(resp.headers(), upgrade) {
-        let named = connection_tokens(resp.headers());
-        strip(&named, upgrade, |name| {
-            resp.remove_header(name);
-        });
+    let chunked = resp.has_header("transfer-encoding");
+    if needs_strip(resp.wire_headers(), upgrade) {
+        let named = connection_tokens(resp.get_header_values("connection"));
+        resp.retain_headers(|name, _| !is_hop(name, &named, upgrade));
     }
     if chunked {
         // RFC 9112 §6.3: with Transfer-Encoding, a Content-Length is
@@ -143,11 +145,13 @@ pub(crate) fn downstream_response(resp: &mut ResponseHeader) -> Result<()> {
     Ok(())
 }
 
-/// Whether anything is to be removed: the common case (no hop-by-hop
-/// field at all) then costs no copy of the header map.
-fn needs_strip(headers: &HeaderMap, upgrade: bool) -> bool {
-    ALWAYS.iter().any(|name| headers.contains_key(*name))
-        || (!upgrade && headers.contains_key(header::UPGRADE))
+/// Whether anything is to be removed: a field `Connection` names is only
+/// hop-by-hop when `Connection` itself is present, which is always one.
+fn needs_strip<'a>(
+    mut fields: impl Iterator<Item = (&'a [u8], &'a HeaderValue)>,
+    upgrade: bool,
+) -> bool {
+    fields.any(|(name, _)| always_hop(name, upgrade))
 }
 
 #[cfg(test)]
@@ -278,7 +282,7 @@ mod tests {
                     // Values the header type refuses are not ours to test.
                     let _ = req.append_header(NAMES[*name], value.as_str());
                 }
-                let named = connection_tokens(req.headers());
+                let named = connection_tokens(req.get_header_values("connection"));
                 let mut resp = ResponseHeader::build(200, None).unwrap();
                 for (name, value) in &fields {
                     let _ = resp.append_header(NAMES[*name], value.as_str());

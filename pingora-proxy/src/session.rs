@@ -73,7 +73,7 @@ impl Session {
 
     /// The value of the request field `name`, if present and one value.
     pub fn get_header(&self, name: &str) -> Option<&http::HeaderValue> {
-        self.req_header().headers().get(name)
+        self.req_header().get_header(name)
     }
 
     /// Read the next piece of the request body; `None` at its end.
@@ -279,8 +279,7 @@ impl Session {
     pub fn request_summary(&self) -> String {
         let req = self.req_header();
         let host = req
-            .headers()
-            .get(http::header::HOST)
+            .get_header("host")
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
         format!("{} {}, Host: {host}", req.method(), req.uri())

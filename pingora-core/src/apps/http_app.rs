@@ -242,8 +242,9 @@ impl<S: ServeHttp> HttpServer<S> {
             body,
             trailers,
         } = self.app.response(request).await;
-        let h = header.headers();
-        if !h.contains_key(header::CONTENT_LENGTH) && !h.contains_key(header::TRANSFER_ENCODING) {
+        let framed = header.has_header(header::CONTENT_LENGTH.as_str())
+            || header.has_header(header::TRANSFER_ENCODING.as_str());
+        if !framed {
             if trailers.is_some() {
                 header.insert_header("Transfer-Encoding", "chunked")?;
             } else {

@@ -1,44 +1,50 @@
-//! The header store shared by requests and responses: a lookup map plus the
-//! fields in wire order with their original name case.
+//! The header store shared by requests and responses: the fields in wire
+//! order with their original name case, plus an `http::HeaderMap` built
+//! only when somebody asks for it.
+//!
+//! A proxy mostly forwards fields it never looks up, and the few it does
+//! look up (framing, `Connection`, `Host`) are found faster by scanning a
+//! dozen fields than by hashing every name into a map. So parsing only
+//! records the fields; [`HeaderList::map`] builds the map on first use and
+//! later changes keep it in step.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use pingora_error::{Error, ErrorType, Result};
+use std::sync::OnceLock;
 
 /// One field as it appears on the wire.
 #[derive(Debug, Clone)]
 struct Field {
-    name: HeaderName,
-    /// The name as written, when it differs from the lowercase `name`.
-    case: Option<Bytes>,
+    /// The name as written: a valid field name (token), any case.
+    name: Bytes,
     value: HeaderValue,
 }
 
 impl Field {
-    fn wire_name(&self) -> &[u8] {
-        self.case
-            .as_deref()
-            .unwrap_or_else(|| self.name.as_str().as_bytes())
+    fn is(&self, name: &[u8]) -> bool {
+        self.name.len() == name.len() && self.name.eq_ignore_ascii_case(name)
     }
 }
 
-/// Header fields in wire order plus an `http::HeaderMap` for lookups.
+/// Header fields in wire order, plus an `http::HeaderMap` of the same
+/// fields once [`map`](Self::map) was called.
 ///
-/// Invariant: `map` holds exactly the values of `fields`, and the values of
-/// one name appear in `map` in the same order as in `fields`. Every mutation
-/// goes through this type to keep that true.
+/// Invariant: when the map is built, it holds exactly the values of
+/// `fields`, and the values of one name appear in it in the same order as
+/// in `fields`. Every mutation goes through this type to keep that true.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderList {
-    map: HeaderMap,
     fields: Vec<Field>,
+    map: OnceLock<HeaderMap>,
 }
 
-/// Turn a user-supplied name into the lookup name and the wire case.
-fn split_name(name: &str) -> Result<(HeaderName, Option<Bytes>)> {
+/// Check a user-supplied name; return the lookup name and the bytes to
+/// write.
+fn split_name(name: &str) -> Result<(HeaderName, Bytes)> {
     let parsed = HeaderName::from_bytes(name.as_bytes())
         .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "invalid header name", e))?;
-    let case = (parsed.as_str() != name).then(|| Bytes::copy_from_slice(name.as_bytes()));
-    Ok((parsed, case))
+    Ok((parsed, Bytes::copy_from_slice(name.as_bytes())))
 }
 
 fn to_value<V>(value: V) -> Result<HeaderValue>
@@ -54,20 +60,59 @@ where
 impl HeaderList {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
-            map: HeaderMap::with_capacity(n),
             fields: Vec::with_capacity(n),
+            map: OnceLock::new(),
         }
     }
 
-    pub(crate) const fn map(&self) -> &HeaderMap {
-        &self.map
+    /// The lookup map, built from the fields on first use.
+    pub(crate) fn map(&self) -> &HeaderMap {
+        self.map.get_or_init(|| {
+            let mut map = HeaderMap::with_capacity(self.fields.len());
+            for field in &self.fields {
+                // Names are checked when they are added; a name that does
+                // not parse cannot be here.
+                if let Ok(name) = HeaderName::from_bytes(&field.name) {
+                    map.append(name, field.value.clone());
+                }
+            }
+            map
+        })
     }
 
-    /// Add a field parsed from the wire: `case` is the name as received.
-    pub(crate) fn push_parsed(&mut self, name: HeaderName, case: Bytes, value: HeaderValue) {
-        let case = (name.as_str().as_bytes() != case.as_ref()).then_some(case);
-        self.map.append(name.clone(), value.clone());
-        self.fields.push(Field { name, case, value });
+    /// The first value of `name` (any case), found by scanning the fields.
+    pub(crate) fn get(&self, name: &str) -> Option<&HeaderValue> {
+        let name = name.as_bytes();
+        self.fields.iter().find(|f| f.is(name)).map(|f| &f.value)
+    }
+
+    /// Every value of `name` (any case), in wire order.
+    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> {
+        self.fields
+            .iter()
+            .filter(move |f| f.is(name.as_bytes()))
+            .map(|f| &f.value)
+    }
+
+    /// Whether a field named `name` (any case) is present.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.is(name.as_bytes()))
+    }
+
+    /// How many fields there are.
+    pub(crate) const fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Add a field parsed from the wire. `name` must be a valid field name
+    /// as received (the HTTP/1 parser checked it).
+    pub(crate) fn push_parsed(&mut self, name: Bytes, value: HeaderValue) {
+        if let Some(map) = self.map.get_mut()
+            && let Ok(parsed) = HeaderName::from_bytes(&name)
+        {
+            map.append(parsed, value.clone());
+        }
+        self.fields.push(Field { name, value });
     }
 
     pub(crate) fn append<V>(&mut self, name: &str, value: V) -> Result<()>
@@ -75,10 +120,12 @@ impl HeaderList {
         V: TryInto<HeaderValue>,
         V::Error: std::error::Error + Send + Sync + 'static,
     {
-        let (name, case) = split_name(name)?;
+        let (parsed, wire) = split_name(name)?;
         let value = to_value(value)?;
-        self.map.append(name.clone(), value.clone());
-        self.fields.push(Field { name, case, value });
+        if let Some(map) = self.map.get_mut() {
+            map.append(parsed, value.clone());
+        }
+        self.fields.push(Field { name: wire, value });
         Ok(())
     }
 
@@ -89,37 +136,57 @@ impl HeaderList {
         V: TryInto<HeaderValue>,
         V::Error: std::error::Error + Send + Sync + 'static,
     {
-        let (name, case) = split_name(name)?;
+        let (parsed, wire) = split_name(name)?;
         let value = to_value(value)?;
-        let first = self.fields.iter().position(|f| f.name == name);
-        self.map.insert(name.clone(), value.clone());
-        let field = Field { name, case, value };
-        match first {
-            Some(at) => {
-                let keep = field.name.clone();
-                let mut i = 0;
-                self.fields.retain(|f| {
-                    let keep_it = i == at || f.name != keep;
-                    i += 1;
-                    keep_it
-                });
-                self.fields[at] = field;
-            }
-            None => self.fields.push(field),
+        if let Some(map) = self.map.get_mut() {
+            map.insert(parsed, value.clone());
         }
+        let field = Field { name: wire, value };
+        let Some(at) = self.fields.iter().position(|f| f.is(name.as_bytes())) else {
+            self.fields.push(field);
+            return Ok(());
+        };
+        if self.fields[at + 1..].iter().any(|f| f.is(name.as_bytes())) {
+            let mut i = 0;
+            self.fields.retain(|f| {
+                let keep = i <= at || !f.is(name.as_bytes());
+                i += 1;
+                keep
+            });
+        }
+        self.fields[at] = field;
         Ok(())
     }
 
     /// Remove every field of this name, returning the first value.
     pub(crate) fn remove(&mut self, name: &str) -> Option<HeaderValue> {
-        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        self.fields.retain(|f| f.name != name);
-        self.map.remove(&name)
+        let at = self.fields.iter().position(|f| f.is(name.as_bytes()))?;
+        if let Some(map) = self.map.get_mut()
+            && let Ok(parsed) = HeaderName::from_bytes(name.as_bytes())
+        {
+            map.remove(&parsed);
+        }
+        let first = self.fields.remove(at);
+        if self.fields[at..].iter().any(|f| f.is(name.as_bytes())) {
+            self.fields.retain(|f| !f.is(name.as_bytes()));
+        }
+        Some(first.value)
+    }
+
+    /// Keep only the fields for which `keep(name as written, value)` is
+    /// true, in one pass.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&[u8], &HeaderValue) -> bool) {
+        let before = self.fields.len();
+        self.fields.retain(|f| keep(&f.name, &f.value));
+        if self.fields.len() != before {
+            // Rebuilt from the fields on the next lookup.
+            self.map = OnceLock::new();
+        }
     }
 
     /// The fields in wire order: name as written, value.
     pub(crate) fn wire(&self) -> impl Iterator<Item = (&[u8], &HeaderValue)> {
-        self.fields.iter().map(|f| (f.wire_name(), &f.value))
+        self.fields.iter().map(|f| (&f.name[..], &f.value))
     }
 
     /// Write `name: value\r\n` for every field, in wire order.
@@ -132,7 +199,6 @@ impl HeaderList {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +223,43 @@ mod tests {
         assert_eq!(names(&l), ["X-FOO=3", "Accept=b"]);
         assert!(l.remove("missing").is_none());
         assert!(l.remove("bad name").is_none());
+    }
+
+    /// The map, whenever it is built, holds exactly the fields' values.
+    fn assert_map_matches(l: &HeaderList) {
+        let from_map: usize = l.map().len();
+        assert_eq!(from_map, l.len());
+        for (name, value) in l.wire() {
+            let name = std::str::from_utf8(name).unwrap();
+            let in_map: Vec<_> = l.map().get_all(name).iter().collect();
+            let in_list: Vec<_> = l.get_all(name).collect();
+            assert_eq!(in_map, in_list, "{name}");
+            assert!(in_list.contains(&value));
+        }
+    }
+
+    #[test]
+    fn lazy_map_follows_every_change() {
+        // Each change made before and after the map is first built.
+        for build_first in [false, true] {
+            let mut l = HeaderList::default();
+            l.push_parsed(Bytes::from_static(b"Host"), HeaderValue::from_static("a"));
+            l.push_parsed(Bytes::from_static(b"X-A"), HeaderValue::from_static("1"));
+            if build_first {
+                assert_map_matches(&l);
+            }
+            l.append("x-a", "2").unwrap();
+            l.insert("Accept", "*/*").unwrap();
+            l.insert("X-a", "3").unwrap();
+            assert_eq!(names(&l), ["Host=a", "X-a=3", "Accept=*/*"]);
+            assert_map_matches(&l);
+            assert_eq!(l.remove("HOST").unwrap(), "a");
+            l.retain(|name, _| name != b"Accept");
+            assert_eq!(names(&l), ["X-a=3"]);
+            assert_map_matches(&l);
+            assert_eq!(l.get("x-A").unwrap(), "3");
+            assert!(l.contains("X-A") && !l.contains("accept"));
+        }
     }
 
     #[test]

@@ -24,12 +24,12 @@ const MAX_INTERIM: usize = 16;
 /// came chunked, or it is an HTTP/2 stream body with no `Content-Length`
 /// (HTTP/2 frames bodies itself, RFC 9113 §8.1).
 fn needs_chunking(session: &Session) -> bool {
-    let headers = session.req_header().headers();
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+    let req = session.req_header();
+    if req.has_header("transfer-encoding") {
         return true;
     }
     let h2 = matches!(session.downstream_session(), ServerSession::H2(_));
-    h2 && !headers.contains_key(http::header::CONTENT_LENGTH) && !session.is_forwarded_body_done()
+    h2 && !req.has_header("content-length") && !session.is_forwarded_body_done()
 }
 
 /// Why an attempt failed, and whether it failed before any response byte
@@ -105,8 +105,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let chunked = !h2 && needs_chunking(session);
         let upgrade = session.is_upgrade_request() && !h2;
         let te_trailers = req
-            .headers()
-            .get(http::header::TE)
+            .get_header("te")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         hop::upstream_request(&mut req, chunked, upgrade).map_err(before)?;
         if h2 && te_trailers {
@@ -114,7 +113,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             // `trailers` (RFC 9113 §8.2.2), and gRPC servers require it.
             req.insert_header("TE", "trailers").map_err(before)?;
         }
-        if !req.headers().contains_key(http::header::HOST) {
+        if !req.has_header("host") {
             // HTTP/1.1 requires Host (RFC 9112 §3.2), HTTP/2 an authority
             // (RFC 9113 §8.3.1); an HTTP/1.0 client may have sent none.
             // Name the peer.

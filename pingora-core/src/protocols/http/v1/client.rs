@@ -89,7 +89,7 @@ impl ClientSession {
         if self.req_body.is_some() {
             return Error::e_explain(ErrorType::InternalError, "request already sent");
         }
-        if req.headers().contains_key(header::TRANSFER_ENCODING) {
+        if req.has_header(header::TRANSFER_ENCODING.as_str()) {
             req.remove_header("content-length");
             req.insert_header("Transfer-Encoding", "chunked")?;
         }

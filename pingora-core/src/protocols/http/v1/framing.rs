@@ -2,8 +2,8 @@
 //! whether a connection persists (RFC 9112 §9.3), and the checks that stop
 //! request smuggling.
 
-use crate::header::{RequestHeader, ResponseHeader};
-use http::header::{self, HeaderMap};
+use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use http::header;
 use http::{Method, StatusCode, Version};
 
 /// How a message body is delimited.
@@ -24,10 +24,10 @@ pub(crate) enum Framing {
 /// trimmed of optional whitespace; empty elements are skipped (RFC 9110
 /// §5.6.1). `Err` when a value is not visible ASCII.
 fn elements<'a>(
-    headers: &'a HeaderMap,
-    name: header::HeaderName,
+    headers: &'a HeaderList,
+    name: &'a header::HeaderName,
 ) -> impl Iterator<Item = Result<&'a str, ()>> + 'a {
-    headers.get_all(name).into_iter().flat_map(|v| {
+    headers.get_all(name.as_str()).flat_map(|v| {
         let (s, bad) = match v.to_str() {
             Ok(s) => (s, false),
             Err(_) => ("", true),
@@ -43,16 +43,16 @@ fn elements<'a>(
 }
 
 /// Whether a `Connection`-style list field holds `token`.
-pub(crate) fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: &str) -> bool {
     elements(headers, name).any(|e| e.is_ok_and(|e| e.eq_ignore_ascii_case(token)))
 }
 
 /// Parse every Content-Length value. RFC 9110 §8.6: a list of identical
 /// values may be taken as one value; differing values, or anything but
 /// digits, make the framing invalid (RFC 9112 §6.3 rule 5).
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+fn content_length(headers: &HeaderList) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
-    for element in elements(headers, header::CONTENT_LENGTH) {
+    for element in elements(headers, &header::CONTENT_LENGTH) {
         let e = element.map_err(|()| "invalid content-length")?;
         // u64 holds any 19-digit number; longer is a bogus length anyway.
         if e.len() > 19 || !e.bytes().all(|b| b.is_ascii_digit()) {
@@ -64,7 +64,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
             _ => found = Some(n),
         }
     }
-    if found.is_none() && headers.contains_key(header::CONTENT_LENGTH) {
+    if found.is_none() && headers.contains(header::CONTENT_LENGTH.as_str()) {
         return Err("empty content-length");
     }
     Ok(found)
@@ -74,8 +74,8 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
 /// §6.3 rule 4 requires a request's final coding to be chunked, and we
 /// decode no other coding, so anything else would leave the body length
 /// unknown to us while a neighbour might read it differently.
-fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<bool, &'static str> {
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
+fn transfer_encoding(headers: &HeaderList, version: Version) -> Result<bool, &'static str> {
+    if !headers.contains(header::TRANSFER_ENCODING.as_str()) {
         return Ok(false);
     }
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means the
@@ -83,7 +83,7 @@ fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<bool, &'st
     if version == Version::HTTP_10 {
         return Err("transfer-encoding in http/1.0");
     }
-    let mut codings = elements(headers, header::TRANSFER_ENCODING);
+    let mut codings = elements(headers, &header::TRANSFER_ENCODING);
     match (codings.next(), codings.next()) {
         (Some(Ok(c)), None) if c.eq_ignore_ascii_case("chunked") => Ok(true),
         _ => Err("unsupported transfer-encoding"),
@@ -93,9 +93,9 @@ fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<bool, &'st
 /// Framing from Content-Length and Transfer-Encoding, rejecting both at
 /// once (RFC 9112 §6.3 rule 3: a classic smuggling vector, so we treat it
 /// as an error instead of letting Transfer-Encoding win).
-fn length_framing(headers: &HeaderMap, version: Version) -> Result<Option<Framing>, &'static str> {
+fn length_framing(headers: &HeaderList, version: Version) -> Result<Option<Framing>, &'static str> {
     let chunked = transfer_encoding(headers, version)?;
-    if chunked && headers.contains_key(header::CONTENT_LENGTH) {
+    if chunked && headers.contains(header::CONTENT_LENGTH.as_str()) {
         return Err("both content-length and transfer-encoding");
     }
     if chunked {
@@ -115,7 +115,7 @@ fn length_framing(headers: &HeaderMap, version: Version) -> Result<Option<Framin
 pub(crate) fn request_framing(req: &RequestHeader) -> Result<Framing, &'static str> {
     // RFC 9112 §3.2: a request with no Host (in 1.1) or more than one Host
     // gets 400.
-    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let hosts = req.header_list().get_all(header::HOST.as_str()).count();
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         return Err("missing or repeated host");
     }
@@ -126,7 +126,7 @@ pub(crate) fn request_framing(req: &RequestHeader) -> Result<Framing, &'static s
 /// client that sends it (the Host rules are the server's to enforce).
 pub(crate) fn request_body_framing(req: &RequestHeader) -> Result<Framing, &'static str> {
     // RFC 9112 §6.3 rule 7: a request without either field has no body.
-    Ok(length_framing(req.headers(), req.version())?.unwrap_or(Framing::Empty))
+    Ok(length_framing(req.header_list(), req.version())?.unwrap_or(Framing::Empty))
 }
 
 /// Find the body framing of a response to a `method` request. `Err` means
@@ -148,34 +148,34 @@ pub(crate) fn response_framing(
     if *method == Method::CONNECT && status.is_success() {
         return Ok(Framing::UntilClose);
     }
-    Ok(length_framing(resp.headers(), resp.version())?.unwrap_or(Framing::UntilClose))
+    Ok(length_framing(resp.header_list(), resp.version())?.unwrap_or(Framing::UntilClose))
 }
 
 /// Whether the connection persists after this request, by RFC 9112 §9.3:
 /// `close` ends it; HTTP/1.1 persists by default; HTTP/1.0 only with
 /// `keep-alive`.
 pub(crate) fn request_keepalive(req: &RequestHeader) -> bool {
-    keepalive(req.headers(), req.version())
+    keepalive(req.header_list(), req.version())
 }
 
 /// The same rule for a response.
 pub(crate) fn response_keepalive(resp: &ResponseHeader) -> bool {
-    keepalive(resp.headers(), resp.version())
+    keepalive(resp.header_list(), resp.version())
 }
 
-fn keepalive(headers: &HeaderMap, version: Version) -> bool {
-    if has_token(headers, header::CONNECTION, "close") {
+fn keepalive(headers: &HeaderList, version: Version) -> bool {
+    if has_token(headers, &header::CONNECTION, "close") {
         return false;
     }
-    version == Version::HTTP_11 || has_token(headers, header::CONNECTION, "keep-alive")
+    version == Version::HTTP_11 || has_token(headers, &header::CONNECTION, "keep-alive")
 }
 
 /// Whether the request asks to switch protocols (RFC 9110 §7.8): HTTP/1.1
 /// with `Upgrade` named in `Connection`.
 pub(crate) fn is_upgrade_request(req: &RequestHeader) -> bool {
     req.version() == Version::HTTP_11
-        && req.headers().contains_key(header::UPGRADE)
-        && has_token(req.headers(), header::CONNECTION, "upgrade")
+        && req.has_header(header::UPGRADE.as_str())
+        && has_token(req.header_list(), &header::CONNECTION, "upgrade")
 }
 
 /// Whether the client waits for `100 Continue` (RFC 9110 §10.1.1; ignored
@@ -183,8 +183,7 @@ pub(crate) fn is_upgrade_request(req: &RequestHeader) -> bool {
 pub(crate) fn expects_continue(req: &RequestHeader) -> bool {
     req.version() == Version::HTTP_11
         && req
-            .headers()
-            .get(header::EXPECT)
+            .get_header(header::EXPECT.as_str())
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 

@@ -9,7 +9,7 @@
 use super::H1Config;
 use crate::header::{HeaderList, RequestHeader, ResponseHeader};
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, StatusCode, Uri, Version};
 use std::mem::MaybeUninit;
 
@@ -46,28 +46,11 @@ impl HeadError {
     }
 }
 
-/// Byte offsets of one field inside the head.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 fn span_of(base: &[u8], part: &[u8]) -> (usize, usize) {
     // `part` is a sub-slice of `base` (httparse only returns slices of its
     // input), so the difference of the start addresses is its offset.
     let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
     (start, part.len())
-}
-
-fn spans_of(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
-    headers
-        .iter()
-        .map(|h| Span {
-            name: span_of(base, h.name.as_bytes()),
-            value: span_of(base, h.value),
-        })
-        .collect()
 }
 
 fn slice(head: &Bytes, (start, len): (usize, usize)) -> Bytes {
@@ -182,16 +165,23 @@ fn version_of(v: Option<u8>) -> Version {
     }
 }
 
-/// Build the field list from spans into the frozen head.
-fn fields(head: &Bytes, spans: &[Span]) -> Result<HeaderList, HeadError> {
-    let mut list = HeaderList::with_capacity(spans.len());
-    for span in spans {
-        let case = slice(head, span.name);
-        let name = HeaderName::from_bytes(&case)
-            .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(slice(head, span.value))
+/// Build the field list from the parsed fields of `base`, as slices of
+/// `head`, the copy of `base`'s head bytes. The head is copied out of the
+/// read buffer rather than sliced off it: a slice would keep that buffer
+/// shared for as long as the header lives, so the next read could not
+/// reuse it and would allocate (and fault in) a fresh one per message.
+fn fields(
+    base: &[u8],
+    head: &Bytes,
+    parsed: &[httparse::Header<'_>],
+) -> Result<HeaderList, HeadError> {
+    let mut list = HeaderList::with_capacity(parsed.len());
+    for field in parsed {
+        // httparse checked that the name is a token.
+        let name = slice(head, span_of(base, field.name.as_bytes()));
+        let value = HeaderValue::from_maybe_shared(slice(head, span_of(base, field.value)))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;
-        list.push_parsed(name, case, value);
+        list.push_parsed(name, value);
     }
     Ok(list)
 }
@@ -220,23 +210,12 @@ fn parse_request(
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let path = span_of(buf, path.as_bytes());
     let version = version_of(req.version);
-    let spans = spans_of(buf, req.headers);
-    let head = take_head(buf, len);
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    let list = fields(buf, &head, req.headers)?;
+    buf.advance(len);
     let uri = Uri::from_maybe_shared(slice(&head, path))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
-    let list = fields(&head, &spans)?;
     Ok(Some(RequestHeader::from_parts(method, uri, version, list)))
-}
-
-/// Move the first `len` bytes (a parsed head) out of `buf` into their own
-/// small allocation. Slicing them off the read buffer instead would keep
-/// that buffer shared for as long as the header lives, so the next read
-/// could not reuse it and would allocate (and fault in) a fresh one for
-/// every message.
-fn take_head(buf: &mut BytesMut, len: usize) -> Bytes {
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    buf.advance(len);
-    head
 }
 
 fn parse_response(
@@ -265,10 +244,10 @@ fn parse_response(
         .filter(|r| !r.is_empty())
         .map(|r| span_of(buf, r.as_bytes()));
     let version = version_of(resp.version);
-    let spans = spans_of(buf, resp.headers);
-    let head = take_head(buf, len);
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    let list = fields(buf, &head, resp.headers)?;
+    buf.advance(len);
     let reason = reason.map(|r| slice(&head, r));
-    let list = fields(&head, &spans)?;
     Ok(Some(ResponseHeader::from_parts(
         status, version, reason, list,
     )))

@@ -422,7 +422,7 @@ impl ServerSession {
             strip_framing(resp);
             return Ok(None);
         }
-        if framing::has_token(resp.headers(), header::CONNECTION, "close") {
+        if framing::has_token(resp.header_list(), &header::CONNECTION, "close") {
             self.keepalive = false;
         }
         // A client told to wait for 100 that got a final answer instead may
@@ -455,7 +455,7 @@ impl ServerSession {
             return Ok(Framing::Empty);
         }
         let chunked_ok = self.req.version() == Version::HTTP_11;
-        if resp.headers().contains_key(header::TRANSFER_ENCODING) {
+        if resp.has_header(header::TRANSFER_ENCODING.as_str()) {
             // We only produce `chunked`; a sender must not send both
             // fields (RFC 9112 §6.2).
             resp.remove_header("content-length");

@@ -38,7 +38,7 @@ fn list_from(map: &HeaderMap) -> HeaderList {
     for (name, value) in map {
         // h2 delivers lowercase names, so the wire case is the name itself.
         let case = Bytes::copy_from_slice(name.as_str().as_bytes());
-        list.push_parsed(name.clone(), case, value.clone());
+        list.push_parsed(case, value.clone());
     }
     list
 }
@@ -100,7 +100,9 @@ pub(crate) fn request_to_h2(
     let authority = match uri.authority() {
         Some(a) => a.clone(),
         None => {
-            let host = req.headers().get(header::HOST).map(HeaderValue::as_bytes);
+            let host = req
+                .get_header(header::HOST.as_str())
+                .map(HeaderValue::as_bytes);
             let raw = host.unwrap_or(default_authority.as_bytes());
             Authority::try_from(raw).or_err(ErrorType::InvalidHTTPHeader, "invalid authority")?
         }
