@@ -1,6 +1,9 @@
 use super::*;
-use std::task::Context;
-use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use tokio::io::{DuplexStream, duplex};
+
+mod sweeper;
 
 /// A connection that knows its number; its far end lets a test close it or
 /// send unsolicited bytes.
@@ -20,7 +23,7 @@ fn conn(id: u32) -> (Conn, DuplexStream) {
     (Conn { id, io }, far)
 }
 
-/// Let the watcher tasks run.
+/// Let spawned tasks (the sweeper) run.
 async fn settle() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -80,80 +83,77 @@ async fn zero_capacity_pools_nothing() {
     assert!(pool.get(1).is_none());
 }
 
-#[tokio::test(start_paused = true)]
-async fn idle_timeout_drops_the_connection() {
+#[test]
+fn idle_timeout_holds_without_a_runtime() {
+    // No runtime: no sweeper, only the check at get time. A zero timeout
+    // has passed by the time `get` looks, with no need to wait.
     let pool = ConnectionPool::new(10);
     let (a, _fa) = conn(1);
     let (b, _fb) = conn(2);
-    pool.put(1, a, Some(Duration::from_secs(5)));
-    pool.put(1, b, Some(Duration::from_secs(60)));
-    settle().await;
-    tokio::time::advance(Duration::from_secs(6)).await;
-    settle().await;
-    assert_eq!(pool.len(), 1);
-    assert_eq!(pool.get(1).map(|c| c.id), Some(2));
+    let (c, _fc) = conn(3);
+    pool.put(1, a, Some(Duration::from_secs(60)));
+    pool.put(1, b, Some(Duration::ZERO));
+    pool.put(1, c, Some(Duration::ZERO));
+    assert_eq!(pool.len(), 3);
+    // Both expired ones are skipped, and dropped.
+    assert_eq!(pool.get(1).map(|c| c.id), Some(1));
+    assert!(pool.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_connection_is_not_handed_out_before_a_sweep() {
+    let pool = ConnectionPool::new(10);
+    let (a, _fa) = conn(1);
+    pool.put(1, a, Some(Duration::ZERO));
     assert!(pool.get(1).is_none());
 }
 
 #[test]
-fn idle_timeout_holds_without_a_runtime_watcher() {
-    // No runtime: no watcher, only the check at get time.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+fn closed_connection_is_refused_without_a_runtime() {
     let pool = ConnectionPool::new(10);
-    let (a, _fa) = rt.block_on(async { conn(1) });
-    {
-        let _guard = rt.enter();
-        pool.put(1, a, Some(Duration::from_secs(1)));
-    }
-    rt.block_on(tokio::time::advance(Duration::from_secs(2)));
-    let _guard = rt.enter();
-    assert!(pool.get(1).is_none());
+    let (a, _fa) = conn(1);
+    let (b, fb) = conn(2);
+    pool.put(1, a, None);
+    pool.put(1, b, None);
+    drop(fb);
+    assert_eq!(pool.get(1).map(|c| c.id), Some(1));
 }
 
 #[tokio::test(start_paused = true)]
-async fn closed_by_upstream_is_dropped() {
+async fn closed_connection_is_not_handed_out_before_a_sweep() {
     let pool = ConnectionPool::new(10);
     let (a, fa) = conn(1);
     pool.put(1, a, None);
     settle().await;
     drop(fa);
-    settle().await;
-    assert_eq!(pool.len(), 0);
+    // No time passed: the sweeper has not run since the close.
+    assert_eq!(pool.len(), 1);
     assert!(pool.get(1).is_none());
+    assert!(pool.is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn unsolicited_bytes_drop_the_connection() {
+#[tokio::test]
+async fn closed_connection_is_refused_when_the_task_budget_is_spent() {
     let pool = ConnectionPool::new(10);
-    let (a, mut fa) = conn(1);
+    let (a, fa) = conn(1);
     pool.put(1, a, None);
-    settle().await;
-    fa.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
-        .await
-        .unwrap();
-    settle().await;
+    drop(fa);
+    // Spend this task's cooperative budget: a ready channel then says
+    // `Pending`, as would a socket polled within the budget.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..1000 {
+        tx.send(n).unwrap();
+    }
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut spent = false;
+    for _ in 0..1000 {
+        if rx.poll_recv(&mut cx).is_pending() {
+            spent = true;
+            break;
+        }
+    }
+    assert!(spent);
     assert!(pool.get(1).is_none());
-}
-
-#[tokio::test(start_paused = true)]
-async fn taken_connection_is_not_watched_any_more() {
-    let pool = ConnectionPool::new(10);
-    let (a, mut fa) = conn(1);
-    pool.put(1, a, None);
-    settle().await;
-    let mut taken = pool.get(1).unwrap();
-    // Bytes sent now belong to the new owner, not to a watcher.
-    fa.write_all(b"x").await.unwrap();
-    settle().await;
-    let mut buf = [0u8; 1];
-    let n = tokio::io::AsyncReadExt::read(&mut taken.io, &mut buf)
-        .await
-        .unwrap();
-    assert_eq!(&buf[..n], b"x");
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,12 +171,20 @@ async fn dropping_the_pool_releases_connections() {
     assert_eq!(n, 0);
 }
 
-/// A connection that never turns unusable, for index-only tests.
-struct Quiet(u32);
+/// A connection that turns unusable only when a test says so, for
+/// index-only tests.
+struct Quiet {
+    id: u32,
+    dead: Arc<AtomicBool>,
+}
 
 impl IdleWatch for Quiet {
     fn poll_unusable(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
-        Poll::Pending
+        if self.dead.load(Ordering::Relaxed) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -184,33 +192,42 @@ impl IdleWatch for Quiet {
 enum Op {
     Put(u64),
     Get(u64),
+    /// Close the idle connection at this position (modulo the count) in
+    /// return order, then sweep.
+    Close(usize),
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     use proptest::prelude::*;
-    prop_oneof![(0u64..4).prop_map(Op::Put), (0u64..4).prop_map(Op::Get)]
+    prop_oneof![
+        (0u64..4).prop_map(Op::Put),
+        (0u64..4).prop_map(Op::Get),
+        (0usize..8).prop_map(Op::Close),
+    ]
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// Against a model: a list in return order, trimmed from the oldest
-    /// past the capacity, taken from the newest of a key.
+    /// past the capacity, taken from the newest of a key, and losing any
+    /// entry, wherever it is, that a sweep finds closed.
     #[test]
     fn pool_matches_the_lru_model(
         capacity in 0usize..5,
         ops in proptest::collection::vec(op(), 0..64),
     ) {
-        // No runtime: no watchers, only the index is exercised.
+        // No runtime: no sweeper, only explicit sweeps.
         let pool = ConnectionPool::new(capacity);
-        let mut model: Vec<(u64, u32)> = Vec::new();
+        let mut model: Vec<(u64, u32, Arc<AtomicBool>)> = Vec::new();
         for (n, op) in ops.into_iter().enumerate() {
             let id = u32::try_from(n).unwrap();
             match op {
                 Op::Put(key) => {
-                    pool.put(key, Quiet(id), None);
+                    let dead = Arc::new(AtomicBool::new(false));
+                    pool.put(key, Quiet { id, dead: dead.clone() }, None);
                     if capacity > 0 {
-                        model.push((key, id));
+                        model.push((key, id, dead));
                     }
                     while model.len() > capacity {
                         model.remove(0);
@@ -219,14 +236,24 @@ proptest::proptest! {
                 Op::Get(key) => {
                     let expected = model
                         .iter()
-                        .rposition(|(k, _)| *k == key)
+                        .rposition(|(k, _, _)| *k == key)
                         .map(|i| model.remove(i).1);
-                    proptest::prop_assert_eq!(pool.get(key).map(|c| c.0), expected);
+                    proptest::prop_assert_eq!(pool.get(key).map(|c| c.id), expected);
+                }
+                Op::Close(at) => {
+                    let closed = if model.is_empty() {
+                        0
+                    } else {
+                        let (_, _, dead) = model.remove(at % model.len());
+                        dead.store(true, Ordering::Relaxed);
+                        1
+                    };
+                    proptest::prop_assert_eq!(pool.sweep_now(), closed);
                 }
             }
             proptest::prop_assert_eq!(pool.len(), model.len());
             for key in 0..4 {
-                let in_model = model.iter().filter(|(k, _)| *k == key).count();
+                let in_model = model.iter().filter(|(k, _, _)| *k == key).count();
                 proptest::prop_assert_eq!(pool.len_of(key), in_model);
             }
         }
