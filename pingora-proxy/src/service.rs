@@ -241,7 +241,9 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
     stream: Stream,
     shutdown: &ShutdownWatch,
 ) -> Option<Stream> {
-    let mut shutdown = shutdown.clone();
+    let mut stop_watch = shutdown.clone();
+    // One wait for the whole connection, not a new one per request.
+    let mut stop = std::pin::pin!(stop_watch.wait_for(|stop| *stop));
     let mut conn = ServerConnection::new(stream, proxy.downstream_config());
     loop {
         let reused = conn.served() > 0;
@@ -251,7 +253,7 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
             // Once shutting down, an idle connection closes at once,
             // even when its next request is already waiting.
             biased;
-            _ = shutdown.wait_for(|stop| *stop) => return None,
+            _ = &mut stop => return None,
             read = conn.read_request() => read,
         };
         let mut session = match read {

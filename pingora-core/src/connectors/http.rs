@@ -44,7 +44,6 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result, RetryType};
 
 use super::pool::{ConnectionPool, IdleWatch, poll_read_unusable};
 use super::{ConnectorOptions, TransportConnector};
-use crate::protocols::Stream;
 use crate::protocols::http::ClientSession;
 use crate::protocols::http::v1::{self, H1Config};
 use crate::protocols::http::v2::{self, ClientConnection, H2Options};
@@ -81,7 +80,8 @@ pub struct HttpConnector {
     /// Idle HTTP/1 sessions. Pooling the session rather than its stream
     /// keeps its read and write buffers, so a reused connection costs no
     /// allocation per request.
-    h1_idle: ConnectionPool<v1::ClientSession>,
+    /// Boxed, so a session moves in and out of the pool as a pointer.
+    h1_idle: ConnectionPool<Box<v1::ClientSession>>,
     config: H1Config,
     h2: H2Options,
     /// Open HTTP/2 connections by peer reuse key.
@@ -138,13 +138,25 @@ impl HttpConnector {
     /// As [`TransportConnector::get_stream`]: connect and TLS errors,
     /// marked as from the upstream.
     pub async fn get_http_session(&self, peer: &HttpPeer) -> Result<(v1::ClientSession, bool)> {
+        let (session, reused) = self.boxed_http_session(peer, peer.reuse_hash()).await?;
+        Ok((*session, reused))
+    }
+
+    async fn boxed_http_session(
+        &self,
+        peer: &HttpPeer,
+        key: u64,
+    ) -> Result<(Box<v1::ClientSession>, bool)> {
         let config = self.session_config(peer);
-        if let Some(mut session) = self.h1_idle.get(peer.reuse_hash()) {
+        if let Some(mut session) = self.h1_idle.get(key) {
             session.set_config(config);
+            session.set_reuse_key(key);
             return Ok((session, true));
         }
         let stream = self.transport.new_stream(peer).await?;
-        Ok((v1::ClientSession::new(stream, config), false))
+        let mut session = Box::new(v1::ClientSession::new(stream, config));
+        session.set_reuse_key(key);
+        Ok((session, false))
     }
 
     /// A session to `peer` of the HTTP version its ALPN option and the
@@ -159,11 +171,11 @@ impl HttpConnector {
     /// upstream.
     pub async fn get_session(&self, peer: &HttpPeer) -> Result<(ClientSession, bool)> {
         let alpn = peer.options.alpn;
+        let key = peer.reuse_hash();
         if alpn == Alpn::H1 || (alpn == Alpn::H2H1 && !peer.tls()) {
-            let (session, reused) = self.get_http_session(peer).await?;
+            let (session, reused) = self.boxed_http_session(peer, key).await?;
             return Ok((session.into(), reused));
         }
-        let key = peer.reuse_hash();
         if let Some(conn) = self.reusable_h2(key)
             && let Ok(session) = conn.new_session().await
         {
@@ -173,6 +185,7 @@ impl HttpConnector {
         // is an HTTP/1 fallback of an H2H1 peer.
         if let Some(mut session) = self.h1_idle.get(key) {
             session.set_config(self.session_config(peer));
+            session.set_reuse_key(key);
             return Ok((session.into(), true));
         }
         let stream = self.transport.new_stream(peer).await?;
@@ -181,7 +194,9 @@ impl HttpConnector {
                 let why = "upstream did not agree to h2 in alpn";
                 return Err(Error::explain(ErrorType::H2Downgrade, why).into_up());
             }
-            return Ok((self.h1_session(stream, peer), false));
+            let mut session = Box::new(v1::ClientSession::new(stream, self.session_config(peer)));
+            session.set_reuse_key(key);
+            return Ok((session.into(), false));
         }
         let authority = match peer.sni() {
             "" => peer.address().to_string(),
@@ -216,10 +231,6 @@ impl HttpConnector {
         })
     }
 
-    fn h1_session(&self, stream: Stream, peer: &HttpPeer) -> ClientSession {
-        v1::ClientSession::new(stream, self.session_config(peer)).into()
-    }
-
     fn session_config(&self, peer: &HttpPeer) -> H1Config {
         let mut config = self.config;
         let options = peer.options();
@@ -239,18 +250,25 @@ impl HttpConnector {
     /// HTTP/2 stream needs nothing, its slot frees itself when dropped.
     pub fn release_session(&self, session: ClientSession, peer: &HttpPeer) {
         match session {
-            ClientSession::H1(h1) => self.release_http_session(h1, peer),
+            ClientSession::H1(mut h1) => {
+                if h1.reset_for_reuse() {
+                    let key = h1.reuse_key().unwrap_or_else(|| peer.reuse_hash());
+                    self.h1_idle.put(key, h1, peer.options().idle_timeout);
+                }
+            }
             ClientSession::H2(_) => {}
         }
     }
 
-    /// Put the session's connection back into the pool, under `peer`'s
-    /// reuse key, when the finished exchange left it reusable; close it
-    /// otherwise.
+    /// Put the session's connection back into the pool, under the reuse
+    /// key of the peer it was made for (`peer`'s, for a session no
+    /// connector made) and with `peer`'s idle timeout, when the finished
+    /// exchange left it reusable; close it otherwise.
     pub fn release_http_session(&self, session: v1::ClientSession, peer: &HttpPeer) {
         if let Some(session) = session.recycle() {
             let idle: Option<Duration> = peer.options().idle_timeout;
-            self.h1_idle.put(peer.reuse_hash(), session, idle);
+            let key = session.reuse_key().unwrap_or_else(|| peer.reuse_hash());
+            self.h1_idle.put(key, Box::new(session), idle);
         }
     }
 

@@ -55,6 +55,17 @@ impl RequestHeader {
         ))
     }
 
+    /// `GET / HTTP/1.1` with no fields, allocating nothing: a stand-in
+    /// until a real head is read.
+    pub(crate) fn placeholder() -> Self {
+        Self::from_parts(
+            Method::GET,
+            Uri::default(),
+            Version::HTTP_11,
+            HeaderList::default(),
+        )
+    }
+
     pub(crate) const fn from_parts(
         method: Method,
         uri: Uri,

@@ -53,6 +53,14 @@ fn after(e: BError) -> Failure {
     }
 }
 
+/// The head the client session just read, owned.
+fn taken_head(client: &mut ClientSession) -> Result<ResponseHeader, Failure> {
+    client.take_response_header().ok_or_else(|| {
+        let e = Error::explain(ErrorType::InternalError, "response head already taken");
+        before(e.into_up())
+    })
+}
+
 impl<SV: ProxyHttp> HttpProxy<SV> {
     pub(super) async fn attempt(
         &self,
@@ -148,7 +156,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             // Both reads are cancel safe: bytes stay in their buffers.
             tokio::select! {
                 head = client.read_response_header() => {
-                    let head = head.map_err(before)?.clone();
+                    head.map_err(before)?;
+                    let head = taken_head(client)?;
                     if let Some(resp) = self.on_head(session, head, interim).await? {
                         return Ok(Some(resp));
                     }
@@ -223,7 +232,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     ) -> Result<ResponseHeader, Failure> {
         // `on_head` bounds how many interim heads are accepted.
         loop {
-            let head = client.read_response_header().await.map_err(before)?.clone();
+            client.read_response_header().await.map_err(before)?;
+            let head = taken_head(client)?;
             if let Some(resp) = self.on_head(session, head, interim).await? {
                 return Ok(resp);
             }

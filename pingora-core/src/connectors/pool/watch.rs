@@ -38,6 +38,12 @@ pub(super) fn unusable_now<C: IdleWatch>(conn: &mut C) -> bool {
     check.poll(&mut cx).is_ready()
 }
 
+impl<T: IdleWatch + ?Sized> IdleWatch for Box<T> {
+    fn poll_unusable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        (**self).poll_unusable(cx)
+    }
+}
+
 impl IdleWatch for Stream {
     fn poll_unusable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         poll_read_unusable(self, cx)

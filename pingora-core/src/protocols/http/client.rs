@@ -19,13 +19,21 @@ use pingora_error::Result;
 #[allow(clippy::large_enum_variant)]
 pub enum ClientSession {
     /// HTTP/1.1 on a connection of its own.
-    H1(v1::ClientSession),
+    /// Boxed: a session moves through the pool and the proxy's layers
+    /// on every request, and a pointer moves cheaper than the session.
+    H1(Box<v1::ClientSession>),
     /// One stream of a shared HTTP/2 connection.
     H2(v2::ClientSession),
 }
 
 impl From<v1::ClientSession> for ClientSession {
     fn from(session: v1::ClientSession) -> Self {
+        Self::H1(Box::new(session))
+    }
+}
+
+impl From<Box<v1::ClientSession>> for ClientSession {
+    fn from(session: Box<v1::ClientSession>) -> Self {
         Self::H1(session)
     }
 }
@@ -104,6 +112,17 @@ impl ClientSession {
         match self {
             Self::H1(s) => s.read_response_header().await,
             Self::H2(s) => s.read_response_header().await,
+        }
+    }
+
+    /// The response head [`read_response_header`](Self::read_response_header)
+    /// returned, as an owned value for a caller that changes and forwards
+    /// it. HTTP/1 hands over its copy (saving one); HTTP/2 keeps its own,
+    /// as its `read_response_header` returns it again when called again.
+    pub fn take_response_header(&mut self) -> Option<ResponseHeader> {
+        match self {
+            Self::H1(s) => s.take_resp_header(),
+            Self::H2(s) => s.response_header().cloned(),
         }
     }
 

@@ -45,10 +45,17 @@ pub struct ClientSession {
     keepalive: bool,
     req_body: Option<BodyEncoder>,
     resp: Option<ResponseHeader>,
+    /// The final response allows another request on this connection as
+    /// far as its version and `Connection` go (kept apart from `resp`,
+    /// which the caller may take).
+    resp_persistent: bool,
     resp_body: Option<BodyDecoder>,
     trailers: Option<HeaderMap>,
     upgrade_requested: bool,
     upgraded: bool,
+    /// The pool key of the peer this connection was made for, set by the
+    /// connector that made it.
+    reuse_key: Option<u64>,
 }
 
 fn up(etype: ErrorType, why: &'static str) -> Box<Error> {
@@ -64,10 +71,12 @@ impl ClientSession {
             keepalive: false,
             req_body: None,
             resp: None,
+            resp_persistent: false,
             resp_body: None,
             trailers: None,
             upgrade_requested: false,
             upgraded: false,
+            reuse_key: None,
         }
     }
 
@@ -232,6 +241,8 @@ impl ClientSession {
         let interim = status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS;
         if !interim {
             self.resp_body = Some(self.response_decoder(&resp)?);
+            self.resp_persistent =
+                resp.version() != Version::HTTP_10 || framing::response_keepalive(&resp);
         }
         if status.is_informational() {
             // 1xx carries no body and its fields describe nothing below.
@@ -278,6 +289,12 @@ impl ClientSession {
     /// The last response head read, interim or final.
     pub const fn resp_header(&self) -> Option<&ResponseHeader> {
         self.resp.as_ref()
+    }
+
+    /// Take the last response head read, leaving `None`: for a caller that
+    /// changes and forwards it, saving a copy.
+    pub const fn take_resp_header(&mut self) -> Option<ResponseHeader> {
+        self.resp.take()
     }
 
     /// Whether the connection switched protocols (101, or 2xx to CONNECT):
@@ -356,8 +373,7 @@ impl ClientSession {
             && self.req_body.as_ref().is_some_and(BodyEncoder::is_complete)
             // Extra bytes after a complete response are a broken upstream.
             && self.conn.buf.is_empty()
-            && self.resp.as_ref().is_some_and(|r| r.version() != Version::HTTP_10
-                || framing::response_keepalive(r))
+            && self.resp_persistent
     }
 
     /// The stream, for a connection pool, when the connection may carry
@@ -372,22 +388,39 @@ impl ClientSession {
     /// keeps the session's buffers, so a pool of sessions allocates
     /// nothing per request.
     pub fn recycle(mut self) -> Option<Self> {
+        self.reset_for_reuse().then_some(self)
+    }
+
+    /// [`recycle`](Self::recycle) in place: reset for the next request
+    /// and say whether the connection may carry one.
+    pub(crate) fn reset_for_reuse(&mut self) -> bool {
         if !self.is_reusable() {
-            return None;
+            return false;
         }
         self.method = Method::GET;
         self.keepalive = false;
         self.req_body = None;
         self.resp = None;
+        self.resp_persistent = false;
         self.resp_body = None;
         self.trailers = None;
         self.upgrade_requested = false;
-        Some(self)
+        true
     }
 
     /// The connection underneath, for a pool that watches it while idle.
     pub(crate) fn stream_mut(&mut self) -> &mut Stream {
         &mut self.conn.stream
+    }
+
+    /// The pool key of the peer the connection was made for, when a
+    /// connector made it: where the connection goes back when released.
+    pub const fn reuse_key(&self) -> Option<u64> {
+        self.reuse_key
+    }
+
+    pub(crate) const fn set_reuse_key(&mut self, key: u64) {
+        self.reuse_key = Some(key);
     }
 
     /// Change the limits and timeouts for the next exchange (a pooled

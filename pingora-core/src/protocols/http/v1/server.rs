@@ -45,27 +45,34 @@ use pingora_error::{Error, ErrorType, Result};
 /// ```
 #[derive(Debug)]
 pub struct ServerConnection {
-    conn: Conn,
-    served: u64,
+    s: Box<State>,
 }
 
 impl ServerConnection {
     /// Serve HTTP/1 on `stream` with `config`'s limits and timeouts.
     pub fn new(stream: Stream, config: H1Config) -> Self {
-        Self {
+        let s = Box::new(State {
             conn: Conn::new(stream, config),
             served: 0,
-        }
+            req: RequestHeader::placeholder(),
+            body: BodyDecoder::new(Framing::Empty, 0),
+            trailers: None,
+            keepalive: true,
+            cont: Continue::NotExpected,
+            upgraded: false,
+            response: Response::NotStarted,
+        });
+        Self { s }
     }
 
     /// How many requests this connection has served.
     pub const fn served(&self) -> u64 {
-        self.served
+        self.s.served
     }
 
     /// What is known about the underlying connection.
     pub fn digest(&self) -> Option<&Digest> {
-        self.conn.stream.digest()
+        self.s.conn.stream.digest()
     }
 
     /// Read the next request head.
@@ -87,17 +94,17 @@ impl ServerConnection {
     ///
     /// Dropping the future drops (and so closes) the connection.
     pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
-        let config = self.conn.config;
-        if self.conn.buf.is_empty() {
-            let wait = if self.served == 0 {
+        let config = self.s.conn.config;
+        if self.s.conn.buf.is_empty() {
+            let wait = if self.s.served == 0 {
                 config.header_timeout
             } else {
                 config.idle_timeout
             };
-            match self.conn.read_more(wait).await {
+            match self.s.conn.read_more(wait).await {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
-                Err(e) if self.served > 0 && e.etype() == &ErrorType::ReadTimedout => {
+                Err(e) if self.s.served > 0 && e.etype() == &ErrorType::ReadTimedout => {
                     return Ok(None);
                 }
                 Err(e) => return Err(e.into_down()),
@@ -128,13 +135,13 @@ impl ServerConnection {
     async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
         let mut reader = HeadReader::default();
         loop {
-            match reader.parse_request(&mut self.conn.buf, &self.conn.config) {
+            match reader.parse_request(&mut self.s.conn.buf, &self.s.conn.config) {
                 Ok(Some(req)) => return Ok(Some(req)),
                 Ok(None) => {}
                 Err(bad) => return Err(HeadFail::Bad(bad)),
             }
-            let wait = self.conn.config.header_timeout;
-            match self.conn.read_more(wait).await {
+            let wait = self.s.conn.config.header_timeout;
+            match self.s.conn.read_more(wait).await {
                 // Closing in the middle of a head is not an error to answer.
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
@@ -145,9 +152,9 @@ impl ServerConnection {
 
     /// Answer a bad request with `status` and close.
     async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
-        write_error_head(&mut self.conn.wbuf, status);
-        let _ = self.conn.flush_wbuf().await;
-        self.conn.linger_close().await;
+        write_error_head(&mut self.s.conn.wbuf, status);
+        let _ = self.s.conn.flush_wbuf().await;
+        self.s.conn.linger_close().await;
         Error::explain(etype, why).into_down()
     }
 }
@@ -187,9 +194,12 @@ enum Response {
     Done,
 }
 
-/// One request/response exchange on a downstream HTTP/1 connection.
+/// Everything a connection keeps during and between requests. It is boxed
+/// once per connection and handed from [`ServerConnection`] to
+/// [`ServerSession`] and back, so each request moves a pointer instead of
+/// several hundred bytes through every layer that passes a session on.
 #[derive(Debug)]
-pub struct ServerSession {
+struct State {
     conn: Conn,
     served: u64,
     req: RequestHeader,
@@ -201,6 +211,12 @@ pub struct ServerSession {
     response: Response,
 }
 
+/// One request/response exchange on a downstream HTTP/1 connection.
+#[derive(Debug)]
+pub struct ServerSession {
+    s: Box<State>,
+}
+
 impl ServerSession {
     fn new(parent: ServerConnection, req: RequestHeader, framing: Framing) -> Self {
         let cont = if framing::expects_continue(&req) && framing != Framing::Empty {
@@ -208,67 +224,65 @@ impl ServerSession {
         } else {
             Continue::NotExpected
         };
-        Self {
-            body: BodyDecoder::new(framing, parent.conn.config.max_trailer_bytes),
-            keepalive: framing::request_keepalive(&req),
-            conn: parent.conn,
-            served: parent.served,
-            req,
-            trailers: None,
-            cont,
-            upgraded: false,
-            response: Response::NotStarted,
-        }
+        let mut s = parent.s;
+        s.body = BodyDecoder::new(framing, s.conn.config.max_trailer_bytes);
+        s.keepalive = framing::request_keepalive(&req);
+        s.req = req;
+        s.trailers = None;
+        s.cont = cont;
+        s.upgraded = false;
+        s.response = Response::NotStarted;
+        Self { s }
     }
 
     /// The request head.
     pub const fn req_header(&self) -> &RequestHeader {
-        &self.req
+        &self.s.req
     }
 
     /// The request head, to change before forwarding it.
     pub const fn req_header_mut(&mut self) -> &mut RequestHeader {
-        &mut self.req
+        &mut self.s.req
     }
 
     /// What is known about the underlying connection.
     pub fn digest(&self) -> Option<&Digest> {
-        self.conn.stream.digest()
+        self.s.conn.stream.digest()
     }
 
     /// Whether the request asks to switch protocols (for example to a
     /// websocket). Answer 101 to accept; after that the body methods carry
     /// raw bytes both ways.
     pub fn is_upgrade_request(&self) -> bool {
-        framing::is_upgrade_request(&self.req)
+        framing::is_upgrade_request(&self.s.req)
     }
 
     /// Whether the connection switched protocols (101, or 2xx to CONNECT).
     pub const fn is_upgraded(&self) -> bool {
-        self.upgraded
+        self.s.upgraded
     }
 
     /// Whether the connection may serve another request after this one, as
     /// far as is known now.
     pub const fn will_keepalive(&self) -> bool {
-        self.keepalive
+        self.s.keepalive
     }
 
     /// Refuse keep-alive for this connection (for example while shutting
     /// down). Call before writing the response head so it says
     /// `Connection: close`.
     pub fn set_keepalive(&mut self, keepalive: bool) {
-        self.keepalive = self.keepalive && keepalive;
+        self.s.keepalive = self.s.keepalive && keepalive;
     }
 
     /// Whether the whole request body has been read.
     pub fn is_body_done(&self) -> bool {
-        self.body.is_done()
+        self.s.body.is_done()
     }
 
     /// The trailers of a chunked request body, once it is fully read.
     pub const fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.s.trailers.as_ref()
     }
 
     /// Read the next piece of the request body; `None` at its end. After an
@@ -287,11 +301,11 @@ impl ServerSession {
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         self.send_continue().await?;
         loop {
-            match self.body.decode(&mut self.conn.buf) {
+            match self.s.body.decode(&mut self.s.conn.buf) {
                 Ok(Decoded::Data(data)) => return Ok(Some(data)),
                 Ok(Decoded::Done) => {
-                    if self.trailers.is_none() {
-                        self.trailers = self.body.take_trailers();
+                    if self.s.trailers.is_none() {
+                        self.s.trailers = self.s.body.take_trailers();
                     }
                     return Ok(None);
                 }
@@ -302,12 +316,13 @@ impl ServerSession {
     }
 
     async fn send_continue(&mut self) -> Result<()> {
-        if self.cont == Continue::Expected
-            && matches!(self.response, Response::NotStarted)
-            && !self.body.is_done()
+        if self.s.cont == Continue::Expected
+            && matches!(self.s.response, Response::NotStarted)
+            && !self.s.body.is_done()
         {
-            self.cont = Continue::Sent;
-            self.conn
+            self.s.cont = Continue::Sent;
+            self.s
+                .conn
                 .wbuf
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             return self.flush_wbuf().await;
@@ -316,12 +331,12 @@ impl ServerSession {
     }
 
     async fn read_more_body(&mut self) -> Result<()> {
-        let wait = self.conn.config.body_read_timeout;
-        match self.conn.read_more(wait).await {
-            Ok(0) => match self.body.on_eof() {
+        let wait = self.s.conn.config.body_read_timeout;
+        match self.s.conn.read_more(wait).await {
+            Ok(0) => match self.s.body.on_eof() {
                 Ok(_) => Ok(()),
                 Err(DecodeError::Incomplete) => {
-                    self.keepalive = false;
+                    self.s.keepalive = false;
                     Error::e_explain(ErrorType::ConnectionClosed, "request body incomplete")
                         .map_err(Error::into_down)
                 }
@@ -329,7 +344,7 @@ impl ServerSession {
             },
             Ok(_) => Ok(()),
             Err(e) => {
-                self.keepalive = false;
+                self.s.keepalive = false;
                 Err(e.into_down())
             }
         }
@@ -337,18 +352,18 @@ impl ServerSession {
 
     /// An invalid body: the connection cannot be trusted past this point.
     async fn body_error(&mut self, e: DecodeError) -> Box<Error> {
-        self.keepalive = false;
-        if matches!(self.response, Response::NotStarted) {
-            write_error_head(&mut self.conn.wbuf, 400);
+        self.s.keepalive = false;
+        if matches!(self.s.response, Response::NotStarted) {
+            write_error_head(&mut self.s.conn.wbuf, 400);
             let _ = self.flush_wbuf().await;
-            self.response = Response::Done;
+            self.s.response = Response::Done;
         }
         Error::explain(ErrorType::H1Error, e.as_str()).into_down()
     }
 
     async fn flush_wbuf(&mut self) -> Result<()> {
-        self.conn.flush_wbuf().await.map_err(|e| {
-            self.keepalive = false;
+        self.s.conn.flush_wbuf().await.map_err(|e| {
+            self.s.keepalive = false;
             e.into_down()
         })
     }
@@ -368,24 +383,24 @@ impl ServerSession {
     /// or the head is impossible (a 101 nobody asked for, a bad
     /// Content-Length); write errors and [`ErrorType::WriteTimedout`].
     pub async fn write_response_header(&mut self, mut resp: ResponseHeader) -> Result<()> {
-        if !matches!(self.response, Response::NotStarted) {
+        if !matches!(self.s.response, Response::NotStarted) {
             return Error::e_explain(ErrorType::InternalError, "response head already sent");
         }
         let framing = self.prepare_response(&mut resp)?;
         match framing {
-            Some(framing) => self.response = Response::Body(BodyEncoder::new(framing)),
+            Some(framing) => self.s.response = Response::Body(BodyEncoder::new(framing)),
             // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
-            None if self.req.version() == Version::HTTP_10 => return Ok(()),
+            None if self.s.req.version() == Version::HTTP_10 => return Ok(()),
             None => {}
         }
-        resp.write_h1(&mut self.conn.wbuf);
+        resp.write_h1(&mut self.s.conn.wbuf);
         // A final head with body still to come waits in the buffer for the
         // first piece of body or the end of the response, so that a small
         // response leaves in one write: one segment and one wakeup of the
         // peer instead of two. A caller that must show the head before any
         // body is ready calls `flush`.
-        let body_follows = matches!(&self.response, Response::Body(enc) if enc.expects_more());
-        if body_follows && !self.upgraded {
+        let body_follows = matches!(&self.s.response, Response::Body(enc) if enc.expects_more());
+        if body_follows && !self.s.upgraded {
             return Ok(());
         }
         self.flush_wbuf().await
@@ -400,7 +415,7 @@ impl ServerSession {
     /// Write errors and [`ErrorType::WriteTimedout`]; the connection will
     /// not be kept.
     pub async fn flush(&mut self) -> Result<()> {
-        if self.conn.wbuf.is_empty() {
+        if self.s.conn.wbuf.is_empty() {
             return Ok(());
         }
         self.flush_wbuf().await
@@ -411,32 +426,32 @@ impl ServerSession {
     fn prepare_response(&mut self, resp: &mut ResponseHeader) -> Result<Option<Framing>> {
         resp.set_version(Version::HTTP_11);
         let status = resp.status();
-        let tunnel = *self.req.method() == Method::CONNECT && status.is_success();
+        let tunnel = *self.s.req.method() == Method::CONNECT && status.is_success();
         if status == StatusCode::SWITCHING_PROTOCOLS || tunnel {
             return self.prepare_upgrade(status).map(Some);
         }
         if status.is_informational() {
             if status == StatusCode::CONTINUE {
-                self.cont = Continue::Sent;
+                self.s.cont = Continue::Sent;
             }
             strip_framing(resp);
             return Ok(None);
         }
         if framing::has_token(resp.header_list(), &header::CONNECTION, "close") {
-            self.keepalive = false;
+            self.s.keepalive = false;
         }
         // A client told to wait for 100 that got a final answer instead may
         // or may not send its body: the connection state is unknown.
-        if self.cont == Continue::Expected && !self.body.is_done() {
-            self.keepalive = false;
+        if self.s.cont == Continue::Expected && !self.s.body.is_done() {
+            self.s.keepalive = false;
         }
         let framing = self.response_framing(resp)?;
         if framing == Framing::UntilClose {
-            self.keepalive = false;
+            self.s.keepalive = false;
         }
-        if !self.keepalive {
+        if !self.s.keepalive {
             resp.insert_header("Connection", "close")?;
-        } else if self.req.version() == Version::HTTP_10 {
+        } else if self.s.req.version() == Version::HTTP_10 {
             resp.insert_header("Connection", "keep-alive")?;
         }
         Ok(Some(framing))
@@ -451,10 +466,10 @@ impl ServerSession {
         }
         // HEAD and 304 keep a Content-Length the app set: it describes the
         // representation, not this (empty) body.
-        if *self.req.method() == Method::HEAD || status == StatusCode::NOT_MODIFIED {
+        if *self.s.req.method() == Method::HEAD || status == StatusCode::NOT_MODIFIED {
             return Ok(Framing::Empty);
         }
-        let chunked_ok = self.req.version() == Version::HTTP_11;
+        let chunked_ok = self.s.req.version() == Version::HTTP_11;
         if resp.has_header(header::TRANSFER_ENCODING.as_str()) {
             // We only produce `chunked`; a sender must not send both
             // fields (RFC 9112 §6.2).
@@ -481,14 +496,14 @@ impl ServerSession {
             // RFC 9110 §15.2.2: only switch to a protocol the client asked for.
             return Error::e_explain(ErrorType::InternalError, "101 without an upgrade request");
         }
-        if !self.body.is_done() {
+        if !self.s.body.is_done() {
             return Error::e_explain(ErrorType::InternalError, "upgrade before request body end");
         }
-        self.upgraded = true;
-        self.keepalive = false;
-        self.cont = Continue::NotExpected;
+        self.s.upgraded = true;
+        self.s.keepalive = false;
+        self.s.cont = Continue::NotExpected;
         // From here on, bytes in both directions are the new protocol's.
-        self.body = BodyDecoder::new(Framing::UntilClose, 0);
+        self.s.body = BodyDecoder::new(Framing::UntilClose, 0);
         Ok(Framing::UntilClose)
     }
 
@@ -500,11 +515,11 @@ impl ServerSession {
     /// [`ErrorType::InternalError`] before the head is written or past the
     /// announced Content-Length (the connection will close); write errors.
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
-        let Response::Body(encoder) = &mut self.response else {
+        let Response::Body(encoder) = &mut self.s.response else {
             return Error::e_explain(ErrorType::InternalError, "no response body to write");
         };
-        if let Err(e) = encoder.encode(data, &mut self.conn.wbuf) {
-            self.keepalive = false;
+        if let Err(e) = encoder.encode(data, &mut self.s.conn.wbuf) {
+            self.s.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }
         self.flush_wbuf().await
@@ -518,16 +533,16 @@ impl ServerSession {
     /// shorter than its Content-Length (the connection will close); write
     /// errors.
     pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
-        let Response::Body(encoder) = &mut self.response else {
-            return match self.response {
+        let Response::Body(encoder) = &mut self.s.response else {
+            return match self.s.response {
                 Response::Done => Ok(()),
                 _ => Error::e_explain(ErrorType::InternalError, "no response to finish"),
             };
         };
-        let res = encoder.finish(trailers, &mut self.conn.wbuf);
-        self.response = Response::Done;
+        let res = encoder.finish(trailers, &mut self.s.conn.wbuf);
+        self.s.response = Response::Done;
         if let Err(e) = res {
-            self.keepalive = false;
+            self.s.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }
         self.flush_wbuf().await
@@ -540,12 +555,12 @@ impl ServerSession {
     ///
     /// Write errors.
     pub async fn respond_error(&mut self, status: u16) -> Result<()> {
-        if !matches!(self.response, Response::NotStarted) {
+        if !matches!(self.s.response, Response::NotStarted) {
             return Ok(());
         }
-        self.keepalive = false;
-        self.response = Response::Done;
-        write_error_head(&mut self.conn.wbuf, status);
+        self.s.keepalive = false;
+        self.s.response = Response::Done;
+        write_error_head(&mut self.s.conn.wbuf, status);
         self.flush_wbuf().await
     }
 
@@ -556,39 +571,37 @@ impl ServerSession {
     /// to [`H1Config::max_drain_bytes`]; a larger rest closes the
     /// connection, since the next request starts only after it.
     pub async fn reuse(mut self) -> Option<ServerConnection> {
-        let reusable = self.keepalive
-            && matches!(self.response, Response::Done)
-            && self.cont != Continue::Expected
+        let reusable = self.s.keepalive
+            && matches!(self.s.response, Response::Done)
+            && self.s.cont != Continue::Expected
             && self.drain().await;
         if !reusable {
-            self.conn.linger_close().await;
+            self.s.conn.linger_close().await;
             return None;
         }
-        Some(ServerConnection {
-            conn: self.conn,
-            served: self.served + 1,
-        })
+        self.s.served += 1;
+        Some(ServerConnection { s: self.s })
     }
 
     async fn drain(&mut self) -> bool {
         let mut drained = 0;
-        while !self.body.is_done() {
+        while !self.s.body.is_done() {
             match self.read_body_bytes().await {
                 Ok(Some(data)) => drained += data.len(),
                 Ok(None) => break,
                 Err(_) => return false,
             }
-            if drained > self.conn.config.max_drain_bytes {
+            if drained > self.s.conn.config.max_drain_bytes {
                 return false;
             }
         }
-        self.keepalive
+        self.s.keepalive
     }
 
     /// Take the stream back, with bytes read but not consumed. Used to hand
     /// the connection to another protocol.
     pub fn into_inner(self) -> (Stream, Bytes) {
-        (self.conn.stream, self.conn.buf.freeze())
+        (self.s.conn.stream, self.s.conn.buf.freeze())
     }
 }
 
