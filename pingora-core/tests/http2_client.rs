@@ -35,7 +35,7 @@ async fn h2_session(connector: &H2Connector, peer: &HttpPeer) -> (ClientSession,
         .unwrap()
         .unwrap()
     {
-        (UpstreamSession::H2(s), reused) => (s, reused),
+        (UpstreamSession::H2(s), reused) => (*s, reused),
         _ => panic!("expected h2"),
     }
 }

@@ -36,7 +36,9 @@ impl Field {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderList {
     fields: Vec<Field>,
-    map: OnceLock<HeaderMap>,
+    /// Boxed: most heads never build it, and every head moves a few
+    /// times on its way through a proxy.
+    map: OnceLock<Box<HeaderMap>>,
 }
 
 /// Check a user-supplied name; return the lookup name and the bytes to
@@ -76,7 +78,7 @@ impl HeaderList {
                     map.append(name, field.value.clone());
                 }
             }
-            map
+            Box::new(map)
         })
     }
 

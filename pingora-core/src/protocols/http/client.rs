@@ -15,15 +15,14 @@ use pingora_error::Result;
 /// and [`v2::ClientSession`] for the rules of each.
 #[derive(Debug)]
 #[non_exhaustive]
-// As for `ServerSession`: boxing would cost an allocation per exchange.
-#[allow(clippy::large_enum_variant)]
 pub enum ClientSession {
     /// HTTP/1.1 on a connection of its own.
     /// Boxed: a session moves through the pool and the proxy's layers
     /// on every request, and a pointer moves cheaper than the session.
     H1(Box<v1::ClientSession>),
     /// One stream of a shared HTTP/2 connection.
-    H2(v2::ClientSession),
+    /// Boxed as well, so the enum stays small.
+    H2(Box<v2::ClientSession>),
 }
 
 impl From<v1::ClientSession> for ClientSession {
@@ -40,7 +39,7 @@ impl From<Box<v1::ClientSession>> for ClientSession {
 
 impl From<v2::ClientSession> for ClientSession {
     fn from(session: v2::ClientSession) -> Self {
-        Self::H2(session)
+        Self::H2(Box::new(session))
     }
 }
 

@@ -15,14 +15,13 @@ use pingora_error::Result;
 /// the HTTP/1 rules.
 #[derive(Debug)]
 #[non_exhaustive]
-// Boxing the HTTP/1 variant would cost an allocation per HTTP/1 request;
-// a session is one per exchange, so its size matters less.
-#[allow(clippy::large_enum_variant)]
 pub enum ServerSession {
-    /// An HTTP/1.0 or HTTP/1.1 exchange.
+    /// An HTTP/1.0 or HTTP/1.1 exchange (a pointer to the connection's
+    /// state, which lives as long as the connection).
     H1(v1::ServerSession),
-    /// One stream of an HTTP/2 connection.
-    H2(v2::ServerSession),
+    /// One stream of an HTTP/2 connection. Boxed, so the enum stays small
+    /// as it moves through a proxy's layers.
+    H2(Box<v2::ServerSession>),
 }
 
 impl From<v1::ServerSession> for ServerSession {
@@ -33,7 +32,7 @@ impl From<v1::ServerSession> for ServerSession {
 
 impl From<v2::ServerSession> for ServerSession {
     fn from(session: v2::ServerSession) -> Self {
-        Self::H2(session)
+        Self::H2(Box::new(session))
     }
 }
 
