@@ -8,7 +8,6 @@
 
 mod support;
 
-use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::header::RequestHeader;
 use pingora_core::protocols::http::v1::{ClientSession, H1Config};
@@ -34,7 +33,6 @@ struct LbProxy {
     connect_failures: Arc<AtomicUsize>,
 }
 
-#[async_trait]
 impl ProxyHttp for LbProxy {
     type CTX = Vec<Backend>;
 

@@ -46,7 +46,6 @@
 //! A proxy that sends everything to one origin and tags the response:
 //!
 //! ```no_run
-//! use async_trait::async_trait;
 //! use pingora_core::header::ResponseHeader;
 //! use pingora_core::server::Server;
 //! use pingora_core::upstreams::HttpPeer;
@@ -55,7 +54,6 @@
 //!
 //! struct MyProxy;
 //!
-//! #[async_trait]
 //! impl ProxyHttp for MyProxy {
 //!     type CTX = ();
 //!     fn new_ctx(&self) {}

@@ -1,13 +1,13 @@
 //! [`ProxyHttp`]: the callbacks ("phases") a user implements to run a proxy.
 
 use crate::Session;
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
+use std::future::Future;
 
 /// The phases of a proxied request, each with a default, called in this
 /// order (the book chapter `docs/src/phases.md` draws it):
@@ -41,10 +41,31 @@ use pingora_error::{Error, Result};
 ///
 /// Cache phases will sit between steps 3 and 4.
 ///
+/// Implement the asynchronous phases with plain `async fn` (no macro
+/// needed); each must return a `Send` future, as the proxy runs on a
+/// multi-threaded runtime. Their futures are not boxed: the default ones
+/// cost nothing, and a request makes no allocation for its phases.
+///
+/// ```
+/// use pingora_core::upstreams::HttpPeer;
+/// use pingora_error::Result;
+/// use pingora_proxy::{ProxyHttp, Session};
+///
+/// struct Origin;
+///
+/// impl ProxyHttp for Origin {
+///     type CTX = ();
+///     fn new_ctx(&self) {}
+///
+///     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+///         let addr: std::net::SocketAddr = ([127, 0, 0, 1], 8000).into();
+///         Ok(Box::new(HttpPeer::new(addr, false, "")))
+///     }
+/// }
+/// ```
+///
 /// The body filters are plain functions, not `async`: they run for every
-/// piece of body, and a boxed future per piece would cost an allocation
-/// each.
-#[async_trait]
+/// piece of body.
 pub trait ProxyHttp: Send + Sync {
     /// Per-request state, created by [`new_ctx`](Self::new_ctx) and handed
     /// to every phase of that request.
@@ -60,23 +81,23 @@ pub trait ProxyHttp: Send + Sync {
     ///
     /// An error ends the request (answered through
     /// [`fail_to_proxy`](Self::fail_to_proxy)).
-    async fn upstream_peer(
+    fn upstream_peer(
         &self,
         session: &mut Session,
         ctx: &mut Self::CTX,
-    ) -> Result<Box<HttpPeer>>;
+    ) -> impl Future<Output = Result<Box<HttpPeer>>> + Send;
 
     /// The first phase, before any other processing of the request.
     ///
     /// # Errors
     ///
     /// An error ends the request.
-    async fn early_request_filter(
+    fn early_request_filter(
         &self,
         _session: &mut Session,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Inspect or change the request, or answer it directly. Return
@@ -86,8 +107,12 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error ends the request.
-    async fn request_filter(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
-        Ok(false)
+    fn request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(false) }
     }
 
     /// Whether to go upstream at all. Returning `false` ends the request:
@@ -96,12 +121,12 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error ends the request.
-    async fn proxy_upstream_filter(
+    fn proxy_upstream_filter(
         &self,
         _session: &mut Session,
         _ctx: &mut Self::CTX,
-    ) -> Result<bool> {
-        Ok(true)
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(true) }
     }
 
     /// A connection to `peer` is ready; `reused` says it came from the pool.
@@ -109,15 +134,15 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
-    async fn connected_to_upstream(
+    fn connected_to_upstream(
         &self,
         _session: &mut Session,
         _reused: bool,
         _peer: &HttpPeer,
         _digest: Option<&Digest>,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Change the request head sent upstream (a copy of the downstream one,
@@ -126,13 +151,13 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
-    async fn upstream_request_filter(
+    fn upstream_request_filter(
         &self,
         _session: &mut Session,
         _upstream_request: &mut RequestHeader,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Inspect or change a piece of request body on its way upstream.
@@ -174,13 +199,13 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error ends the request.
-    async fn response_filter(
+    fn response_filter(
         &self,
         _session: &mut Session,
         _upstream_response: &mut ResponseHeader,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Inspect or change a piece of response body as it arrives from the
@@ -221,18 +246,25 @@ pub trait ProxyHttp: Send + Sync {
     /// # Errors
     ///
     /// An error ends the request; the downstream connection is closed.
-    async fn response_trailer_filter(
+    fn response_trailer_filter(
         &self,
         _session: &mut Session,
         _trailers: &mut HeaderMap,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// The request is over: log it, count it. Called exactly once per
     /// request, with the error that ended it, if any.
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, _ctx: &mut Self::CTX) {}
+    fn logging(
+        &self,
+        _session: &mut Session,
+        _e: Option<&Error>,
+        _ctx: &mut Self::CTX,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Connecting to `peer` failed. Return the error, after deciding
     /// whether to retry with [`Error::set_retry`]; connect failures are
@@ -266,15 +298,22 @@ pub trait ProxyHttp: Send + Sync {
     /// The request failed: answer the client with an error response when
     /// no response has started, and return the status sent (0 when none
     /// was). The default maps the error with [`crate::error_status`].
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Self::CTX) -> u16 {
-        let status = crate::error_status(e);
-        if status > 0 && !session.response_started() {
-            if session.respond_error(status).await.is_err() {
-                return 0;
+    fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut Self::CTX,
+    ) -> impl Future<Output = u16> + Send {
+        async move {
+            let status = crate::error_status(e);
+            if status > 0 && !session.response_started() {
+                if session.respond_error(status).await.is_err() {
+                    return 0;
+                }
+                return status;
             }
-            return status;
+            0
         }
-        0
     }
 
     /// Whether to leave the error that ended this request out of the error

@@ -172,7 +172,6 @@ impl<SV: ProxyHttp + 'static> Service for HttpProxyService<SV> {
 ///
 /// struct ToOrigin;
 ///
-/// #[async_trait]
 /// impl ProxyHttp for ToOrigin {
 ///     type CTX = ();
 ///     fn new_ctx(&self) {}
@@ -310,7 +309,6 @@ mod tests {
 
     struct Nowhere;
 
-    #[async_trait]
     impl ProxyHttp for Nowhere {
         type CTX = ();
         fn new_ctx(&self) {}

@@ -37,7 +37,6 @@ fn to(addr: SocketAddr) -> To {
     }
 }
 
-#[async_trait]
 impl ProxyHttp for To {
     type CTX = ();
     fn new_ctx(&self) {}

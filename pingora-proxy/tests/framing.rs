@@ -40,7 +40,6 @@ impl ServeHttp for ByPath {
 
 struct To(SocketAddr);
 
-#[async_trait]
 impl ProxyHttp for To {
     type CTX = ();
     fn new_ctx(&self) {}
@@ -127,7 +126,6 @@ async fn chunked_upload_is_rechunked_and_echoed() {
 
 struct ToUds(std::path::PathBuf);
 
-#[async_trait]
 impl ProxyHttp for ToUds {
     type CTX = ();
     fn new_ctx(&self) {}
@@ -174,7 +172,6 @@ async fn unix_socket_origin_gets_a_host() {
 /// refusing bodies that contain "forbidden", then lets it go upstream.
 struct Inspect(SocketAddr);
 
-#[async_trait]
 impl ProxyHttp for Inspect {
     type CTX = ();
     fn new_ctx(&self) {}

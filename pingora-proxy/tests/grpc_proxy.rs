@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
-use async_trait::async_trait;
 use http::HeaderMap;
 use pingora_core::server::ServerConf;
 use pingora_core::tls::Alpn;
@@ -193,7 +192,6 @@ struct GrpcProxy {
     origin: SocketAddr,
 }
 
-#[async_trait]
 impl ProxyHttp for GrpcProxy {
     type CTX = ();
 

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::apps::http_app::HttpServer;
 use pingora_core::server::ServerConf;
@@ -72,7 +71,6 @@ struct ToOrigin {
     alpn: Alpn,
 }
 
-#[async_trait]
 impl ProxyHttp for ToOrigin {
     type CTX = ();
 

@@ -7,7 +7,6 @@
 
 mod support;
 
-use async_trait::async_trait;
 use http::HeaderMap;
 use pingora_core::apps::http_app::HttpServer;
 use pingora_core::header::{RequestHeader, ResponseHeader};
@@ -27,7 +26,6 @@ struct ToOrigin {
     alpn: Alpn,
 }
 
-#[async_trait]
 impl ProxyHttp for ToOrigin {
     /// Response body bytes seen by the body filter.
     type CTX = usize;

@@ -8,7 +8,6 @@
 
 mod support;
 
-use async_trait::async_trait;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::Result;
 use pingora_proxy::{ProxyHttp, Session};
@@ -94,7 +93,6 @@ async fn start_nginx() -> Option<Nginx> {
 
 struct ToNginx(SocketAddr);
 
-#[async_trait]
 impl ProxyHttp for ToNginx {
     type CTX = ();
     fn new_ctx(&self) {}

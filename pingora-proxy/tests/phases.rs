@@ -35,7 +35,6 @@ impl Recorder {
     }
 }
 
-#[async_trait]
 impl ProxyHttp for Recorder {
     type CTX = usize;
     fn new_ctx(&self) -> usize {
@@ -292,7 +291,6 @@ struct Gate {
     logged: Arc<Mutex<Vec<Option<u16>>>>,
 }
 
-#[async_trait]
 impl ProxyHttp for Gate {
     type CTX = ();
     fn new_ctx(&self) {}
@@ -375,7 +373,6 @@ impl ServeHttp for ShowHeaders {
 
 struct Rewrite(SocketAddr);
 
-#[async_trait]
 impl ProxyHttp for Rewrite {
     type CTX = ();
     fn new_ctx(&self) {}

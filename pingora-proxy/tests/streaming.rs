@@ -8,7 +8,6 @@
 
 mod support;
 
-use async_trait::async_trait;
 use pingora_core::header::ResponseHeader;
 use pingora_core::protocols::http::v1::{H1Config, ServerConnection};
 use pingora_core::upstreams::HttpPeer;
@@ -73,7 +72,6 @@ async fn start_streaming_origin() -> Running {
 
 struct To(SocketAddr);
 
-#[async_trait]
 impl ProxyHttp for To {
     type CTX = ();
     fn new_ctx(&self) {}

@@ -9,7 +9,6 @@
 //! One worker thread, no per-request logging. `../shared/bench/proxy-bench.sh`
 //! runs it against nginx. Features: `proxy`.
 
-use async_trait::async_trait;
 use pingora::core::server::{Opt, Server, ServerConf};
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
@@ -17,7 +16,6 @@ use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
 
 struct ToUpstream(HttpPeer);
 
-#[async_trait]
 impl ProxyHttp for ToUpstream {
     type CTX = ();
     fn new_ctx(&self) {}

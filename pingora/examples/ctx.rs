@@ -35,7 +35,6 @@ struct MyCtx {
     beta_count: usize,
 }
 
-#[async_trait]
 impl ProxyHttp for MyProxy {
     type CTX = MyCtx;
     fn new_ctx(&self) -> MyCtx {

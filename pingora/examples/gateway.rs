@@ -9,7 +9,6 @@
 //!
 //! Features: `proxy`.
 
-use async_trait::async_trait;
 use pingora::core::apps::http_app::{HelloApp, HttpServer};
 use pingora::core::server::{Opt, Server};
 use pingora::core::services::listening::ListeningService;
@@ -22,7 +21,6 @@ const ORIGIN: &str = "127.0.0.1:6191";
 
 struct Gateway;
 
-#[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = ();
     fn new_ctx(&self) {}

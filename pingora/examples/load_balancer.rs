@@ -34,7 +34,6 @@ use std::time::Duration;
 /// The proxy: picks the next origin for every request.
 pub struct LB(Arc<LoadBalancer<RoundRobin>>);
 
-#[async_trait]
 impl ProxyHttp for LB {
     type CTX = ();
     fn new_ctx(&self) {}

@@ -34,7 +34,6 @@ struct Ctx {
     buffer: BytesMut,
 }
 
-#[async_trait]
 impl ProxyHttp for Json2Tagged {
     type CTX = Ctx;
     fn new_ctx(&self) -> Ctx {

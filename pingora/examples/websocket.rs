@@ -32,7 +32,6 @@ const ORIGIN: &str = "127.0.0.1:6191";
 /// by default.
 struct WsProxy;
 
-#[async_trait]
 impl ProxyHttp for WsProxy {
     type CTX = ();
     fn new_ctx(&self) {}
