@@ -29,21 +29,31 @@ const ALWAYS: [&str; 5] = [
 fn connection_tokens<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Vec<HeaderName> {
     let mut names = Vec::new();
     for value in values {
-        let Ok(value) = value.to_str() else { continue };
-        for token in value.split(',') {
-            let token = token.trim_matches([' ', '\t']);
-            let usual = ["close", "keep-alive", "upgrade", ""]
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = trim_ows(token);
+            let usual = [&b"close"[..], b"keep-alive", b"upgrade", b""]
                 .iter()
                 .any(|u| token.eq_ignore_ascii_case(u));
             if usual {
                 continue;
             }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            if let Ok(name) = HeaderName::from_bytes(token) {
                 names.push(name);
             }
         }
     }
     names
+}
+
+/// Trim optional whitespace (RFC 9110 §5.6.3) from both ends.
+fn trim_ows(mut e: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = e {
+        e = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = e {
+        e = rest;
+    }
+    e
 }
 
 /// Whether the field `name` is always hop-by-hop: one of [`ALWAYS`], or

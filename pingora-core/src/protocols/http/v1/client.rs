@@ -217,8 +217,12 @@ impl ClientSession {
                     return Err(up(ErrorType::InvalidHTTPHeader, bad.as_str()));
                 }
             }
-            let wait = self.conn.config.header_timeout;
-            let n = self.conn.read_more(wait).await.map_err(Error::into_up)?;
+            // The caller bounds the whole head read by the header timeout.
+            let n = self
+                .conn
+                .read_more_unbounded()
+                .await
+                .map_err(Error::into_up)?;
             if n == 0 {
                 self.keepalive = false;
                 let mut e = up(

@@ -54,6 +54,22 @@ impl Conn {
         }
     }
 
+    /// Read more bytes into `buf` with no timer of its own, for a caller
+    /// that already bounds the whole wait (a head read under the header
+    /// timeout): a second timer would only cost a wheel slot per read.
+    /// `Ok(0)` means the peer closed its side.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`read_more`](Self::read_more).
+    pub(crate) async fn read_more_unbounded(&mut self) -> Result<usize> {
+        self.buf.reserve(READ_CHUNK);
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(n) => Ok(n),
+            Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
+        }
+    }
+
     /// Write and flush everything in `wbuf`, each write bounded by the
     /// write timeout.
     pub(crate) async fn flush_wbuf(&mut self) -> Result<()> {

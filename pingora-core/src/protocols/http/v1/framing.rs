@@ -20,31 +20,38 @@ pub(crate) enum Framing {
     UntilClose,
 }
 
-/// Iterate over the comma-separated elements of every field named `name`,
-/// trimmed of optional whitespace; empty elements are skipped (RFC 9110
-/// §5.6.1). `Err` when a value is not visible ASCII.
-fn elements<'a>(
-    headers: &'a HeaderList,
-    name: &'a header::HeaderName,
-) -> impl Iterator<Item = Result<&'a str, ()>> + 'a {
-    headers.get_all(name.as_str()).flat_map(|v| {
-        let (s, bad) = match v.to_str() {
-            Ok(s) => (s, false),
-            Err(_) => ("", true),
-        };
-        let bad = bad.then_some(Err(()));
-        bad.into_iter().chain(
-            s.split(',')
-                .map(|e| e.trim_matches([' ', '\t']))
-                .filter(|e| !e.is_empty())
-                .map(Ok),
-        )
+/// Trim optional whitespace (RFC 9110 §5.6.3) from both ends.
+fn trim_ows(mut e: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = e {
+        e = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = e {
+        e = rest;
+    }
+    e
+}
+
+/// The comma-separated elements of every field named `name`, trimmed of
+/// optional whitespace, empty ones skipped (RFC 9110 §5.6.1). Bytes, not
+/// text: every element is compared with ASCII, which non-ASCII bytes
+/// never match.
+fn elements<'a>(headers: &'a HeaderList, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers.get_all(name).flat_map(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .map(trim_ows)
+            .filter(|e| !e.is_empty())
     })
 }
 
 /// Whether a `Connection`-style list field holds `token`.
 pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: &str) -> bool {
-    elements(headers, name).any(|e| e.is_ok_and(|e| e.eq_ignore_ascii_case(token)))
+    let token = token.as_bytes();
+    headers.get_all(name.as_str()).any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|e| trim_ows(e).eq_ignore_ascii_case(token))
+    })
 }
 
 /// Parse every Content-Length value. RFC 9110 §8.6: a list of identical
@@ -52,19 +59,25 @@ pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: 
 /// digits, make the framing invalid (RFC 9112 §6.3 rule 5).
 fn content_length(headers: &HeaderList) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
-    for element in elements(headers, &header::CONTENT_LENGTH) {
-        let e = element.map_err(|()| "invalid content-length")?;
-        // u64 holds any 19-digit number; longer is a bogus length anyway.
-        if e.len() > 19 || !e.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("invalid content-length");
-        }
-        let n: u64 = e.parse().map_err(|_| "invalid content-length")?;
-        match found {
-            Some(prev) if prev != n => return Err("differing content-length values"),
-            _ => found = Some(n),
+    let mut present = false;
+    for value in headers.get_all(header::CONTENT_LENGTH.as_str()) {
+        present = true;
+        for e in value.as_bytes().split(|&b| b == b',').map(trim_ows) {
+            if e.is_empty() {
+                continue;
+            }
+            // u64 holds any 19-digit number; longer is a bogus length anyway.
+            if e.len() > 19 || !e.iter().all(u8::is_ascii_digit) {
+                return Err("invalid content-length");
+            }
+            let n = e.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            match found {
+                Some(prev) if prev != n => return Err("differing content-length values"),
+                _ => found = Some(n),
+            }
         }
     }
-    if found.is_none() && headers.contains(header::CONTENT_LENGTH.as_str()) {
+    if found.is_none() && present {
         return Err("empty content-length");
     }
     Ok(found)
@@ -83,9 +96,9 @@ fn transfer_encoding(headers: &HeaderList, version: Version) -> Result<bool, &'s
     if version == Version::HTTP_10 {
         return Err("transfer-encoding in http/1.0");
     }
-    let mut codings = elements(headers, &header::TRANSFER_ENCODING);
+    let mut codings = elements(headers, header::TRANSFER_ENCODING.as_str());
     match (codings.next(), codings.next()) {
-        (Some(Ok(c)), None) if c.eq_ignore_ascii_case("chunked") => Ok(true),
+        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(true),
         _ => Err("unsupported transfer-encoding"),
     }
 }

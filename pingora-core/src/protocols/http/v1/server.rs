@@ -140,8 +140,8 @@ impl ServerConnection {
                 Ok(None) => {}
                 Err(bad) => return Err(HeadFail::Bad(bad)),
             }
-            let wait = self.s.conn.config.header_timeout;
-            match self.s.conn.read_more(wait).await {
+            // The caller bounds the whole head read by the header timeout.
+            match self.s.conn.read_more_unbounded().await {
                 // Closing in the middle of a head is not an error to answer.
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
