@@ -20,6 +20,14 @@ use pingora_error::{BError, Error, ErrorType, Result};
 /// cannot keep the exchange going with them forever.
 const MAX_INTERIM: usize = 16;
 
+/// How long a response head waits for the first piece of body, so both
+/// leave in one write. An origin often writes the head and the body
+/// separately (nginx sends a file's body with `sendfile` after the head),
+/// and the proxy may wake between the two: sending the head at once would
+/// cost a segment, a wakeup of the client and an ACK more per response.
+/// An upstream slower than this gets its head forwarded alone.
+const HEAD_HOLD: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Whether the request body must be re-chunked for an HTTP/1 upstream: it
 /// came chunked, or it is an HTTP/2 stream body with no `Content-Length`
 /// (HTTP/2 frames bodies itself, RFC 9113 §8.1).
@@ -254,16 +262,30 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .upstream_response_filter(session, &mut resp, ctx)?;
         self.inner.response_filter(session, &mut resp, ctx).await?;
         session.write_response_header(resp).await?;
-        // The downstream holds the head back for the first piece of body;
-        // when none is at hand the upstream may be slow to send it, and the
-        // client must not wait for the head meanwhile.
-        if !client.has_body_bytes() {
-            session.flush().await?;
-        }
         if client.is_upgraded() {
+            session.flush().await?;
             return super::tunnel::run(session, client).await;
         }
-        self.forward_body(session, ctx, client, body).await
+        // The downstream holds the head back for the first piece of body.
+        // When none is at hand, wait for it a little (not while request
+        // body still flows to an HTTP/2 upstream: it may be waiting for
+        // that); a slow upstream must not keep the head from the client.
+        let duplex = client.is_h2() && !body.is_done();
+        let mut first = None;
+        if !client.has_body_bytes() && !client.is_body_done() {
+            let wait = if duplex { None } else { Some(HEAD_HOLD) };
+            let piece = match wait {
+                Some(hold) => pingora_timeout::fast::timeout(hold, client.read_body_bytes())
+                    .await
+                    .ok(),
+                None => None,
+            };
+            match piece {
+                Some(piece) => first = Some(piece?),
+                None => session.flush().await?,
+            }
+        }
+        self.forward_body(session, ctx, client, body, first).await
     }
 
     async fn forward_body(
@@ -272,6 +294,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         ctx: &mut SV::CTX,
         client: &mut ClientSession,
         body: &mut SentBody,
+        mut first: Option<Option<Bytes>>,
     ) -> Result<()> {
         // HTTP/2 carries each direction on its own (RFC 9113 §8.1): a
         // server may answer before the request ends and go on reading it,
@@ -279,7 +302,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         // flowing. An HTTP/1 upstream that answered early gets no more.
         let mut duplex = client.is_h2() && !body.is_done();
         loop {
-            let piece = if duplex {
+            let piece = if let Some(piece) = first.take() {
+                piece
+            } else if duplex {
                 // Both reads are cancel safe: bytes stay in their buffers.
                 tokio::select! {
                     piece = client.read_body_bytes() => piece?,
