@@ -57,20 +57,40 @@ fn slice(head: &Bytes, (start, len): (usize, usize)) -> Bytes {
     head.slice(start..start + len)
 }
 
-/// Whether `buf` holds a full head: a blank line after the start line. The
-/// search resumes from `*scanned`, so repeated calls stay linear.
-fn head_complete(buf: &[u8], scanned: &mut usize) -> bool {
+/// Where the first blank line of `buf` ends, if it has one: the end of a
+/// head, unless empty lines come before the start line. The search resumes
+/// from `*scanned`, so repeated calls stay linear.
+fn head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
     // Back up two bytes so a terminator split across reads is still seen.
     let mut at = scanned.saturating_sub(2).min(buf.len());
     *scanned = buf.len();
     while let Some(lf) = buf[at..].iter().position(|&b| b == b'\n') {
         let lf = at + lf;
         match (buf.get(lf + 1), buf.get(lf + 2)) {
-            (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => return true,
+            (Some(b'\n'), _) => return Some(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
             _ => at = lf + 1,
         }
     }
-    false
+    None
+}
+
+/// A head split off the front of the read buffer. It shares the buffer's
+/// allocation (no copy); the buffer is reusable for the next read once
+/// the header built from it is dropped, which the sessions do before
+/// reading the next message.
+fn split_head(buf: &mut BytesMut, end: usize) -> Bytes {
+    buf.split_to(end).freeze()
+}
+
+/// Put a head split off by [`split_head`] back in front of `buf` (only
+/// when it turned out not to be a whole head: empty lines before the
+/// start line).
+fn unsplit_head(buf: &mut BytesMut, head: &Bytes) {
+    let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+    whole.extend_from_slice(head);
+    whole.extend_from_slice(buf);
+    *buf = whole;
 }
 
 /// Incremental state of reading one head: how far the end-of-head search
@@ -105,10 +125,24 @@ impl HeadReader {
             check_request_line(&buf[..=end])?;
             self.line_checked = true;
         }
-        if !head_complete(buf, &mut self.scanned) {
+        let Some(end) = head_end(buf, &mut self.scanned) else {
             return check_size(buf.len(), config).map(|()| None);
+        };
+        let head = split_head(buf, end);
+        match parse_request(&head, config)? {
+            Some((req, len)) if len == head.len() => return Ok(Some(req)),
+            _ => unsplit_head(buf, &head),
         }
-        parse_request(buf, config)
+        // Rare: empty lines before the request line. Parse the whole
+        // buffer, from a copy.
+        let whole = Bytes::copy_from_slice(buf);
+        match parse_request(&whole, config)? {
+            Some((req, len)) => {
+                buf.advance(len);
+                Ok(Some(req))
+            }
+            None => check_size(buf.len(), config).map(|()| None),
+        }
     }
 
     /// Check limits of an incomplete response head, then parse it when it
@@ -118,10 +152,23 @@ impl HeadReader {
         buf: &mut BytesMut,
         config: &H1Config,
     ) -> Result<Option<ResponseHeader>, HeadError> {
-        if !head_complete(buf, &mut self.scanned) {
+        let Some(end) = head_end(buf, &mut self.scanned) else {
             return check_size(buf.len(), config).map(|()| None);
+        };
+        let head = split_head(buf, end);
+        match parse_response(&head, config)? {
+            Some((resp, len)) if len == head.len() => return Ok(Some(resp)),
+            _ => unsplit_head(buf, &head),
         }
-        parse_response(buf, config)
+        // Rare: empty lines before the status line.
+        let whole = Bytes::copy_from_slice(buf);
+        match parse_response(&whole, config)? {
+            Some((resp, len)) => {
+                buf.advance(len);
+                Ok(Some(resp))
+            }
+            None => check_size(buf.len(), config).map(|()| None),
+        }
     }
 }
 
@@ -166,10 +213,7 @@ fn version_of(v: Option<u8>) -> Version {
 }
 
 /// Build the field list from the parsed fields of `base`, as slices of
-/// `head`, the copy of `base`'s head bytes. The head is copied out of the
-/// read buffer rather than sliced off it: a slice would keep that buffer
-/// shared for as long as the header lives, so the next read could not
-/// reuse it and would allocate (and fault in) a fresh one per message.
+/// `head`, which holds the same bytes.
 fn fields(
     base: &[u8],
     head: &Bytes,
@@ -186,10 +230,12 @@ fn fields(
     Ok(list)
 }
 
+/// Parse the request head at the start of `buf`, building the header from
+/// slices of `buf`; with its length.
 fn parse_request(
-    buf: &mut BytesMut,
+    buf: &Bytes,
     config: &H1Config,
-) -> Result<Option<RequestHeader>, HeadError> {
+) -> Result<Option<(RequestHeader, usize)>, HeadError> {
     // Uninitialised slots: initialising 256 of them on every parse would
     // cost more than the parse itself.
     let mut slots =
@@ -200,7 +246,7 @@ fn parse_request(
         httparse::Status::Complete(len) => len,
         // A blank line was seen but is not the end of a head (for example
         // empty lines before the request line, RFC 9112 §2.2).
-        httparse::Status::Partial => return check_size(buf.len(), config).map(|()| None),
+        httparse::Status::Partial => return Ok(None),
     };
     check_size(len, config)?;
     let (Some(method), Some(path)) = (req.method, req.path) else {
@@ -210,18 +256,19 @@ fn parse_request(
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let path = span_of(buf, path.as_bytes());
     let version = version_of(req.version);
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    let list = fields(buf, &head, req.headers)?;
-    buf.advance(len);
-    let uri = Uri::from_maybe_shared(slice(&head, path))
+    let list = fields(buf, buf, req.headers)?;
+    let uri = Uri::from_maybe_shared(slice(buf, path))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
-    Ok(Some(RequestHeader::from_parts(method, uri, version, list)))
+    let req = RequestHeader::from_parts(method, uri, version, list);
+    Ok(Some((req, len)))
 }
 
+/// Parse the response head at the start of `buf`, building the header
+/// from slices of `buf`; with its length.
 fn parse_response(
-    buf: &mut BytesMut,
+    buf: &Bytes,
     config: &H1Config,
-) -> Result<Option<ResponseHeader>, HeadError> {
+) -> Result<Option<(ResponseHeader, usize)>, HeadError> {
     let mut slots =
         [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; H1Config::MAX_HEADERS_CAP];
     let mut resp = httparse::Response::new(&mut []);
@@ -232,7 +279,7 @@ fn parse_response(
     );
     let len = match parsed.map_err(map_httparse)? {
         httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => return check_size(buf.len(), config).map(|()| None),
+        httparse::Status::Partial => return Ok(None),
     };
     check_size(len, config)?;
     let Some(code) = resp.code else {
@@ -244,13 +291,10 @@ fn parse_response(
         .filter(|r| !r.is_empty())
         .map(|r| span_of(buf, r.as_bytes()));
     let version = version_of(resp.version);
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    let list = fields(buf, &head, resp.headers)?;
-    buf.advance(len);
-    let reason = reason.map(|r| slice(&head, r));
-    Ok(Some(ResponseHeader::from_parts(
-        status, version, reason, list,
-    )))
+    let list = fields(buf, buf, resp.headers)?;
+    let reason = reason.map(|r| slice(buf, r));
+    let resp = ResponseHeader::from_parts(status, version, reason, list);
+    Ok(Some((resp, len)))
 }
 
 #[cfg(test)]

@@ -580,6 +580,10 @@ impl ServerSession {
             return None;
         }
         self.s.served += 1;
+        // The head shares the read buffer's allocation: release it now so
+        // the next read can reuse that buffer instead of allocating one.
+        self.s.req = RequestHeader::placeholder();
+        self.s.trailers = None;
         Some(ServerConnection { s: self.s })
     }
 

@@ -143,9 +143,10 @@ fn parses_response() {
 }
 
 #[test]
-fn parsed_heads_leave_the_read_buffer_reusable() {
-    // A live header must not pin the read buffer: the next read reuses the
-    // same allocation instead of allocating a fresh one per message.
+fn dropped_heads_leave_the_read_buffer_reusable() {
+    // A head shares the read buffer's allocation (no copy); once the
+    // header is dropped, the next read reuses that allocation instead of
+    // allocating a fresh one per message.
     for input in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\r\n"[..],
         &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
@@ -154,19 +155,40 @@ fn parsed_heads_leave_the_read_buffer_reusable() {
         buf.extend_from_slice(input);
         let base = buf.as_ptr();
         let mut reader = HeadReader::default();
-        let keep_req;
-        let keep_resp;
         if input.starts_with(b"GET") {
-            keep_req = reader.parse_request(&mut buf, &cfg()).unwrap();
-            assert!(keep_req.is_some());
+            let req = reader.parse_request(&mut buf, &cfg()).unwrap().unwrap();
+            assert_eq!(req.get_header("x-a").unwrap(), "b");
         } else {
-            keep_resp = reader.parse_response(&mut buf, &cfg()).unwrap();
-            assert!(keep_resp.is_some());
+            let resp = reader.parse_response(&mut buf, &cfg()).unwrap().unwrap();
+            assert_eq!(resp.get_header("content-length").unwrap(), "0");
         }
         assert!(buf.is_empty());
         buf.reserve(1000);
         assert_eq!(buf.as_ptr(), base, "the read buffer was reallocated");
     }
+}
+
+#[test]
+fn empty_lines_before_the_start_line_are_skipped() {
+    // RFC 9112 §2.2: a server should ignore at least one empty line before
+    // the request line. The first blank line is then not the end of the
+    // head, whether the rest is already in or still to come.
+    let whole = b"\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\nnext";
+    let mut buf = BytesMut::from(&whole[..]);
+    let req = HeadReader::default()
+        .parse_request(&mut buf, &cfg())
+        .unwrap()
+        .unwrap();
+    assert_eq!((req.uri().path(), &buf[..]), ("/a", &b"next"[..]));
+
+    let mut reader = HeadReader::default();
+    let mut buf = BytesMut::from(&whole[..6]);
+    assert!(reader.parse_request(&mut buf, &cfg()).unwrap().is_none());
+    assert_eq!(&buf[..], &whole[..6], "bytes must not be lost");
+    buf.extend_from_slice(&whole[6..]);
+    let req = reader.parse_request(&mut buf, &cfg()).unwrap().unwrap();
+    assert_eq!(req.get_header("host").unwrap(), "h");
+    assert_eq!(&buf[..], b"next");
 }
 
 #[test]

@@ -261,3 +261,33 @@ async fn coarse_timers_enforce_the_header_timeout() {
     // after the 408/close (bounded at 2 s).
     assert!(waited >= std::time::Duration::from_millis(50), "{waited:?}");
 }
+
+/// Where the request's first field name sits in memory: inside the read
+/// buffer, which heads share.
+fn first_name_ptr(s: &ServerSession) -> *const u8 {
+    s.req_header().wire_headers().next().unwrap().0.as_ptr()
+}
+
+#[tokio::test]
+async fn keepalive_requests_reuse_one_read_buffer() {
+    // Heads are slices of the read buffer; a session that ends releases
+    // its head, so the next request is read into the same allocation
+    // instead of a fresh one per request.
+    let (mut conn, mut client) = pair();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut s = conn.read_request().await.unwrap().unwrap();
+        seen.push(first_name_ptr(&s));
+        let mut resp = ResponseHeader::build(204, None).unwrap();
+        resp.insert_header("X-A", "b").unwrap();
+        s.write_response_header(resp).await.unwrap();
+        s.finish_response(None).await.unwrap();
+        assert!(read_avail(&mut client).await.starts_with("HTTP/1.1 204"));
+        conn = s.reuse().await.unwrap();
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
