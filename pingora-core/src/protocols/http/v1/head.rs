@@ -125,24 +125,7 @@ impl HeadReader {
             check_request_line(&buf[..=end])?;
             self.line_checked = true;
         }
-        let Some(end) = head_end(buf, &mut self.scanned) else {
-            return check_size(buf.len(), config).map(|()| None);
-        };
-        let head = split_head(buf, end);
-        match parse_request(&head, config)? {
-            Some((req, len)) if len == head.len() => return Ok(Some(req)),
-            _ => unsplit_head(buf, &head),
-        }
-        // Rare: empty lines before the request line. Parse the whole
-        // buffer, from a copy.
-        let whole = Bytes::copy_from_slice(buf);
-        match parse_request(&whole, config)? {
-            Some((req, len)) => {
-                buf.advance(len);
-                Ok(Some(req))
-            }
-            None => check_size(buf.len(), config).map(|()| None),
-        }
+        self.parse_with(buf, config, parse_request)
     }
 
     /// Check limits of an incomplete response head, then parse it when it
@@ -152,20 +135,32 @@ impl HeadReader {
         buf: &mut BytesMut,
         config: &H1Config,
     ) -> Result<Option<ResponseHeader>, HeadError> {
+        self.parse_with(buf, config, parse_response)
+    }
+
+    /// Once `buf` holds a blank line, split the head off it and `parse` it
+    /// in place.
+    fn parse_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        config: &H1Config,
+        parse: fn(&Bytes, &H1Config) -> Result<Option<(T, usize)>, HeadError>,
+    ) -> Result<Option<T>, HeadError> {
         let Some(end) = head_end(buf, &mut self.scanned) else {
             return check_size(buf.len(), config).map(|()| None);
         };
         let head = split_head(buf, end);
-        match parse_response(&head, config)? {
-            Some((resp, len)) if len == head.len() => return Ok(Some(resp)),
+        match parse(&head, config)? {
+            Some((parsed, len)) if len == head.len() => return Ok(Some(parsed)),
             _ => unsplit_head(buf, &head),
         }
-        // Rare: empty lines before the status line.
+        // Rare: empty lines before the start line, so the first blank line
+        // was not the end of the head. Parse the whole buffer, from a copy.
         let whole = Bytes::copy_from_slice(buf);
-        match parse_response(&whole, config)? {
-            Some((resp, len)) => {
+        match parse(&whole, config)? {
+            Some((parsed, len)) => {
                 buf.advance(len);
-                Ok(Some(resp))
+                Ok(Some(parsed))
             }
             None => check_size(buf.len(), config).map(|()| None),
         }
