@@ -144,7 +144,7 @@ impl HeadReader {
         &mut self,
         buf: &mut BytesMut,
         config: &H1Config,
-        parse: fn(&Bytes, &H1Config) -> Result<Option<(T, usize)>, HeadError>,
+        parse: HeadParser<T>,
     ) -> Result<Option<T>, HeadError> {
         let Some(end) = head_end(buf, &mut self.scanned) else {
             return check_size(buf.len(), config).map(|()| None);
@@ -166,6 +166,9 @@ impl HeadReader {
         }
     }
 }
+
+/// Parses a head at the start of a buffer into `T`, with its length.
+type HeadParser<T> = fn(&Bytes, &H1Config) -> Result<Option<(T, usize)>, HeadError>;
 
 /// Validate a complete request line (with its line ending) on its own:
 /// with no room for fields, httparse stops after the line and reports
