@@ -84,7 +84,8 @@ async fn connection_closed_by_the_origin_is_not_reused() {
     let (mut stream, _) = connector.get_stream(&peer).await.unwrap();
     assert_eq!(ping(&mut stream).await, 1);
     connector.release_stream(stream, peer.reuse_hash(), None);
-    // The watcher sees the origin's FIN and drops the connection.
+    // The pool's sweeper sees the origin's FIN and drops the connection
+    // (within about a second; a `get` before then would refuse it too).
     eventually(|| connector.pool().is_empty()).await;
 
     let (mut stream, reused) = connector.get_stream(&peer).await.unwrap();
