@@ -25,6 +25,117 @@
 //! assert_eq!(names, [&b"Host"[..], b"X-Trace", b"x-trace"]);
 //! ```
 
+/// The field methods `RequestHeader` and `ResponseHeader` share: each
+/// passes to the head's [`HeaderList`]. `$what` names the head in the
+/// docs, `$build` is the argument list of a `build` call for the example.
+macro_rules! field_methods {
+    ($ty:ident, $what:literal, $build:literal) => {
+        impl $ty {
+            /// The header fields as an `http::HeaderMap`, for lookups.
+            ///
+            /// The map is built on the first call (and kept in step with later
+            /// changes); to look up one field, [`get_header`](Self::get_header)
+            /// and [`get_header_values`](Self::get_header_values) are cheaper.
+            pub fn headers(&self) -> &http::header::HeaderMap {
+                self.headers.map()
+            }
+
+            /// The first value of the field `name`, in any case.
+            ///
+            /// Scans the fields in wire order, without building the map
+            /// [`headers`](Self::headers) returns.
+            pub fn get_header(&self, name: &str) -> Option<&http::header::HeaderValue> {
+                self.headers.get(name)
+            }
+
+            /// Every value of the field `name`, in any case, in wire order.
+            pub fn get_header_values<'a>(
+                &'a self,
+                name: &'a str,
+            ) -> impl Iterator<Item = &'a http::header::HeaderValue> + 'a {
+                self.headers.get_all(name)
+            }
+
+            #[doc = concat!("Whether the ", $what, " has a field `name`, in any case.")]
+            pub fn has_header(&self, name: &str) -> bool {
+                self.headers.contains(name)
+            }
+
+            #[doc = concat!("How many header fields the ", $what, " has.")]
+            pub const fn header_count(&self) -> usize {
+                self.headers.len()
+            }
+
+            /// Keep only the fields for which `keep(name, value)` is true (the
+            /// name as written), in one pass over the fields: cheaper than a
+            /// [`remove_header`](Self::remove_header) per name when several go.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("# use pingora_core::header::", stringify!($ty), ";")]
+            #[doc = concat!("# let mut head = ", stringify!($ty), "::build(", $build, ", None).unwrap();")]
+            /// head.append_header("X-Internal-Id", "7").unwrap();
+            /// head.append_header("Accept", "*/*").unwrap();
+            /// head.retain_headers(|name, _| !name.starts_with(b"X-Internal-"));
+            /// assert!(!head.has_header("x-internal-id"));
+            /// assert_eq!(head.header_count(), 1);
+            /// ```
+            pub fn retain_headers(
+                &mut self,
+                keep: impl FnMut(&[u8], &http::header::HeaderValue) -> bool,
+            ) {
+                self.headers.retain(keep);
+            }
+
+            pub(crate) const fn header_list(&self) -> &$crate::header::HeaderList {
+                &self.headers
+            }
+
+            /// The header fields in wire order, each name as it was written.
+            pub fn wire_headers(
+                &self,
+            ) -> impl Iterator<Item = (&[u8], &http::header::HeaderValue)> {
+                self.headers.wire()
+            }
+
+            /// Set `name` to `value`, replacing every existing field of that name
+            /// (the new field takes the place of the first old one).
+            ///
+            /// # Errors
+            ///
+            /// [`ErrorType::InvalidHTTPHeader`](pingora_error::ErrorType::InvalidHTTPHeader)
+            /// when the name or value is invalid.
+            pub fn insert_header<V>(&mut self, name: &str, value: V) -> pingora_error::Result<()>
+            where
+                V: TryInto<http::header::HeaderValue>,
+                V::Error: std::error::Error + Send + Sync + 'static,
+            {
+                self.headers.insert(name, value)
+            }
+
+            /// Add a field `name: value` after the existing fields.
+            ///
+            /// # Errors
+            ///
+            /// [`ErrorType::InvalidHTTPHeader`](pingora_error::ErrorType::InvalidHTTPHeader)
+            /// when the name or value is invalid.
+            pub fn append_header<V>(&mut self, name: &str, value: V) -> pingora_error::Result<()>
+            where
+                V: TryInto<http::header::HeaderValue>,
+                V::Error: std::error::Error + Send + Sync + 'static,
+            {
+                self.headers.append(name, value)
+            }
+
+            /// Remove every field named `name`; returns the first removed value.
+            pub fn remove_header(&mut self, name: &str) -> Option<http::header::HeaderValue> {
+                self.headers.remove(name)
+            }
+        }
+    };
+}
+
 mod list;
 mod request;
 mod response;

@@ -2,7 +2,6 @@
 
 use super::HeaderList;
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderValue};
 use http::{StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
 
@@ -114,100 +113,6 @@ impl ResponseHeader {
         Ok(())
     }
 
-    /// The header fields as an `http::HeaderMap`, for lookups.
-    ///
-    /// The map is built on the first call (and kept in step with later
-    /// changes); to look up one field, [`get_header`](Self::get_header)
-    /// and [`get_header_values`](Self::get_header_values) are cheaper.
-    pub fn headers(&self) -> &HeaderMap {
-        self.headers.map()
-    }
-
-    /// The first value of the field `name`, in any case.
-    ///
-    /// Scans the fields in wire order, without building the map
-    /// [`headers`](Self::headers) returns.
-    pub fn get_header(&self, name: &str) -> Option<&HeaderValue> {
-        self.headers.get(name)
-    }
-
-    /// Every value of the field `name`, in any case, in wire order.
-    pub fn get_header_values<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a HeaderValue> + 'a {
-        self.headers.get_all(name)
-    }
-
-    /// Whether the response has a field `name`, in any case.
-    pub fn has_header(&self, name: &str) -> bool {
-        self.headers.contains(name)
-    }
-
-    /// How many header fields the response has.
-    pub const fn header_count(&self) -> usize {
-        self.headers.len()
-    }
-
-    /// Keep only the fields for which `keep(name, value)` is true (the
-    /// name as written), in one pass over the fields: cheaper than a
-    /// [`remove_header`](Self::remove_header) per name when several go.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use pingora_core::header::ResponseHeader;
-    /// # let mut head = ResponseHeader::build(200, None).unwrap();
-    /// head.append_header("X-Internal-Id", "7").unwrap();
-    /// head.append_header("Accept", "*/*").unwrap();
-    /// head.retain_headers(|name, _| !name.starts_with(b"X-Internal-"));
-    /// assert!(!head.has_header("x-internal-id"));
-    /// assert_eq!(head.header_count(), 1);
-    /// ```
-    pub fn retain_headers(&mut self, keep: impl FnMut(&[u8], &HeaderValue) -> bool) {
-        self.headers.retain(keep);
-    }
-
-    pub(crate) const fn header_list(&self) -> &HeaderList {
-        &self.headers
-    }
-
-    /// The header fields in wire order, each name as it was written.
-    pub fn wire_headers(&self) -> impl Iterator<Item = (&[u8], &HeaderValue)> {
-        self.headers.wire()
-    }
-
-    /// Set `name` to `value`, replacing every existing field of that name.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
-    pub fn insert_header<V>(&mut self, name: &str, value: V) -> Result<()>
-    where
-        V: TryInto<HeaderValue>,
-        V::Error: std::error::Error + Send + Sync + 'static,
-    {
-        self.headers.insert(name, value)
-    }
-
-    /// Add a field `name: value` after the existing fields.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorType::InvalidHTTPHeader`] when the name or value is invalid.
-    pub fn append_header<V>(&mut self, name: &str, value: V) -> Result<()>
-    where
-        V: TryInto<HeaderValue>,
-        V::Error: std::error::Error + Send + Sync + 'static,
-    {
-        self.headers.append(name, value)
-    }
-
-    /// Remove every field named `name`; returns the first removed value.
-    pub fn remove_header(&mut self, name: &str) -> Option<HeaderValue> {
-        self.headers.remove(name)
-    }
-
     /// Append the HTTP/1 wire form of the head to `out`: status line,
     /// fields in wire order with their case, blank line.
     pub fn write_h1(&self, out: &mut BytesMut) {
@@ -230,6 +135,8 @@ pub(crate) fn valid_reason(r: &[u8]) -> bool {
     r.iter()
         .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
 }
+
+field_methods!(ResponseHeader, "response", "200");
 
 #[cfg(test)]
 mod tests {
