@@ -7,28 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod http1_support;
+mod support;
 
 use http1_support::serve_http;
 use pingora_core::apps::http_app::{EchoApp, HelloApp};
 use std::net::SocketAddr;
 use std::process::Command;
-
-fn curl_available() -> bool {
-    let ok = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("notice: curl not found, skipping curl interop tests");
-        // CI installs the peers and sets this, so a missing one fails
-        // there instead of passing silently.
-        assert!(
-            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
-            "PINGORA_REQUIRE_INTEROP is set but an interop peer is missing"
-        );
-    }
-    ok
-}
+use support::interop::tool_available;
 
 /// Run curl with `args` (plus `-sS` and a time limit) off the runtime.
 async fn curl(args: Vec<String>) -> (String, String) {
@@ -58,7 +43,7 @@ fn url(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_get_reuses_the_connection() {
-    if !curl_available() {
+    if !tool_available("curl") {
         return;
     }
     let addr = serve_http(HelloApp).await;
@@ -75,7 +60,7 @@ async fn curl_get_reuses_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_http10_and_head() {
-    if !curl_available() {
+    if !tool_available("curl") {
         return;
     }
     let addr = serve_http(HelloApp).await;
@@ -88,7 +73,7 @@ async fn curl_http10_and_head() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_uploads_echo_back() {
-    if !curl_available() {
+    if !tool_available("curl") {
         return;
     }
     let addr = serve_http(EchoApp).await;

@@ -14,25 +14,8 @@ use std::process::{Command, Output};
 use pingora_core::apps::http_app::{EchoApp, HttpServer};
 use pingora_core::tls::{Alpn, CertStore, TlsSettings};
 use support::certs::Ca;
+use support::interop::tool_available;
 use support_h2::TestServer;
-
-/// Whether `tool` runs; prints a notice when it does not.
-fn available(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("notice: {tool} not found, skipping its http2 interop test");
-        // CI installs the peers and sets this, so a missing one fails
-        // there instead of passing silently.
-        assert!(
-            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
-            "PINGORA_REQUIRE_INTEROP is set but an interop peer is missing"
-        );
-    }
-    ok
-}
 
 /// Run `tool args` off the runtime, bounded to 30 s by coreutils'
 /// `timeout`; returns the output, asserting success.
@@ -100,7 +83,7 @@ mod tempfile_path {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_http2_prior_knowledge() {
-    if !available("curl") {
+    if !tool_available("curl") {
         return;
     }
     let server = TestServer::start(h2c_server(), None).await;
@@ -128,7 +111,7 @@ async fn curl_http2_prior_knowledge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_http2_over_tls_with_alpn() {
-    if !available("curl") {
+    if !tool_available("curl") {
         return;
     }
     let (server, ca) = tls_server().await;
@@ -157,7 +140,7 @@ async fn curl_http2_over_tls_with_alpn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nghttp_concurrent_requests_with_upload() {
-    if !available("nghttp") {
+    if !tool_available("nghttp") {
         return;
     }
     let server = TestServer::start(h2c_server(), None).await;
@@ -195,7 +178,7 @@ fn succeeded(report: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2load_h2c_and_tls() {
-    if !available("h2load") {
+    if !tool_available("h2load") {
         return;
     }
     let server = TestServer::start(h2c_server(), None).await;
