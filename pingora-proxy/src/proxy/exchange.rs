@@ -273,12 +273,11 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let duplex = client.is_h2() && !body.is_done();
         let mut first = None;
         if !client.has_body_bytes() && !client.is_body_done() {
-            let wait = if duplex { None } else { Some(HEAD_HOLD) };
-            let piece = match wait {
-                Some(hold) => pingora_timeout::fast::timeout(hold, client.read_body_bytes())
-                    .await
-                    .ok(),
-                None => None,
+            let piece = if duplex {
+                None
+            } else {
+                let read = client.read_body_bytes();
+                pingora_timeout::fast::timeout(HEAD_HOLD, read).await.ok()
             };
             match piece {
                 Some(piece) => first = Some(piece?),
