@@ -8,6 +8,7 @@
 //! records the fields; [`HeaderList::map`] builds the map on first use and
 //! later changes keep it in step.
 
+use super::known::{KnownSet, known_bit, same_name};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use pingora_error::{Error, ErrorType, Result};
@@ -23,7 +24,7 @@ struct Field {
 
 impl Field {
     fn is(&self, name: &[u8]) -> bool {
-        self.name.len() == name.len() && self.name.eq_ignore_ascii_case(name)
+        same_name(&self.name, name)
     }
 }
 
@@ -36,6 +37,10 @@ impl Field {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderList {
     fields: Vec<Field>,
+    /// Exactly the [well-known](super::known) names among `fields`, so a
+    /// lookup of an absent one (most framing and hop-by-hop checks) needs
+    /// no scan.
+    known: KnownSet,
     /// Boxed: most heads never build it, and every head moves a few
     /// times on its way through a proxy.
     map: OnceLock<Box<HeaderMap>>,
@@ -63,6 +68,7 @@ impl HeaderList {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
             fields: Vec::with_capacity(n),
+            known: 0,
             map: OnceLock::new(),
         }
     }
@@ -82,23 +88,41 @@ impl HeaderList {
         })
     }
 
+    /// Whether `name` is a well-known name none of the fields has: then
+    /// there is nothing to scan for.
+    fn surely_absent(&self, name: &[u8]) -> bool {
+        let bit = known_bit(name);
+        bit != 0 && self.known & bit == 0
+    }
+
+    /// Whether any of the well-known names in `set` is present.
+    pub(crate) const fn has_any(&self, set: KnownSet) -> bool {
+        self.known & set != 0
+    }
+
     /// The first value of `name` (any case), found by scanning the fields.
     pub(crate) fn get(&self, name: &str) -> Option<&HeaderValue> {
         let name = name.as_bytes();
+        if self.surely_absent(name) {
+            return None;
+        }
         self.fields.iter().find(|f| f.is(name)).map(|f| &f.value)
     }
 
     /// Every value of `name` (any case), in wire order.
     pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> {
-        self.fields
-            .iter()
-            .filter(move |f| f.is(name.as_bytes()))
-            .map(|f| &f.value)
+        let name = name.as_bytes();
+        let fields = if self.surely_absent(name) {
+            &[][..]
+        } else {
+            &self.fields[..]
+        };
+        fields.iter().filter(move |f| f.is(name)).map(|f| &f.value)
     }
 
     /// Whether a field named `name` (any case) is present.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.is(name.as_bytes()))
+        self.get_all(name).next().is_some()
     }
 
     /// How many fields there are.
@@ -114,6 +138,7 @@ impl HeaderList {
         {
             map.append(parsed, value.clone());
         }
+        self.known |= known_bit(&name);
         self.fields.push(Field { name, value });
     }
 
@@ -127,6 +152,7 @@ impl HeaderList {
         if let Some(map) = self.map.get_mut() {
             map.append(parsed, value.clone());
         }
+        self.known |= known_bit(&wire);
         self.fields.push(Field { name: wire, value });
         Ok(())
     }
@@ -143,6 +169,7 @@ impl HeaderList {
         if let Some(map) = self.map.get_mut() {
             map.insert(parsed, value.clone());
         }
+        self.known |= known_bit(&wire);
         let field = Field { name: wire, value };
         let Some(at) = self.fields.iter().position(|f| f.is(name.as_bytes())) else {
             self.fields.push(field);
@@ -162,7 +189,12 @@ impl HeaderList {
 
     /// Remove every field of this name, returning the first value.
     pub(crate) fn remove(&mut self, name: &str) -> Option<HeaderValue> {
+        if self.surely_absent(name.as_bytes()) {
+            return None;
+        }
         let at = self.fields.iter().position(|f| f.is(name.as_bytes()))?;
+        // Every field of the name goes.
+        self.known &= !known_bit(name.as_bytes());
         if let Some(map) = self.map.get_mut()
             && let Ok(parsed) = HeaderName::from_bytes(name.as_bytes())
         {
@@ -183,6 +215,7 @@ impl HeaderList {
         if self.fields.len() != before {
             // Rebuilt from the fields on the next lookup.
             self.map = OnceLock::new();
+            self.known = self.fields.iter().fold(0, |k, f| k | known_bit(&f.name));
         }
     }
 
@@ -262,6 +295,51 @@ mod tests {
             assert_eq!(l.get("x-A").unwrap(), "3");
             assert!(l.contains("X-A") && !l.contains("accept"));
         }
+    }
+
+    /// What the fields say about `name`, by a plain scan.
+    fn scanned(l: &HeaderList, name: &str) -> bool {
+        l.wire()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    #[test]
+    fn known_names_stay_exact_through_every_change() {
+        let tracked = [
+            "Host",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Connection",
+            "TE",
+        ];
+        let check = |l: &HeaderList| {
+            for name in tracked {
+                assert_eq!(l.contains(name), scanned(l, name), "{name}");
+                assert_eq!(l.get(name).is_some(), scanned(l, name), "{name}");
+            }
+        };
+        let mut l = HeaderList::default();
+        check(&l);
+        l.push_parsed(Bytes::from_static(b"HOST"), HeaderValue::from_static("a"));
+        l.append("transfer-encoding", "chunked").unwrap();
+        l.append("Transfer-Encoding", "chunked").unwrap();
+        l.insert("te", "trailers").unwrap();
+        check(&l);
+        assert!(l.has_any(super::super::known::TE));
+        assert_eq!(l.remove("Transfer-encoding").unwrap(), "chunked");
+        check(&l);
+        l.insert("Content-Length", "1").unwrap();
+        l.retain(|name, _| !name.eq_ignore_ascii_case(b"host"));
+        check(&l);
+        assert!(!l.contains("host") && l.contains("content-length"));
+        // A retain that removes nothing keeps what is there.
+        l.retain(|_, _| true);
+        check(&l);
+        l.retain(|_, _| false);
+        check(&l);
+        assert!(!l.has_any(u16::MAX));
+        l.append("Connection", "close").unwrap();
+        check(&l);
     }
 
     #[test]

@@ -88,6 +88,31 @@ macro_rules! field_methods {
                 self.headers.retain(keep);
             }
 
+            /// Remove the hop-by-hop fields (RFC 9110 §7.6.1), which describe
+            /// one connection and must not be forwarded: `Connection`, every
+            /// field it names, `Keep-Alive`, `Proxy-Connection`, `TE`,
+            /// `Transfer-Encoding`, and `Upgrade` unless `keep_upgrade` (set it
+            /// when an upgrade is being passed on).
+            ///
+            /// Cheap when there is nothing to remove: the head knows whether it
+            /// holds any of these names without scanning its fields.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("# use pingora_core::header::", stringify!($ty), ";")]
+            #[doc = concat!("# let mut head = ", stringify!($ty), "::build(", $build, ", None).unwrap();")]
+            /// head.append_header("Connection", "keep-alive, X-Hop").unwrap();
+            /// head.append_header("X-Hop", "1").unwrap();
+            /// head.append_header("Accept", "*/*").unwrap();
+            /// head.remove_hop_by_hop_headers(false);
+            /// let names: Vec<&[u8]> = head.wire_headers().map(|(n, _)| n).collect();
+            /// assert_eq!(names, [&b"Accept"[..]]);
+            /// ```
+            pub fn remove_hop_by_hop_headers(&mut self, keep_upgrade: bool) {
+                self.headers.remove_hop_by_hop(keep_upgrade);
+            }
+
             pub(crate) const fn header_list(&self) -> &$crate::header::HeaderList {
                 &self.headers
             }
@@ -136,6 +161,8 @@ macro_rules! field_methods {
     };
 }
 
+mod hop;
+mod known;
 mod list;
 mod request;
 mod response;
@@ -143,4 +170,6 @@ mod response;
 pub use request::RequestHeader;
 pub use response::ResponseHeader;
 
+pub(crate) use hop::trim_ows;
+pub(crate) use known::same_name;
 pub(crate) use list::HeaderList;

@@ -2,7 +2,7 @@
 //! whether a connection persists (RFC 9112 §9.3), and the checks that stop
 //! request smuggling.
 
-use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use crate::header::{HeaderList, RequestHeader, ResponseHeader, same_name, trim_ows};
 use http::header;
 use http::{Method, StatusCode, Version};
 
@@ -18,17 +18,6 @@ pub(crate) enum Framing {
     /// Until the connection closes: responses without a length (RFC 9112
     /// §6.3 rule 8) and raw bytes after an upgrade.
     UntilClose,
-}
-
-/// Trim optional whitespace (RFC 9110 §5.6.3) from both ends.
-fn trim_ows(mut e: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = e {
-        e = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = e {
-        e = rest;
-    }
-    e
 }
 
 /// The comma-separated elements of every field named `name`, trimmed of
@@ -50,7 +39,7 @@ pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: 
     headers.get_all(name.as_str()).any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')
-            .any(|e| trim_ows(e).eq_ignore_ascii_case(token))
+            .any(|e| same_name(trim_ows(e), token))
     })
 }
 
@@ -98,7 +87,7 @@ fn transfer_encoding(headers: &HeaderList, version: Version) -> Result<bool, &'s
     }
     let mut codings = elements(headers, header::TRANSFER_ENCODING.as_str());
     match (codings.next(), codings.next()) {
-        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(true),
+        (Some(c), None) if same_name(c, b"chunked") => Ok(true),
         _ => Err("unsupported transfer-encoding"),
     }
 }

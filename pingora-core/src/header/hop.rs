@@ -1,0 +1,75 @@
+//! Hop-by-hop fields (RFC 9110 §7.6.1): the fields that describe one
+//! connection and must not be forwarded to the next.
+
+use super::HeaderList;
+use super::known::{
+    CONNECTION, KEEP_ALIVE, KnownSet, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, known_bit,
+    same_name,
+};
+use http::header::{HeaderName, HeaderValue};
+
+/// Trim optional whitespace (RFC 9110 §5.6.3) from both ends.
+pub(crate) fn trim_ows(mut e: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = e {
+        e = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = e {
+        e = rest;
+    }
+    e
+}
+
+/// The fields that are always hop-by-hop, beyond those `Connection` names:
+/// `Transfer-Encoding` is listed by RFC 9112 §6.1 as applying to one hop,
+/// and `Upgrade` unless an upgrade is being proxied.
+const fn always(keep_upgrade: bool) -> KnownSet {
+    let set = CONNECTION | KEEP_ALIVE | PROXY_CONNECTION | TE | TRANSFER_ENCODING;
+    if keep_upgrade { set } else { set | UPGRADE }
+}
+
+/// The field names listed in `Connection` that are not already removed
+/// anyway. The usual tokens (`close`, `keep-alive`, `upgrade`) are skipped,
+/// so the common case allocates nothing. Bounded: a head is bounded by the
+/// head size limit, and so is this list.
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Vec<HeaderName> {
+    let mut names = Vec::new();
+    for value in values {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = trim_ows(token);
+            let usual = [&b"close"[..], b"keep-alive", b"upgrade", b""]
+                .iter()
+                .any(|u| same_name(token, u));
+            if usual {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+impl HeaderList {
+    /// Remove `Connection`, every field it names, `Keep-Alive`,
+    /// `Proxy-Connection`, `TE`, `Transfer-Encoding` and, unless
+    /// `keep_upgrade`, `Upgrade` (which `Connection` naming it does not
+    /// remove then either).
+    pub(crate) fn remove_hop_by_hop(&mut self, keep_upgrade: bool) {
+        let always = always(keep_upgrade);
+        // A field `Connection` names is only hop-by-hop when `Connection`
+        // itself is present, and that is in `always`.
+        if !self.has_any(always) {
+            return;
+        }
+        let named = connection_tokens(self.get_all("connection"));
+        self.retain(|name, _| {
+            let bit = known_bit(name);
+            if bit & always != 0 {
+                return false;
+            }
+            let kept_upgrade = keep_upgrade && bit == UPGRADE;
+            kept_upgrade || !named.iter().any(|n| same_name(name, n.as_str().as_bytes()))
+        });
+    }
+}
