@@ -210,3 +210,40 @@ fn a_bad_request_line_is_refused_before_the_head_ends() {
         Ok(Some(_))
     ));
 }
+
+/// `fields` builds values without checking them again, trusting httparse
+/// to accept no byte `HeaderValue` refuses. Every byte, in the middle of a
+/// value, in a request and a response: either the parser refuses the head,
+/// or the byte is one `HeaderValue` takes and the value came through whole.
+#[test]
+fn httparse_values_are_valid_header_values() {
+    let mut accepted = 0;
+    for b in 0..=255u8 {
+        let value = [b'a', b, b'z'];
+        let mut request = b"GET / HTTP/1.1\r\nHost: h\r\nX-V: ".to_vec();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n\r\n");
+        let mut response = b"HTTP/1.1 200 OK\r\nX-V: ".to_vec();
+        response.extend_from_slice(&value);
+        response.extend_from_slice(b"\r\n\r\n");
+        let parsed_request = req(&request)
+            .ok()
+            .flatten()
+            .map(|r| r.get_header("x-v").cloned());
+        let mut buf = BytesMut::from(&response[..]);
+        let parsed_response = HeadReader::default()
+            .parse_response(&mut buf, &cfg())
+            .ok()
+            .flatten()
+            .map(|r| r.get_header("x-v").cloned());
+        let valid = HeaderValue::from_bytes(&value).is_ok();
+        for parsed in [parsed_request, parsed_response] {
+            let Some(got) = parsed else { continue };
+            assert!(valid, "byte {b:#04x} accepted by the parser");
+            assert_eq!(got.map(|v| v.as_bytes().to_vec()), Some(value.to_vec()));
+            accepted += 1;
+        }
+    }
+    // Tab, SP to `~` and 0x80 to 0xFF, in both heads.
+    assert_eq!(accepted, 2 * (1 + 95 + 128));
+}
