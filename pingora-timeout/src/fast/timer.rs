@@ -70,10 +70,22 @@ impl Timer {
 
     /// Release whatever the timer holds; it reports elapsed from now on.
     pub(crate) fn finish(&mut self) -> Poll<()> {
+        match &self.state {
+            // Most timeouts guard a future that was ready at once: nothing
+            // to release, and nothing to drop (writing `Done` over a
+            // `Duration` needs no drop glue, unlike a `replace`).
+            State::Unarmed(_) => self.state = State::Done,
+            State::Done => {}
+            State::Armed(_) | State::Fallback(_) => self.release(),
+        }
+        Poll::Ready(())
+    }
+
+    /// Give back the wheel entry or the fallback sleep.
+    fn release(&mut self) {
         if let State::Armed(key) = std::mem::replace(&mut self.state, State::Done) {
             self.timers.cancel(&key);
         }
-        Poll::Ready(())
     }
 }
 
@@ -81,7 +93,9 @@ impl Drop for Timer {
     fn drop(&mut self) {
         // Frees the slot and the task's waker now, not at the deadline: a
         // finished task must not stay allocated for the rest of its timeout.
-        let _ = self.finish();
+        if let State::Armed(_) | State::Fallback(_) = self.state {
+            self.release();
+        }
     }
 }
 

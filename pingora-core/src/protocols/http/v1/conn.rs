@@ -71,8 +71,13 @@ impl Conn {
     }
 
     /// Write and flush everything in `wbuf`, each write bounded by the
-    /// write timeout.
+    /// write timeout. Nothing to write costs nothing: every write goes
+    /// through here and ends flushed, so an empty `wbuf` leaves nothing
+    /// buffered in the stream either.
     pub(crate) async fn flush_wbuf(&mut self) -> Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
         let data = self.wbuf.split();
         let wait = self.config.write_timeout;
         let write = async {
