@@ -81,9 +81,158 @@ pub(crate) fn known_bit(name: &[u8]) -> KnownSet {
     }
 }
 
+/// The usual spellings of common field names (each in its usual case and
+/// in lowercase) of this length and first byte.
+fn usual_spellings(len: usize, first: u8) -> &'static [&'static [u8]] {
+    match (len, first) {
+        (2, b'T') => &[b"TE"],
+        (2, b't') => &[b"te"],
+        (3, b'A') => &[b"Age"],
+        (3, b'V') => &[b"Via"],
+        (3, b'a') => &[b"age"],
+        (3, b'v') => &[b"via"],
+        (4, b'D') => &[b"Date"],
+        (4, b'E') => &[b"ETag"],
+        (4, b'H') => &[b"Host"],
+        (4, b'V') => &[b"Vary"],
+        (4, b'd') => &[b"date"],
+        (4, b'e') => &[b"etag"],
+        (4, b'h') => &[b"host"],
+        (4, b'v') => &[b"vary"],
+        (5, b'R') => &[b"Range"],
+        (5, b'r') => &[b"range"],
+        (6, b'A') => &[b"Accept"],
+        (6, b'C') => &[b"Cookie"],
+        (6, b'E') => &[b"Expect"],
+        (6, b'O') => &[b"Origin"],
+        (6, b'P') => &[b"Pragma"],
+        (6, b'S') => &[b"Server"],
+        (6, b'a') => &[b"accept"],
+        (6, b'c') => &[b"cookie"],
+        (6, b'e') => &[b"expect"],
+        (6, b'o') => &[b"origin"],
+        (6, b'p') => &[b"pragma"],
+        (6, b's') => &[b"server"],
+        (7, b'R') => &[b"Referer"],
+        (7, b'T') => &[b"Trailer"],
+        (7, b'U') => &[b"Upgrade"],
+        (7, b'r') => &[b"referer"],
+        (7, b't') => &[b"trailer"],
+        (7, b'u') => &[b"upgrade"],
+        (8, b'L') => &[b"Location"],
+        (8, b'P') => &[b"Priority"],
+        (8, b'l') => &[b"location"],
+        (8, b'p') => &[b"priority"],
+        (9, b'X') => &[b"X-Real-Ip"],
+        (9, b'x') => &[b"x-real-ip"],
+        (10, b'C') => &[b"Connection"],
+        (10, b'K') => &[b"Keep-Alive"],
+        (10, b'S') => &[b"Set-Cookie"],
+        (10, b'U') => &[b"User-Agent"],
+        (10, b'c') => &[b"connection"],
+        (10, b'k') => &[b"keep-alive"],
+        (10, b's') => &[b"set-cookie"],
+        (10, b'u') => &[b"user-agent"],
+        (12, b'C') => &[b"Content-Type"],
+        (12, b'M') => &[b"Max-Forwards"],
+        (12, b'X') => &[b"X-Request-Id"],
+        (12, b'c') => &[b"content-type"],
+        (12, b'm') => &[b"max-forwards"],
+        (12, b'x') => &[b"x-request-id"],
+        (13, b'A') => &[b"Authorization", b"Accept-Ranges"],
+        (13, b'C') => &[b"Cache-Control"],
+        (13, b'I') => &[b"If-None-Match"],
+        (13, b'L') => &[b"Last-Modified"],
+        (13, b'a') => &[b"authorization", b"accept-ranges"],
+        (13, b'c') => &[b"cache-control"],
+        (13, b'i') => &[b"if-none-match"],
+        (13, b'l') => &[b"last-modified"],
+        (14, b'C') => &[b"Content-Length"],
+        (14, b'c') => &[b"content-length"],
+        (15, b'A') => &[b"Accept-Encoding", b"Accept-Language"],
+        (15, b'X') => &[b"X-Forwarded-For"],
+        (15, b'a') => &[b"accept-encoding", b"accept-language"],
+        (15, b'x') => &[b"x-forwarded-for"],
+        (16, b'C') => &[b"Content-Encoding"],
+        (16, b'P') => &[b"Proxy-Connection"],
+        (16, b'X') => &[b"X-Forwarded-Host"],
+        (16, b'c') => &[b"content-encoding"],
+        (16, b'p') => &[b"proxy-connection"],
+        (16, b'x') => &[b"x-forwarded-host"],
+        (17, b'I') => &[b"If-Modified-Since"],
+        (17, b'T') => &[b"Transfer-Encoding"],
+        (17, b'X') => &[b"X-Forwarded-Proto"],
+        (17, b'i') => &[b"if-modified-since"],
+        (17, b't') => &[b"transfer-encoding"],
+        (17, b'x') => &[b"x-forwarded-proto"],
+        (25, b'S') => &[b"Strict-Transport-Security"],
+        (25, b's') => &[b"strict-transport-security"],
+        (27, b'A') => &[b"Access-Control-Allow-Origin"],
+        (27, b'a') => &[b"access-control-allow-origin"],
+        _ => &[],
+    }
+}
+
+/// Whether `a` and `b`, of equal length, hold the same bytes: word-wide,
+/// without a call (names are short, and this runs for most fields).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = b.len();
+    if n < 8 {
+        return a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0;
+    }
+    let mut diff = 0;
+    let mut at = 0;
+    while at + 8 <= n {
+        diff |= word(a, at) ^ word(b, at);
+        at += 8;
+    }
+    diff |= word(a, n - 8) ^ word(b, n - 8);
+    diff == 0
+}
+
+/// `name` as a static byte string when it is spelt, case and all, as one
+/// of the common field names. A head built from the wire then holds most
+/// names without a reference into the read buffer, so parsing, copying
+/// and dropping them counts no references (each count is an atomic
+/// operation, and a proxied request made dozens).
+pub(crate) fn static_spelling(name: &[u8]) -> Option<&'static [u8]> {
+    let first = *name.first()?;
+    usual_spellings(name.len(), first)
+        .iter()
+        .find(|usual| usual.len() == name.len() && same_bytes(name, usual))
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usual_spellings_are_exact_and_valid_names() {
+        let mut count = 0;
+        for len in 0..64 {
+            for first in 0..=255 {
+                for usual in usual_spellings(len, first) {
+                    assert_eq!((usual.len(), usual[0]), (len, first));
+                    assert!(http::HeaderName::from_bytes(usual).is_ok());
+                    assert_eq!(static_spelling(usual), Some(*usual));
+                    // Any other byte anywhere makes another name.
+                    for at in 0..len {
+                        let mut other = usual.to_vec();
+                        other[at] ^= 0x01;
+                        assert_ne!(static_spelling(&other), Some(*usual));
+                    }
+                    count += 1;
+                }
+            }
+        }
+        assert!(count > 50);
+        // Another case is kept as written, so not replaced.
+        assert_eq!(static_spelling(b"CONTENT-LENGTH"), None);
+        assert_eq!(static_spelling(b"X-Custom"), None);
+        assert_eq!(static_spelling(b""), None);
+    }
 
     #[test]
     fn every_tracked_name_has_its_own_bit_in_any_case() {

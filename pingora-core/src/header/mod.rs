@@ -171,5 +171,5 @@ pub use request::RequestHeader;
 pub use response::ResponseHeader;
 
 pub(crate) use hop::trim_ows;
-pub(crate) use known::same_name;
+pub(crate) use known::{same_name, static_spelling};
 pub(crate) use list::HeaderList;

@@ -7,7 +7,7 @@
 //! it, so field values are not copied.
 
 use super::H1Config;
-use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use crate::header::{HeaderList, RequestHeader, ResponseHeader, static_spelling};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::{Method, StatusCode, Uri, Version};
@@ -231,7 +231,11 @@ fn fields(base: &[u8], head: &Bytes, parsed: &[httparse::Header<'_>]) -> HeaderL
     let mut list = HeaderList::with_capacity(parsed.len());
     for field in parsed {
         // httparse checked that the name is a token.
-        let name = slice(head, span_of(base, field.name.as_bytes()));
+        let raw = field.name.as_bytes();
+        let name = match static_spelling(raw) {
+            Some(usual) => Bytes::from_static(usual),
+            None => slice(head, span_of(base, raw)),
+        };
         let value = parsed_value(slice(head, span_of(base, field.value)));
         list.push_parsed(name, value);
     }
