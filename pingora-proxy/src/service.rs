@@ -244,6 +244,8 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
     // One wait for the whole connection, not a new one per request.
     let mut stop = std::pin::pin!(stop_watch.wait_for(|stop| *stop));
     let mut conn = ServerConnection::new(stream, proxy.downstream_config());
+    // Lent to each request's session and taken back.
+    let mut watch = Some(shutdown.clone());
     loop {
         let reused = conn.served() > 0;
         // Only the wait for a request races shutdown: a request in
@@ -264,8 +266,9 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
                 return None;
             }
         };
-        session.set_shutdown_watch(shutdown.clone());
+        session.set_shutdown_watch(watch.take());
         proxy.process_request(&mut session).await;
+        watch = session.take_shutdown_watch();
         conn = next_request(session).await?;
     }
 }
@@ -285,7 +288,7 @@ async fn serve_h2<SV: ProxyHttp + 'static>(
             // Streams share the connection: "reused" would say nothing
             // about the one this stream runs on.
             let mut session = Session::new(h2, false);
-            session.set_shutdown_watch(watch);
+            session.set_shutdown_watch(Some(watch));
             proxy.process_request(&mut session).await;
         }
     };

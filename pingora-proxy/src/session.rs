@@ -55,8 +55,14 @@ impl Session {
 
     /// Close the client connection after this request when `shutdown`
     /// has turned `true` by the time the response head goes out.
-    pub(crate) fn set_shutdown_watch(&mut self, shutdown: ShutdownWatch) {
-        self.shutdown = Some(shutdown);
+    pub(crate) fn set_shutdown_watch(&mut self, shutdown: Option<ShutdownWatch>) {
+        self.shutdown = shutdown;
+    }
+
+    /// Take the watch back, for the connection's next request: cloning
+    /// and dropping one per request would cost four atomic operations.
+    pub(crate) const fn take_shutdown_watch(&mut self) -> Option<ShutdownWatch> {
+        self.shutdown.take()
     }
 
     /// The request head as the client sent it (or as phases changed it).

@@ -25,6 +25,8 @@ pub(crate) struct Conn {
     pub(crate) buf: BytesMut,
     /// Bytes waiting to be written.
     pub(crate) wbuf: BytesMut,
+    /// How much of `wbuf` a flush that was cancelled wrote already.
+    written: usize,
     pub(crate) config: H1Config,
 }
 
@@ -34,6 +36,7 @@ impl Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
+            written: 0,
             config,
         }
     }
@@ -74,19 +77,32 @@ impl Conn {
     /// write timeout. Nothing to write costs nothing: every write goes
     /// through here and ends flushed, so an empty `wbuf` leaves nothing
     /// buffered in the stream either.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the next call goes on from where a cancelled one
+    /// stopped, so nothing is lost or sent twice.
     pub(crate) async fn flush_wbuf(&mut self) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let data = self.wbuf.split();
         let wait = self.config.write_timeout;
+        // Written in place, not split off: a split would make the buffer
+        // shared, an atomic count to set up and drop on every write.
+        let (stream, data, written) = (&mut self.stream, &self.wbuf, &mut self.written);
         let write = async {
-            self.stream.write_all(&data).await?;
-            self.stream.flush().await
+            while let Some(rest) = data.get(*written..).filter(|rest| !rest.is_empty()) {
+                match stream.write(rest).await? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => *written += n,
+                }
+            }
+            stream.flush().await
         };
         let res = self.config.bounded(wait, write).await;
-        // Once `data` is gone, the next write into `wbuf` reclaims its room.
-        drop(data);
+        // Done, or failed for good (the connection is not used again).
+        self.wbuf.clear();
+        self.written = 0;
         match res {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "writing http/1", e),
@@ -112,5 +128,44 @@ impl Conn {
             }
         };
         let _ = pingora_timeout::timeout(LINGER_TIME, linger).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A flush cancelled while the peer reads nothing goes on where it
+    /// stopped: the peer gets every byte once, in order.
+    #[tokio::test]
+    async fn a_cancelled_flush_resumes_without_loss_or_repeat() {
+        // Room for 1 KiB in flight, so a 64 KiB write stops part way.
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        let mut conn = Conn::new(Box::new(ours), H1Config::default());
+        let message: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        conn.wbuf.extend_from_slice(&message);
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), conn.flush_wbuf()).await;
+        assert!(cancelled.is_err(), "the flush should still wait for room");
+        assert!(conn.written > 0 && conn.written < message.len());
+        // More is queued behind the unsent part, then everything goes.
+        conn.wbuf.extend_from_slice(b"tail");
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = [0; 4096];
+            while got.len() < 64 * 1024 + 4 {
+                let n = peer.read(&mut chunk).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&chunk[..n]);
+            }
+            got
+        });
+        conn.flush_wbuf().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..message.len()], &message[..]);
+        assert_eq!(&got[message.len()..], b"tail");
+        assert!(conn.wbuf.is_empty() && conn.written == 0);
+        // Nothing left to write: returns at once.
+        conn.flush_wbuf().await.unwrap();
     }
 }
