@@ -3,8 +3,7 @@
 
 use super::HeaderList;
 use super::known::{
-    CONNECTION, KEEP_ALIVE, KnownSet, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, known_bit,
-    same_name,
+    CONNECTION, KEEP_ALIVE, KnownSet, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, same_name,
 };
 use http::header::{HeaderName, HeaderValue};
 
@@ -63,8 +62,7 @@ impl HeaderList {
             return;
         }
         let named = connection_tokens(self.get_all("connection"));
-        self.retain(|name, _| {
-            let bit = known_bit(name);
+        self.retain_known(|name, bit, _| {
             if bit & always != 0 {
                 return false;
             }

@@ -65,6 +65,7 @@ fn folds_to(name: &[u8], lower: &[u8]) -> bool {
 
 /// The bit of `name` (any case), or 0 for a name not tracked here: a
 /// length match and a comparison or two of a few words.
+#[inline]
 pub(crate) fn known_bit(name: &[u8]) -> KnownSet {
     let is = |lower: &[u8]| folds_to(name, lower);
     match name.len() {

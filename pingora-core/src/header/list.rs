@@ -210,12 +210,29 @@ impl HeaderList {
     /// Keep only the fields for which `keep(name as written, value)` is
     /// true, in one pass.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&[u8], &HeaderValue) -> bool) {
+        self.retain_known(|name, _, value| keep(name, value));
+    }
+
+    /// [`retain`](Self::retain), with each name's [known bit](known_bit)
+    /// passed along, worked out once for both the caller and the new set.
+    pub(crate) fn retain_known(
+        &mut self,
+        mut keep: impl FnMut(&[u8], KnownSet, &HeaderValue) -> bool,
+    ) {
         let before = self.fields.len();
-        self.fields.retain(|f| keep(&f.name, &f.value));
+        let mut known = 0;
+        self.fields.retain(|f| {
+            let bit = known_bit(&f.name);
+            let kept = keep(&f.name, bit, &f.value);
+            if kept {
+                known |= bit;
+            }
+            kept
+        });
+        self.known = known;
         if self.fields.len() != before {
             // Rebuilt from the fields on the next lookup.
             self.map = OnceLock::new();
-            self.known = self.fields.iter().fold(0, |k, f| k | known_bit(&f.name));
         }
     }
 
