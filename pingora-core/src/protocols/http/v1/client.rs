@@ -3,7 +3,7 @@
 use super::H1Config;
 use super::conn::Conn;
 use super::decode::{BodyDecoder, Decoded};
-use super::encode::BodyEncoder;
+use super::encode::{BodyEncoder, COPY_LIMIT};
 use super::framing::{self, Framing};
 use super::head::HeadReader;
 use crate::header::{RequestHeader, ResponseHeader};
@@ -127,6 +127,10 @@ impl ClientSession {
     ///
     /// [`ErrorType::InternalError`] before the head or past the announced
     /// length; write errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may have sent part of `data`.
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
         let Some(encoder) = &mut self.req_body else {
             return Error::e_explain(ErrorType::InternalError, "request head not sent");
@@ -136,7 +140,22 @@ impl ClientSession {
         if matches!(encoder, BodyEncoder::Empty) && !data.is_empty() {
             return Error::e_explain(ErrorType::InternalError, "request declares no body");
         }
-        if let Err(e) = encoder.encode(data, &mut self.conn.wbuf) {
+        let res = if data.len() >= COPY_LIMIT {
+            encoder.pass_through(data.len())
+        } else {
+            Ok(false)
+        };
+        let res = match res {
+            Ok(true) => {
+                return self.conn.flush_with(data).await.map_err(|e| {
+                    self.keepalive = false;
+                    e.into_up()
+                });
+            }
+            Ok(false) => encoder.encode(data, &mut self.conn.wbuf),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
             self.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }

@@ -5,6 +5,7 @@ use super::H1Config;
 use crate::protocols::Stream;
 use bytes::BytesMut;
 use pingora_error::{Error, ErrorType, Result};
+use std::io::IoSlice;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -110,6 +111,55 @@ impl Conn {
         }
     }
 
+    /// Write `wbuf` and then `body` in one vectored write where the stream
+    /// takes one, without copying `body` into `wbuf`; then flush. For large
+    /// pieces of body, which a copy would cost a pass over every byte.
+    /// Bounded by the write timeout, as [`flush_wbuf`](Self::flush_wbuf).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may have sent part of `body`, and
+    /// the rest of it is not kept, so the message cannot be completed.
+    pub(crate) async fn flush_with(&mut self, body: &[u8]) -> Result<()> {
+        if !self.stream.is_write_vectored() {
+            // A stream that would write the two one at a time (TLS: one
+            // record each) gets them as one buffer.
+            self.wbuf.extend_from_slice(body);
+            return self.flush_wbuf().await;
+        }
+        let wait = self.config.write_timeout;
+        let (stream, head, written) = (&mut self.stream, &self.wbuf, &mut self.written);
+        let write = async {
+            loop {
+                let head_rest = head.get(*written..).unwrap_or_default();
+                let body_rest = body
+                    .get(written.saturating_sub(head.len())..)
+                    .unwrap_or_default();
+                let n = match (head_rest.is_empty(), body_rest.is_empty()) {
+                    (true, true) => break,
+                    (true, false) => stream.write(body_rest).await?,
+                    (false, _) => {
+                        let parts = [IoSlice::new(head_rest), IoSlice::new(body_rest)];
+                        stream.write_vectored(&parts).await?
+                    }
+                };
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                *written += n;
+            }
+            stream.flush().await
+        };
+        let res = self.config.bounded(wait, write).await;
+        self.wbuf.clear();
+        self.written = 0;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "writing http/1", e),
+            Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing http/1"),
+        }
+    }
+
     /// Close after an error: shut down our side, then read and discard for
     /// a short while so unread input does not turn into a reset that
     /// destroys the response we just sent.
@@ -167,5 +217,84 @@ mod tests {
         assert!(conn.wbuf.is_empty() && conn.written == 0);
         // Nothing left to write: returns at once.
         conn.flush_wbuf().await.unwrap();
+    }
+
+    /// An in-memory stream that writes one buffer at a time, as TLS does.
+    #[derive(Debug)]
+    struct OneBufferAtATime(tokio::io::DuplexStream);
+
+    impl tokio::io::AsyncRead for OneBufferAtATime {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for OneBufferAtATime {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    impl crate::protocols::IO for OneBufferAtATime {}
+
+    /// What is buffered goes first, then the body, whole, over a stream
+    /// that takes vectored writes (TCP) and one that does not.
+    #[tokio::test]
+    async fn flush_with_sends_the_buffer_then_the_body() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tcp_peer, _) = listener.accept().await.unwrap();
+        let (mem, mut mem_peer) = tokio::io::duplex(1 << 20);
+        let body: Vec<u8> = (0..256 * 1024).map(|i| (i % 253) as u8).collect();
+        let streams: [(Stream, bool); 2] = [
+            (
+                Box::new(crate::protocols::l4::L4Stream::from_tcp(tcp)),
+                true,
+            ),
+            (Box::new(OneBufferAtATime(mem)), false),
+        ];
+        for (stream, vectored) in streams {
+            assert_eq!(stream.is_write_vectored(), vectored);
+            let mut conn = Conn::new(stream, H1Config::default());
+            conn.wbuf.extend_from_slice(b"head;");
+            let expected = [&b"head;"[..], &body].concat();
+            let sent = body.clone();
+            let writer = tokio::spawn(async move {
+                conn.flush_with(&sent).await.unwrap();
+                assert!(conn.wbuf.is_empty() && conn.written == 0);
+                conn.flush_with(b"").await.unwrap();
+            });
+            let mut got = vec![0; expected.len()];
+            if vectored {
+                tcp_peer.read_exact(&mut got).await.unwrap();
+            } else {
+                mem_peer.read_exact(&mut got).await.unwrap();
+            }
+            writer.await.unwrap();
+            assert!(got == expected, "bytes differ (vectored: {vectored})");
+        }
     }
 }

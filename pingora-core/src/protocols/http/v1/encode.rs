@@ -5,6 +5,12 @@ use super::framing::Framing;
 use bytes::{BufMut, BytesMut};
 use http::header::HeaderMap;
 
+/// Pieces of body at least this long are written from where they are,
+/// after what is buffered, in one vectored write, instead of being copied
+/// into the write buffer first (a pass over every byte of a large body);
+/// shorter ones are copied, which costs less than a second buffer.
+pub(crate) const COPY_LIMIT: usize = 4096;
+
 /// Why body bytes could not be encoded. The message on the wire would be
 /// wrong, so the connection must close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,25 @@ impl BodyEncoder {
     }
 
     /// Append the wire form of `data` to `out`.
+    /// Count `len` bytes of body that will be written as they are, when
+    /// this framing sends body bytes unchanged (Content-Length or until
+    /// close): `Ok(true)`. `Ok(false)` when the framing needs
+    /// [`encode`](Self::encode) (chunked, or no body).
+    pub(crate) fn pass_through(&mut self, len: usize) -> Result<bool, EncodeError> {
+        match self {
+            Self::Length { remaining } => {
+                let len = len as u64;
+                if len > *remaining {
+                    return Err(EncodeError::TooLong);
+                }
+                *remaining -= len;
+                Ok(true)
+            }
+            Self::UntilClose => Ok(true),
+            Self::Empty | Self::Chunked { .. } => Ok(false),
+        }
+    }
+
     pub(crate) fn encode(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Self::Empty => Ok(()),

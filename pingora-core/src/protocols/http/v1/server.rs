@@ -10,7 +10,7 @@
 use super::H1Config;
 use super::conn::Conn;
 use super::decode::{BodyDecoder, DecodeError, Decoded};
-use super::encode::BodyEncoder;
+use super::encode::{BodyEncoder, COPY_LIMIT};
 use super::framing::{self, Framing};
 use super::head::{HeadError, HeadReader};
 use crate::header::{RequestHeader, ResponseHeader};
@@ -368,6 +368,14 @@ impl ServerSession {
         })
     }
 
+    /// Send what is buffered and then `body`, which is not copied.
+    async fn flush_with(&mut self, body: &[u8]) -> Result<()> {
+        self.s.conn.flush_with(body).await.map_err(|e| {
+            self.s.keepalive = false;
+            e.into_down()
+        })
+    }
+
     /// Write a response head. 1xx heads are interim: a final head may
     /// follow (they are not sent to HTTP/1.0 clients).
     ///
@@ -514,11 +522,25 @@ impl ServerSession {
     ///
     /// [`ErrorType::InternalError`] before the head is written or past the
     /// announced Content-Length (the connection will close); write errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may have sent part of `data`.
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
         let Response::Body(encoder) = &mut self.s.response else {
             return Error::e_explain(ErrorType::InternalError, "no response body to write");
         };
-        if let Err(e) = encoder.encode(data, &mut self.s.conn.wbuf) {
+        let res = if data.len() >= COPY_LIMIT {
+            encoder.pass_through(data.len())
+        } else {
+            Ok(false)
+        };
+        let res = match res {
+            Ok(true) => return self.flush_with(data).await,
+            Ok(false) => encoder.encode(data, &mut self.s.conn.wbuf),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
             self.s.keepalive = false;
             return Error::e_explain(ErrorType::InternalError, e.as_str());
         }
