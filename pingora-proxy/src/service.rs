@@ -243,6 +243,17 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
     let mut stop_watch = shutdown.clone();
     // One wait for the whole connection, not a new one per request.
     let mut stop = std::pin::pin!(stop_watch.wait_for(|stop| *stop));
+    // Polled once, the wait keeps this task's waker registered; after
+    // that it is polled again only once the value changed (an atomic
+    // load), not on every request: each poll takes the notifier's lock.
+    let mut stop_registered = false;
+    let mut stop = std::future::poll_fn(move |cx| {
+        if stop_registered && matches!(shutdown.has_changed(), Ok(false)) {
+            return std::task::Poll::Pending;
+        }
+        stop_registered = true;
+        stop.as_mut().poll(cx)
+    });
     let mut conn = ServerConnection::new(stream, proxy.downstream_config());
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
