@@ -64,7 +64,9 @@ fn head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
     // Back up two bytes so a terminator split across reads is still seen.
     let mut at = scanned.saturating_sub(2).min(buf.len());
     *scanned = buf.len();
-    while let Some(lf) = buf[at..].iter().position(|&b| b == b'\n') {
+    // memchr: a vectorised search, several times faster than a byte loop
+    // on the few hundred bytes of a head.
+    while let Some(lf) = memchr::memchr(b'\n', &buf[at..]) {
         let lf = at + lf;
         match (buf.get(lf + 1), buf.get(lf + 2)) {
             (Some(b'\n'), _) => return Some(lf + 2),
