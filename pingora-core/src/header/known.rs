@@ -35,6 +35,27 @@ fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Whether `a`, with `set` or-ed into each byte, equals `b`; the lengths
+/// are equal. Word-wide and without early exit or call: names are short,
+/// and this runs for most fields.
+#[inline(always)]
+fn equal_with(a: &[u8], b: &[u8], set: u8) -> bool {
+    let n = b.len();
+    if n < 8 {
+        return a.iter().zip(b).fold(0, |d, (x, y)| d | ((x | set) ^ y)) == 0;
+    }
+    let set = u64::from_ne_bytes([set; 8]);
+    // Whole words, then the last eight bytes (overlapping the previous).
+    let mut diff = 0;
+    let mut at = 0;
+    while at + 8 <= n {
+        diff |= (word(a, at) | set) ^ word(b, at);
+        at += 8;
+    }
+    diff |= (word(a, n - 8) | set) ^ word(b, n - 8);
+    diff == 0
+}
+
 /// Whether `name` is `lower` in any case; the lengths are equal. `lower`
 /// holds only lowercase letters and `-`, so setting bit 5 of every byte of
 /// `name` lowercases its letters and leaves `-` as it is. The only other
@@ -43,24 +64,7 @@ fn word(b: &[u8], at: usize) -> u64 {
 /// no field has, and a lookup of it finds nothing, as it should.
 #[inline(always)]
 fn folds_to(name: &[u8], lower: &[u8]) -> bool {
-    let n = lower.len();
-    if n < 8 {
-        return name
-            .iter()
-            .zip(lower)
-            .fold(0, |d, (x, y)| d | ((x | 0x20) ^ y))
-            == 0;
-    }
-    const CASE: u64 = 0x2020_2020_2020_2020;
-    // Whole words, then the last eight bytes (overlapping the previous).
-    let mut diff = 0;
-    let mut at = 0;
-    while at + 8 <= n {
-        diff |= (word(name, at) | CASE) ^ word(lower, at);
-        at += 8;
-    }
-    diff |= (word(name, n - 8) | CASE) ^ word(lower, n - 8);
-    diff == 0
+    equal_with(name, lower, 0x20)
 }
 
 /// The bit of `name` (any case), or 0 for a name not tracked here: a
@@ -174,24 +178,6 @@ fn usual_spellings(len: usize, first: u8) -> &'static [&'static [u8]] {
     }
 }
 
-/// Whether `a` and `b`, of equal length, hold the same bytes: word-wide,
-/// without a call (names are short, and this runs for most fields).
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = b.len();
-    if n < 8 {
-        return a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0;
-    }
-    let mut diff = 0;
-    let mut at = 0;
-    while at + 8 <= n {
-        diff |= word(a, at) ^ word(b, at);
-        at += 8;
-    }
-    diff |= word(a, n - 8) ^ word(b, n - 8);
-    diff == 0
-}
-
 /// `name` as a static byte string when it is spelt, case and all, as one
 /// of the common field names. A head built from the wire then holds most
 /// names without a reference into the read buffer, so parsing, copying
@@ -201,7 +187,7 @@ pub(crate) fn static_spelling(name: &[u8]) -> Option<&'static [u8]> {
     let first = *name.first()?;
     usual_spellings(name.len(), first)
         .iter()
-        .find(|usual| usual.len() == name.len() && same_bytes(name, usual))
+        .find(|usual| usual.len() == name.len() && equal_with(name, usual, 0))
         .copied()
 }
 

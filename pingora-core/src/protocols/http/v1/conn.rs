@@ -87,28 +87,7 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let wait = self.config.write_timeout;
-        // Written in place, not split off: a split would make the buffer
-        // shared, an atomic count to set up and drop on every write.
-        let (stream, data, written) = (&mut self.stream, &self.wbuf, &mut self.written);
-        let write = async {
-            while let Some(rest) = data.get(*written..).filter(|rest| !rest.is_empty()) {
-                match stream.write(rest).await? {
-                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                    n => *written += n,
-                }
-            }
-            stream.flush().await
-        };
-        let res = self.config.bounded(wait, write).await;
-        // Done, or failed for good (the connection is not used again).
-        self.wbuf.clear();
-        self.written = 0;
-        match res {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "writing http/1", e),
-            Err(_) => Error::e_explain(ErrorType::WriteTimedout, "writing http/1"),
-        }
+        self.write_out(&[]).await
     }
 
     /// Write `wbuf` and then `body` in one vectored write where the stream
@@ -127,6 +106,14 @@ impl Conn {
             self.wbuf.extend_from_slice(body);
             return self.flush_wbuf().await;
         }
+        self.write_out(body).await
+    }
+
+    /// Write what is left of `wbuf` (from `written` on), then `body`, and
+    /// flush, under the write timeout. `wbuf` is written in place, not
+    /// split off: a split would make the buffer shared, an atomic count to
+    /// set up and drop on every write.
+    async fn write_out(&mut self, body: &[u8]) -> Result<()> {
         let wait = self.config.write_timeout;
         let (stream, head, written) = (&mut self.stream, &self.wbuf, &mut self.written);
         let write = async {
@@ -137,8 +124,9 @@ impl Conn {
                     .unwrap_or_default();
                 let n = match (head_rest.is_empty(), body_rest.is_empty()) {
                     (true, true) => break,
+                    (false, true) => stream.write(head_rest).await?,
                     (true, false) => stream.write(body_rest).await?,
-                    (false, _) => {
+                    (false, false) => {
                         let parts = [IoSlice::new(head_rest), IoSlice::new(body_rest)];
                         stream.write_vectored(&parts).await?
                     }
@@ -151,6 +139,7 @@ impl Conn {
             stream.flush().await
         };
         let res = self.config.bounded(wait, write).await;
+        // Done, or failed for good (the connection is not used again).
         self.wbuf.clear();
         self.written = 0;
         match res {
