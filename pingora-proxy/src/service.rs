@@ -233,6 +233,28 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
     }
 }
 
+/// Completes once `shutdown` turns true (or its sender is gone), and is
+/// cheap to poll again and again: polled once, the wait keeps this task's
+/// waker registered, so after that it is polled again only once the value
+/// changed (an atomic load). Polling the wait itself takes the notifier's
+/// lock, and the HTTP/1 loop races it with every keep-alive wait.
+async fn stop_signal(mut shutdown: ShutdownWatch) {
+    let changed = shutdown.clone();
+    // Unconstrained by tokio's task budget: a first poll that the budget
+    // cut short would not register the waker.
+    let wait = tokio::task::unconstrained(shutdown.wait_for(|stop| *stop));
+    let mut wait = std::pin::pin!(wait);
+    let mut registered = false;
+    std::future::poll_fn(|cx| {
+        if registered && matches!(changed.has_changed(), Ok(false)) {
+            return std::task::Poll::Pending;
+        }
+        registered = true;
+        wait.as_mut().poll(cx).map(|_| ())
+    })
+    .await;
+}
+
 /// The HTTP/1 adapter: read requests one after another on the connection
 /// and run each through the shared phases.
 async fn serve_h1<SV: ProxyHttp + 'static>(
@@ -240,20 +262,8 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
     stream: Stream,
     shutdown: &ShutdownWatch,
 ) -> Option<Stream> {
-    let mut stop_watch = shutdown.clone();
     // One wait for the whole connection, not a new one per request.
-    let mut stop = std::pin::pin!(stop_watch.wait_for(|stop| *stop));
-    // Polled once, the wait keeps this task's waker registered; after
-    // that it is polled again only once the value changed (an atomic
-    // load), not on every request: each poll takes the notifier's lock.
-    let mut stop_registered = false;
-    let mut stop = std::future::poll_fn(move |cx| {
-        if stop_registered && matches!(shutdown.has_changed(), Ok(false)) {
-            return std::task::Poll::Pending;
-        }
-        stop_registered = true;
-        stop.as_mut().poll(cx)
-    });
+    let mut stop = std::pin::pin!(stop_signal(shutdown.clone()));
     let mut conn = ServerConnection::new(stream, proxy.downstream_config());
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
@@ -320,6 +330,45 @@ mod tests {
     use super::*;
     use pingora_core::upstreams::HttpPeer;
     use pingora_error::{Error, ErrorType};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The shutdown signal is polled once, with the task's budget spent,
+    /// and still wakes the task when shutdown begins; until then, polling
+    /// it again stays pending.
+    #[tokio::test]
+    async fn stop_signal_wakes_the_task_even_if_first_polled_out_of_budget() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut stop = std::pin::pin!(stop_signal(rx));
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        // Spend the budget of this task (the test's own).
+        let mut spent = false;
+        for _ in 0..10_000 {
+            let mut unit = std::pin::pin!(tokio::task::consume_budget());
+            if unit.as_mut().poll(&mut cx).is_pending() {
+                spent = true;
+                break;
+            }
+        }
+        assert!(spent, "the budget should run out");
+        assert!(stop.as_mut().poll(&mut cx).is_pending());
+        assert!(stop.as_mut().poll(&mut cx).is_pending());
+        let before = wakes.0.load(Ordering::SeqCst);
+        tx.send(true).unwrap();
+        // Woken by the notifier, there and then.
+        assert!(wakes.0.load(Ordering::SeqCst) > before);
+        assert_eq!(stop.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
 
     struct Nowhere;
 
