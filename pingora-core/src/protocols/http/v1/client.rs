@@ -3,7 +3,7 @@
 use super::H1Config;
 use super::conn::Conn;
 use super::decode::{BodyDecoder, Decoded};
-use super::encode::{BodyEncoder, COPY_LIMIT};
+use super::encode::BodyEncoder;
 use super::framing::{self, Framing};
 use super::head::HeadReader;
 use crate::header::{RequestHeader, ResponseHeader};
@@ -140,12 +140,7 @@ impl ClientSession {
         if matches!(encoder, BodyEncoder::Empty) && !data.is_empty() {
             return Error::e_explain(ErrorType::InternalError, "request declares no body");
         }
-        let res = if data.len() >= COPY_LIMIT {
-            encoder.pass_through(data.len())
-        } else {
-            Ok(false)
-        };
-        let res = match res {
+        let res = match encoder.pass_through(data.len()) {
             Ok(true) => {
                 return self.conn.flush_with(data).await.map_err(|e| {
                     self.keepalive = false;

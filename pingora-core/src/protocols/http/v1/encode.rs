@@ -55,11 +55,15 @@ impl BodyEncoder {
     }
 
     /// Append the wire form of `data` to `out`.
-    /// Count `len` bytes of body that will be written as they are, when
-    /// this framing sends body bytes unchanged (Content-Length or until
-    /// close): `Ok(true)`. `Ok(false)` when the framing needs
-    /// [`encode`](Self::encode) (chunked, or no body).
+    /// Whether a piece of `len` bytes of body goes out as it is, from
+    /// where it is (`Ok(true)`, and it is counted): at least
+    /// [`COPY_LIMIT`] bytes under a framing that sends body bytes unchanged
+    /// (Content-Length or until close). `Ok(false)`: pass it to
+    /// [`encode`](Self::encode) instead (short pieces, chunked, no body).
     pub(crate) fn pass_through(&mut self, len: usize) -> Result<bool, EncodeError> {
+        if len < COPY_LIMIT {
+            return Ok(false);
+        }
         match self {
             Self::Length { remaining } => {
                 let len = len as u64;
@@ -165,6 +169,29 @@ fn write_hex(mut n: usize, out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_long_pieces_under_unchanged_framings_pass_through() {
+        let long = COPY_LIMIT;
+        let mut e = BodyEncoder::new(Framing::Length(2 * long as u64));
+        assert_eq!(e.pass_through(long - 1), Ok(false));
+        assert_eq!(e.pass_through(long), Ok(true));
+        // Counted: one more long piece fits, a third does not.
+        assert_eq!(e.pass_through(long), Ok(true));
+        assert_eq!(e.pass_through(long), Err(EncodeError::TooLong));
+        assert_eq!(
+            BodyEncoder::new(Framing::UntilClose).pass_through(long),
+            Ok(true)
+        );
+        assert_eq!(
+            BodyEncoder::new(Framing::Chunked).pass_through(long),
+            Ok(false)
+        );
+        assert_eq!(
+            BodyEncoder::new(Framing::Empty).pass_through(long),
+            Ok(false)
+        );
+    }
 
     #[test]
     fn chunked_with_trailers() {

@@ -10,7 +10,7 @@
 use super::H1Config;
 use super::conn::Conn;
 use super::decode::{BodyDecoder, DecodeError, Decoded};
-use super::encode::{BodyEncoder, COPY_LIMIT};
+use super::encode::BodyEncoder;
 use super::framing::{self, Framing};
 use super::head::{HeadError, HeadReader};
 use crate::header::{RequestHeader, ResponseHeader};
@@ -530,12 +530,7 @@ impl ServerSession {
         let Response::Body(encoder) = &mut self.s.response else {
             return Error::e_explain(ErrorType::InternalError, "no response body to write");
         };
-        let res = if data.len() >= COPY_LIMIT {
-            encoder.pass_through(data.len())
-        } else {
-            Ok(false)
-        };
-        let res = match res {
+        let res = match encoder.pass_through(data.len()) {
             Ok(true) => return self.flush_with(data).await,
             Ok(false) => encoder.encode(data, &mut self.s.conn.wbuf),
             Err(e) => Err(e),
