@@ -350,7 +350,9 @@ fn start_daemon(
     if upgrade {
         args.push("-u");
     }
-    let mut launcher = ServerProcess::start(dir, name, &args, &[]);
+    // A fast timer armed before daemonizing: the daemon must still have
+    // working fast timers (see `daemon_writes_pid_file_and_error_log`).
+    let mut launcher = ServerProcess::start(dir, name, &args, &[("ARM_FAST_TIMER_FIRST", "1")]);
     // The launching process exits once the daemon is forked off.
     assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
     let deadline = Instant::now() + READY;
@@ -384,6 +386,10 @@ fn daemon_writes_pid_file_and_error_log() {
     let written = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(written.trim().parse::<u32>().unwrap(), ready.pid);
     let answer = request(ready.tcp(), "ping").unwrap();
+    assert_eq!(answer_pid(&answer), ready.pid);
+    // The launcher armed a fast timer before forking; the daemon's own
+    // fast timers still fire.
+    let answer = request(ready.tcp(), "fast 20").unwrap();
     assert_eq!(answer_pid(&answer), ready.pid);
     let logged = std::fs::read_to_string(dir.path("error.log")).unwrap();
     assert!(logged.contains("server starting"), "{logged}");

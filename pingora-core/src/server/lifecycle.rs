@@ -20,11 +20,19 @@ type Done = (String, Result<()>);
 pub(super) fn run(server: Server) -> ! {
     let conf = Arc::clone(&server.configuration);
     if conf.daemon {
-        // Before any thread exists: only the forking thread survives a fork.
-        if let Err(e) = daemon::daemonize(&conf) {
-            log::error!("{e}");
-            eprintln!("{e}");
-            std::process::exit(1);
+        // Only the forking thread survives a fork, so no runtime exists
+        // yet. The fast timers' thread may, if the program armed a timer
+        // before `run_forever` (a health check at startup, say): its locks
+        // are held across the fork and the daemon starts its own thread.
+        let timers = pingora_timeout::fast::prepare_fork();
+        match daemon::daemonize(&conf) {
+            Ok(()) => timers.in_child(),
+            Err(e) => {
+                drop(timers);
+                log::error!("{e}");
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
         }
     }
     let code = match tokio::runtime::Builder::new_current_thread()

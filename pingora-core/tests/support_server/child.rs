@@ -3,9 +3,12 @@
 //!
 //! It listens on `LISTEN_ADDR` (default `127.0.0.1:0`) and, when set, the
 //! Unix socket `LISTEN_UDS`. Each connection carries one request line:
-//! `ping` or `slow <ms>`; the answer is `ok <pid> <peer address>`. Once the
-//! listener is bound, a background service that depends on it writes the
-//! bound addresses and the pid to `READY_FILE`.
+//! `ping`, `slow <ms>` (a tokio sleep first) or `fast <ms>` (a sleep on
+//! `pingora_timeout::fast`); the answer is `ok <pid> <peer address>`. Once
+//! the listener is bound, a background service that depends on it writes
+//! the bound addresses and the pid to `READY_FILE`. With
+//! `ARM_FAST_TIMER_FIRST` set, it arms a fast timer before `run_forever`,
+//! as a program that checks its upstreams at startup would.
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
@@ -39,6 +42,10 @@ impl ServerApp for LineApp {
         if let Some(ms) = line.trim().strip_prefix("slow ") {
             let ms: u64 = ms.parse().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(ms) = line.trim().strip_prefix("fast ") {
+            let ms: u64 = ms.parse().unwrap_or(0);
+            pingora_timeout::fast::sleep(Duration::from_millis(ms)).await;
         }
         let answer = format!("ok {} {peer}\n", std::process::id());
         let mut stream = reader.into_inner();
@@ -89,6 +96,14 @@ pub(crate) fn main() {
         }
     };
     server.bootstrap();
+    if std::env::var_os("ARM_FAST_TIMER_FIRST").is_some() {
+        // The fast timers' thread then exists before the server forks.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("startup runtime");
+        rt.block_on(pingora_timeout::fast::sleep(Duration::from_millis(1)));
+    }
     let mut listening = ListeningService::new("lines", Arc::new(LineApp));
     let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:0".to_string());
     listening.add_tcp(&addr);

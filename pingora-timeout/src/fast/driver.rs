@@ -10,9 +10,10 @@
 //! The thread sleeps until the next tick boundary while timers wait, and
 //! parks for good when none do; registering a timer unparks it.
 
+use super::slots::Slots;
 use super::wheel::{Key, Wheel};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -30,12 +31,23 @@ pub(crate) struct Timers {
     /// Tick 0 starts here; tick `n` covers `[epoch + n * tick, +tick)`.
     epoch: Instant,
     tick_nanos: u64,
-    /// The driver thread, started by the first registration. `None` when
-    /// the OS refused to start it.
-    driver: OnceLock<Option<Thread>>,
+    /// [`NOT_STARTED`], [`RUNNING`] or [`UNAVAILABLE`]: read on every
+    /// registration, so it is one atomic load rather than a lock.
+    driver_state: AtomicU8,
+    /// The driver thread, for unparking it; `None` until the first
+    /// registration starts it, and again in a forked child until the next.
+    driver: Mutex<Option<Thread>>,
     /// Set while the driver is parked with no timer to watch.
     idle: AtomicBool,
 }
+
+/// No driver thread yet (or none in this forked child): the next
+/// registration starts one.
+const NOT_STARTED: u8 = 0;
+/// The driver thread runs.
+const RUNNING: u8 = 1;
+/// The OS refused to start the driver thread.
+const UNAVAILABLE: u8 = 2;
 
 /// What became of a registration.
 #[derive(Debug)]
@@ -57,7 +69,8 @@ impl Timers {
             wheel: Wheel::new(shards.clamp(4, 256), tick_nanos),
             epoch: Instant::now(),
             tick_nanos,
-            driver: OnceLock::new(),
+            driver_state: AtomicU8::new(NOT_STARTED),
+            driver: Mutex::new(None),
             idle: AtomicBool::new(false),
         }
     }
@@ -72,16 +85,18 @@ impl Timers {
     ///
     /// Reads no clock: see the `wheel` module for how the start is bounded.
     pub(crate) fn register(&'static self, duration: Duration, waker: &Waker) -> Armed {
-        let Some(driver) = self.driver() else {
+        if !self.driver_runs() {
             return Armed::Unavailable;
-        };
+        }
         let delay = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let Some(key) = self.wheel.insert(shard_hint(), delay, waker) else {
             return Armed::Unavailable;
         };
         // Pairs with the driver setting `idle` before its last look at the
         // shards: either it saw this timer, or we see the flag.
-        if self.idle.load(Ordering::SeqCst) {
+        if self.idle.load(Ordering::SeqCst)
+            && let Some(driver) = self.driver_thread().as_ref()
+        {
             driver.unpark();
         }
         Armed::Waiting(key)
@@ -120,16 +135,54 @@ impl Timers {
             .unwrap_or(self.epoch)
     }
 
-    fn driver(&'static self) -> Option<&'static Thread> {
-        self.driver
-            .get_or_init(|| {
-                thread::Builder::new()
-                    .name("pingora-timeout".into())
-                    .spawn(move || self.drive())
-                    .ok()
-                    .map(|handle| handle.thread().clone())
-            })
-            .as_ref()
+    /// Whether a driver thread runs, starting it if none does yet.
+    fn driver_runs(&'static self) -> bool {
+        match self.driver_state.load(Ordering::Acquire) {
+            RUNNING => true,
+            UNAVAILABLE => false,
+            _ => self.start_driver(),
+        }
+    }
+
+    #[cold]
+    fn start_driver(&'static self) -> bool {
+        let mut driver = self.driver_thread();
+        // Another thread may have started it while this one waited.
+        match self.driver_state.load(Ordering::Acquire) {
+            RUNNING => return true,
+            UNAVAILABLE => return false,
+            _ => {}
+        }
+        let spawned = thread::Builder::new()
+            .name("pingora-timeout".into())
+            .spawn(move || self.drive());
+        let state = match spawned {
+            Ok(handle) => {
+                *driver = Some(handle.thread().clone());
+                RUNNING
+            }
+            Err(_) => UNAVAILABLE,
+        };
+        self.driver_state.store(state, Ordering::Release);
+        state == RUNNING
+    }
+
+    fn driver_thread(&self) -> MutexGuard<'_, Option<Thread>> {
+        // Nothing panics while the lock is held.
+        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Take every lock these timers have, for a fork: see [`ForkGuard`].
+    pub(crate) fn lock_for_fork(&'static self) -> ForkGuard {
+        // The driver lock first: no thread takes a shard lock while it
+        // holds that one, and the driver holds one shard lock at a time.
+        let driver = self.driver_thread();
+        let shards = self.wheel.lock_all();
+        ForkGuard {
+            timers: self,
+            _shards: shards,
+            driver,
+        }
     }
 
     /// The driver thread's loop; it runs for the life of the process.
@@ -159,6 +212,45 @@ impl Timers {
             let next = self.tick_start(now.saturating_add(1));
             thread::park_timeout(next.saturating_duration_since(Instant::now()));
         }
+    }
+}
+
+/// Every lock of the process-wide fast timers, held across a `fork`.
+///
+/// A child process has only the thread that forked: the timers' thread is
+/// gone, and a lock that thread held at the moment of the fork would stay
+/// locked forever. Holding all of them across the fork means the child
+/// gets them consistent and free, and [`in_child`](Self::in_child) then
+/// lets the child's next timer start a new timers' thread.
+///
+/// Get one from [`fast::prepare_fork`](super::prepare_fork) just before
+/// forking. In the parent, drop it after the fork; in the child, call
+/// [`in_child`](Self::in_child). Other threads that arm or release fast
+/// timers wait meanwhile, so keep the window short.
+#[must_use = "dropping the guard releases the locks; hold it across the fork"]
+pub struct ForkGuard {
+    timers: &'static Timers,
+    _shards: Vec<MutexGuard<'static, Slots>>,
+    driver: MutexGuard<'static, Option<Thread>>,
+}
+
+impl ForkGuard {
+    /// In the child process after the fork: forget the parent's timers'
+    /// thread, so that the next timer armed here starts one, and release
+    /// the locks.
+    pub fn in_child(mut self) {
+        *self.driver = None;
+        self.timers.idle.store(false, Ordering::SeqCst);
+        self.timers
+            .driver_state
+            .store(NOT_STARTED, Ordering::Release);
+        // Dropping `self` unlocks every shard and the driver lock.
+    }
+}
+
+impl std::fmt::Debug for ForkGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForkGuard").finish_non_exhaustive()
     }
 }
 

@@ -33,9 +33,11 @@
 //! The one exception: should the OS refuse to start the timer thread, timers
 //! fall back to tokio's timer, which needs a runtime with time enabled.
 //!
-//! The timer thread starts with the first armed timer and, like every
-//! thread, does not survive `fork`: a process that daemonizes must do so
-//! before it arms its first fast timer.
+//! The timer thread starts with the first armed timer. Like every thread
+//! it does not survive `fork`; a process that forks after arming a fast
+//! timer (to daemonize, say) holds a [`prepare_fork`] guard across the
+//! fork, and the child's next timer starts a new thread. The pingora
+//! server does this when it daemonizes.
 //!
 //! # Design
 //!
@@ -52,6 +54,7 @@ mod timeout;
 mod timer;
 mod wheel;
 
+pub use driver::ForkGuard;
 pub use sleep::Sleep;
 pub use timeout::Timeout;
 
@@ -132,6 +135,25 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep::new(Timer::new(Timers::global(), duration))
+}
+
+/// Get the fast timers ready for a `fork` of this process; see
+/// [`ForkGuard`] for what to do with the guard on each side of the fork.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn fork() -> u32 { 0 }
+/// let guard = pingora_timeout::fast::prepare_fork();
+/// let pid = fork(); // nix::unistd::fork or a daemonizing library
+/// if pid == 0 {
+///     guard.in_child(); // the child's next timer starts a timer thread
+/// } else {
+///     drop(guard); // the parent carries on as before
+/// }
+/// ```
+pub fn prepare_fork() -> ForkGuard {
+    Timers::global().lock_for_fork()
 }
 
 /// [`timeout`] on a given set of timers, so that tests can count what one

@@ -176,6 +176,12 @@ impl Wheel {
         self.waiting()
     }
 
+    /// Every shard's lock, in shard order (the order the driver takes
+    /// them in, one at a time).
+    pub(crate) fn lock_all(&self) -> Vec<MutexGuard<'_, Slots>> {
+        self.shards.iter().map(Shard::lock).collect()
+    }
+
     /// Timers that have not fired, summed over the shards.
     pub(crate) fn waiting(&self) -> usize {
         self.shards.iter().map(|s| s.lock().waiting()).sum()
