@@ -12,25 +12,14 @@ mod support;
 use http1_support::serve_http;
 use pingora_core::apps::http_app::{EchoApp, HelloApp};
 use std::net::SocketAddr;
-use std::process::Command;
-use support::interop::tool_available;
+use support::interop::{run_tool, tool_available};
 
-/// Run curl with `args` (plus `-sS` and a time limit) off the runtime.
+/// Run curl with `args` (plus `-sS` and a time limit) off the runtime;
+/// returns stdout and stderr, asserting success.
 async fn curl(args: Vec<String>) -> (String, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("curl")
-            .args(["-sS", "--max-time", "10"])
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {:?}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all: Vec<String> = vec!["-sS".into(), "--max-time".into(), "10".into()];
+    all.extend(args);
+    let out = run_tool("curl", all, 30).await;
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -9,36 +9,18 @@
 mod support;
 mod support_h2;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pingora_core::apps::http_app::{EchoApp, HttpServer};
 use pingora_core::tls::{Alpn, CertStore, TlsSettings};
 use support::certs::Ca;
-use support::interop::tool_available;
+use support::interop::{run_tool, tool_available};
 use support_h2::TestServer;
 
-/// Run `tool args` off the runtime, bounded to 30 s by coreutils'
-/// `timeout`; returns the output, asserting success.
+/// Run `tool args`, bounded to 30 s; returns the output, asserting
+/// success.
 async fn run(tool: &str, args: Vec<String>) -> Output {
-    let tool = tool.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .arg("30")
-            .arg(&tool)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    run_tool(tool, args, 30).await
 }
 
 fn h2c_server() -> HttpServer<EchoApp> {

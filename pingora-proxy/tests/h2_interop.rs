@@ -10,7 +10,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use pingora_core::apps::ServerApp;
@@ -21,48 +21,13 @@ use pingora_core::upstreams::HttpPeer;
 use pingora_error::Result;
 use pingora_proxy::{HttpProxy, ProxyHttp, Session};
 use support::h2_tools::Reflect;
+use support::tools::{run_tool, tool_available};
 use support::{Running, serve_app, serve_fn};
 
-/// Whether `tool` runs; prints a notice when it does not.
-fn available(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("notice: {tool} not found, skipping its proxy interop test");
-        // CI installs the peers and sets this, so a missing one fails
-        // there instead of passing silently.
-        assert!(
-            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
-            "PINGORA_REQUIRE_INTEROP is set but an interop peer is missing"
-        );
-    }
-    ok
-}
-
-/// Run `tool args` off the runtime, bounded to 60 s by coreutils'
-/// `timeout`; returns the output, asserting success.
+/// Run `tool args`, bounded to 60 s; returns the output, asserting
+/// success.
 async fn run(tool: &str, args: Vec<String>) -> Output {
-    let tool = tool.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .arg("60")
-            .arg(&tool)
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    run_tool(tool, args, 60).await
 }
 
 /// Sends everything to `origin`, speaking `alpn` upstream.
@@ -143,7 +108,7 @@ fn curl_args(mode: &str, body: Option<&str>, url: String) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_http2_over_tls() {
-    if !available("curl") {
+    if !tool_available("curl") {
         return;
     }
     for alpn in [Alpn::H2, Alpn::H1] {
@@ -181,7 +146,7 @@ async fn curl_http2_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_http2_prior_knowledge() {
-    if !available("curl") {
+    if !tool_available("curl") {
         return;
     }
     for alpn in [Alpn::H2, Alpn::H1] {
@@ -203,7 +168,7 @@ async fn curl_http2_prior_knowledge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nghttp_several_streams() {
-    if !available("nghttp") {
+    if !tool_available("nghttp") {
         return;
     }
     let (_origin, proxy) = setup(Alpn::H2, None).await;
@@ -223,7 +188,7 @@ async fn nghttp_several_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2load_many_multiplexed_requests() {
-    if !available("h2load") {
+    if !tool_available("h2load") {
         return;
     }
     for alpn in [Alpn::H2, Alpn::H1] {

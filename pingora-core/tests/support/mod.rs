@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod certs;
+#[path = "../../../test-support/tools.rs"]
 pub(crate) mod interop;
 pub(crate) mod origin;
 pub(crate) mod tls;

@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 pub(crate) mod frames;
+#[path = "../../../test-support/h2_client.rs"]
+mod shared;
+#[allow(unused_imports)] // each test file uses some of them
+pub(crate) use shared::{Answer, h2_client, h2_client_on, h2_exchange, send_all};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::l4::L4Stream;
 use pingora_core::tls::TlsAcceptor;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Every network wait in these tests is bounded by this.
@@ -73,37 +77,6 @@ impl Drop for TestServer {
     }
 }
 
-/// An `h2` client connection to a server; the connection is driven on
-/// its own task.
-pub(crate) async fn h2_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    h2_client_on(tcp).await
-}
-
-/// An `h2` client on an established byte stream.
-pub(crate) async fn h2_client_on<T>(io: T) -> h2::client::SendRequest<Bytes>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (send, conn) = tokio::time::timeout(WAIT, h2::client::handshake(io))
-        .await
-        .unwrap()
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    send
-}
-
-/// A finished exchange as the client saw it.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) headers: http::HeaderMap,
-    pub(crate) body: Vec<u8>,
-    pub(crate) trailers: Option<http::HeaderMap>,
-}
-
 /// Send `method path` with `body` (and `trailers`), read the whole answer.
 pub(crate) async fn exchange(
     send: &mut h2::client::SendRequest<Bytes>,
@@ -112,56 +85,10 @@ pub(crate) async fn exchange(
     body: &[u8],
     trailers: Option<http::HeaderMap>,
 ) -> Answer {
-    let fut = async {
-        let mut send = send.clone().ready().await?;
-        let req = http::Request::builder()
-            .method(method)
-            .uri(format!("http://test.local{path}"))
-            .body(())
-            .unwrap();
-        let no_body = body.is_empty() && trailers.is_none();
-        let (resp, mut out) = send.send_request(req, no_body)?;
-        if !no_body {
-            send_all(&mut out, body).await?;
-            match trailers {
-                Some(t) => out.send_trailers(t)?,
-                None => out.send_data(Bytes::new(), true)?,
-            }
-        }
-        let resp = resp.await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let mut recv = resp.into_body();
-        let mut body = Vec::new();
-        while let Some(data) = recv.data().await {
-            let data = data?;
-            let _ = recv.flow_control().release_capacity(data.len());
-            body.extend_from_slice(&data);
-        }
-        let trailers = recv.trailers().await?;
-        Ok::<_, h2::Error>(Answer {
-            status,
-            headers,
-            body,
-            trailers,
-        })
-    };
-    tokio::time::timeout(WAIT, fut).await.unwrap().unwrap()
-}
-
-/// Send `body` respecting flow control.
-pub(crate) async fn send_all(
-    out: &mut h2::SendStream<Bytes>,
-    body: &[u8],
-) -> Result<(), h2::Error> {
-    let mut rest = Bytes::copy_from_slice(body);
-    while !rest.is_empty() {
-        out.reserve_capacity(rest.len());
-        let cap = std::future::poll_fn(|cx| out.poll_capacity(cx))
-            .await
-            .expect("stream open")?;
-        let chunk = rest.split_to(cap.min(rest.len()));
-        out.send_data(chunk, false)?;
-    }
-    Ok(())
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://test.local{path}"))
+        .body(())
+        .unwrap();
+    h2_exchange(send, req, body, trailers).await
 }

@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod h2_tools;
+#[path = "../../../test-support/tools.rs"]
+pub(crate) mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;
