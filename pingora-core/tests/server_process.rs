@@ -350,9 +350,11 @@ fn start_daemon(
     if upgrade {
         args.push("-u");
     }
-    // A fast timer armed before daemonizing: the daemon must still have
-    // working fast timers (see `daemon_writes_pid_file_and_error_log`).
-    let mut launcher = ServerProcess::start(dir, name, &args, &[("ARM_FAST_TIMER_FIRST", "1")]);
+    // A fast timer armed and a thread started before daemonizing: the
+    // daemon must still have working fast timers, and the lost thread is
+    // named (see `daemon_writes_pid_file_and_error_log`).
+    let env = [("ARM_FAST_TIMER_FIRST", "1"), ("START_THREAD_FIRST", "1")];
+    let mut launcher = ServerProcess::start(dir, name, &args, &env);
     // The launching process exits once the daemon is forked off.
     assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
     let deadline = Instant::now() + READY;
@@ -393,6 +395,14 @@ fn daemon_writes_pid_file_and_error_log() {
     assert_eq!(answer_pid(&answer), ready.pid);
     let logged = std::fs::read_to_string(dir.path("error.log")).unwrap();
     assert!(logged.contains("server starting"), "{logged}");
+    // Before forking, the launcher named the thread the daemon loses, and
+    // not the fast timers' thread, which the daemon starts again.
+    let launched = std::fs::read_to_string(dir.path("d.stderr")).unwrap();
+    assert!(
+        launched.contains("(user-worker)") && launched.contains("do not survive the fork"),
+        "{launched}"
+    );
+    assert!(!launched.contains("pingora-timeout"), "{launched}");
     stop_daemon(ready.pid, &pid_file);
 }
 

@@ -58,6 +58,35 @@ fn write_pid_file(path: &Path) -> Result<()> {
         })
 }
 
+/// The names of the threads of this process that a fork would lose: all
+/// but the calling one and the fast timers' thread, which is restarted
+/// (see `pingora_timeout::fast::prepare_fork`). Linux only: elsewhere
+/// and where `/proc` does not list them, empty.
+#[cfg(target_os = "linux")]
+pub(crate) fn threads_lost_in_fork() -> Vec<String> {
+    let me = nix::unistd::gettid().as_raw().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut lost: Vec<String> = tasks
+        .filter_map(|task| task.ok())
+        .filter(|task| task.file_name().to_string_lossy() != me)
+        .map(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .map_or_else(|_| "?".to_string(), |name| name.trim().to_string())
+        })
+        .filter(|name| name != "pingora-timeout")
+        .collect();
+    lost.sort();
+    lost
+}
+
+/// See the Linux version.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn threads_lost_in_fork() -> Vec<String> {
+    Vec::new()
+}
+
 /// Remove the pid file at `path` if it still names this process: after a
 /// graceful upgrade it names the new one, which must keep it.
 pub(crate) fn remove_pid_file(path: &Path) {

@@ -24,6 +24,16 @@ pub(super) fn run(server: Server) -> ! {
         // yet. The fast timers' thread may, if the program armed a timer
         // before `run_forever` (a health check at startup, say): its locks
         // are held across the fork and the daemon starts its own thread.
+        let lost = daemon::threads_lost_in_fork();
+        if !lost.is_empty() {
+            // Said before the fork, where whoever started the server sees it.
+            log::warn!(
+                "daemonizing with {} other thread(s) running ({}): they do not \
+                 survive the fork; start them from services instead",
+                lost.len(),
+                lost.join(", ")
+            );
+        }
         let timers = pingora_timeout::fast::prepare_fork();
         match daemon::daemonize(&conf) {
             Ok(()) => timers.in_child(),

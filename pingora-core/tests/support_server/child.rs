@@ -8,7 +8,8 @@
 //! the listener is bound, a background service that depends on it writes
 //! the bound addresses and the pid to `READY_FILE`. With
 //! `ARM_FAST_TIMER_FIRST` set, it arms a fast timer before `run_forever`,
-//! as a program that checks its upstreams at startup would.
+//! as a program that checks its upstreams at startup would; with
+//! `START_THREAD_FIRST`, it starts a thread named `user-worker` before it.
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
@@ -103,6 +104,20 @@ pub(crate) fn main() {
             .build()
             .expect("startup runtime");
         rt.block_on(pingora_timeout::fast::sleep(Duration::from_millis(1)));
+    }
+    if std::env::var_os("START_THREAD_FIRST").is_some() {
+        // Wait until it runs: a new thread takes its name as it starts.
+        let (started, running) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("user-worker".into())
+            .spawn(move || {
+                let _ = started.send(());
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn user-worker");
+        running.recv().expect("user-worker started");
     }
     let mut listening = ListeningService::new("lines", Arc::new(LineApp));
     let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:0".to_string());
