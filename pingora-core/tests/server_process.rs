@@ -402,7 +402,10 @@ fn daemon_writes_pid_file_and_error_log() {
         launched.contains("(user-worker)") && launched.contains("do not survive the fork"),
         "{launched}"
     );
-    assert!(!launched.contains("pingora-timeout"), "{launched}");
+    assert!(
+        !launched.contains(pingora_timeout::fast::TIMER_THREAD_NAME),
+        "{launched}"
+    );
     stop_daemon(ready.pid, &pid_file);
 }
 

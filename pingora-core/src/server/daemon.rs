@@ -75,7 +75,7 @@ pub(crate) fn threads_lost_in_fork() -> Vec<String> {
             std::fs::read_to_string(task.path().join("comm"))
                 .map_or_else(|_| "?".to_string(), |name| name.trim().to_string())
         })
-        .filter(|name| name != "pingora-timeout")
+        .filter(|name| name != pingora_timeout::fast::TIMER_THREAD_NAME)
         .collect();
     lost.sort();
     lost

@@ -141,13 +141,8 @@ pub(crate) fn request(method: &str, path: &str) -> RequestHeader {
     req
 }
 
-/// A finished exchange.
-pub(crate) struct Exchange {
-    pub(crate) status: u16,
-    pub(crate) headers: http::HeaderMap,
-    pub(crate) body: Vec<u8>,
-    pub(crate) trailers: Option<http::HeaderMap>,
-}
+/// A finished exchange: the same as an HTTP/2 one.
+pub(crate) use h2_tools::H2Answer as Exchange;
 
 /// Send `req` with `body` on `client` and read the whole response.
 pub(crate) async fn exchange(

@@ -154,7 +154,7 @@ impl Timers {
             _ => {}
         }
         let spawned = thread::Builder::new()
-            .name("pingora-timeout".into())
+            .name(super::TIMER_THREAD_NAME.into())
             .spawn(move || self.drive());
         let state = match spawned {
             Ok(handle) => {

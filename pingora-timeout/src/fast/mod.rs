@@ -137,6 +137,9 @@ pub fn sleep(duration: Duration) -> Sleep {
     Sleep::new(Timer::new(Timers::global(), duration))
 }
 
+/// The name of the fast timers' thread, as the OS lists it.
+pub const TIMER_THREAD_NAME: &str = "pingora-timeout";
+
 /// Get the fast timers ready for a `fork` of this process; see
 /// [`ForkGuard`] for what to do with the guard on each side of the fork.
 ///
