@@ -227,6 +227,39 @@ impl Slots {
         (done, self.staged_tail != NONE)
     }
 
+    /// Whether timers wait for their first clock reading with a short
+    /// delay (see [`schedule`](Self::schedule)).
+    pub(crate) const fn has_staged(&self) -> bool {
+        self.staged_head != NONE
+    }
+
+    /// The first tick after `now` at which this shard needs a driver pass,
+    /// but no later than `latest`: the next tick when short timers are
+    /// staged, else the first tick whose slot holds a timer, or the tick in
+    /// which [`schedule`](Self::schedule) will slot the oldest batch.
+    ///
+    /// A slot may hold only timers of later rounds, which makes the pass
+    /// early and harmless. Long timers armed after this call are not
+    /// counted: they wait for a pass by `latest` to be stamped.
+    pub(crate) fn next_pass(&self, now: u64, latest: u64) -> u64 {
+        let soonest = now.saturating_add(1);
+        if self.has_staged() {
+            return soonest;
+        }
+        let mut latest = latest.max(soonest);
+        if let Some(batch) = self.batches.front() {
+            // `schedule` slots the batch at a clock reading of `at` or later.
+            let at = batch
+                .sealed_at
+                .saturating_add(self.lazy_after)
+                .saturating_sub(2 * self.tick_nanos);
+            latest = latest.min(at.div_ceil(self.tick_nanos).max(soonest));
+        }
+        (soonest..latest)
+            .find(|&tick| self.heads[slot_of(tick)] != NONE)
+            .unwrap_or(latest)
+    }
+
     /// Move a staged or batched entry whose clock started before
     /// `start_nanos` into the slot of its deadline tick.
     fn slot(&mut self, index: u32, start_nanos: u64, min_tick: u64) {

@@ -3,8 +3,9 @@
 //! The wheel's rules have deterministic tests of their own (`wheel/tests.rs`);
 //! these check the whole path: clock, driver thread, wakers and runtimes.
 //! Each test gets its own `Timers`, so counts of live timers are exact while
-//! tests run in parallel. Bounds: never early, and late by at most one tick
-//! plus generous slack for a loaded machine.
+//! tests run in parallel. Bounds: never early, and late by at most two
+//! ticks (plus a nap for long timers, which the slack covers) plus generous
+//! slack for a loaded machine.
 
 use super::driver::DEFAULT_TICK;
 use super::*;
@@ -243,6 +244,55 @@ async fn the_driver_wakes_again_after_idling() {
         // Long enough for the driver to find the wheel empty and park.
         std::thread::sleep(Duration::from_millis(30));
     }
+}
+
+/// A long timer armed (and left waiting) on `timers`, so the driver has
+/// something to watch; dropped to release it.
+fn long_timer(timers: &'static Timers) -> Pin<Box<impl Future>> {
+    let mut t = Box::pin(timeout_on(
+        timers,
+        Duration::from_secs(600),
+        std::future::pending::<()>(),
+    ));
+    assert!(poll_once(t.as_mut(), Waker::noop()).is_pending());
+    t
+}
+
+#[test]
+fn while_only_long_timers_wait_the_driver_naps() {
+    let tick = Duration::from_millis(1);
+    let timers: &'static Timers = Box::leak(Box::new(Timers::new(tick)));
+    let long = long_timer(timers);
+    std::thread::sleep(Duration::from_millis(20));
+    let before = timers.passes.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let passes = timers.passes.load(Ordering::Relaxed) - before;
+    // 300 ticks: a pass every tick would be 300, one per nap is 30.
+    let most = 2 * 300 / driver::NAP_TICKS as usize;
+    assert!(passes <= most, "{passes} passes in 300 ticks");
+    assert!(passes > 0, "the driver still passes");
+    drop(long);
+    assert_eq!(timers.live(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_short_timer_armed_during_a_nap_is_still_on_time() {
+    // Naps of ten 50 ms ticks: a short timer left to the end of one would
+    // fire up to half a second late.
+    let tick = Duration::from_millis(50);
+    let timers: &'static Timers = Box::leak(Box::new(Timers::new(tick)));
+    let long = long_timer(timers);
+    for _ in 0..3 {
+        // Past the pass that stamped the long timer: the driver naps.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let start = Instant::now();
+        let deadline = Duration::from_millis(60);
+        let out = timeout_on(timers, deadline, std::future::pending::<()>()).await;
+        assert!(out.is_err());
+        assert_on_time_with(start, deadline, tick);
+    }
+    drop(long);
+    assert_eq!(timers.live(), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -10,8 +10,10 @@
 //! gives each the first tick at or after that reading plus its delay (long
 //! timers get theirs later, from the same reading: see `slots`). The
 //! reading is later than the timer's real start, so it never fires early;
-//! it is at most one pass later, so it fires at most about one tick late
-//! on top of the rounding.
+//! it is at most one pass later. The driver passes every tick while short
+//! timers are armed, so those fire at most about one tick late on top of
+//! the rounding; while only long ones are, it passes less often (see
+//! `driver`), and they fire up to that gap late.
 //!
 //! Timers more than one round ahead share a slot with nearer ones and are
 //! skipped by the passes of earlier rounds: a scan of a long timer once per
@@ -29,7 +31,7 @@ const SCHEDULE_CHUNK: usize = 4096;
 
 /// Timers of at least this many ticks are batched (see `slots`): one
 /// second at the default tick, well below common I/O and idle timeouts.
-const LAZY_TICKS: u64 = 200;
+pub(crate) const LAZY_TICKS: u64 = 200;
 
 /// Where an armed timer is, so that it can be refreshed or released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +121,19 @@ impl Wheel {
     /// the batches about to fall due. `now_nanos` reads the clock, in
     /// nanoseconds since tick 0 started; it is called with each shard
     /// locked, after the timers it schedules were armed.
-    pub(crate) fn schedule(&self, mut now_nanos: impl FnMut() -> u64) {
+    ///
+    /// Returns whether any short (staged) timer was waiting: while they
+    /// are being armed, the driver passes every tick.
+    pub(crate) fn schedule(&self, mut now_nanos: impl FnMut() -> u64) -> bool {
         let min_tick = self.fired_through.load(Ordering::Acquire) + 1;
+        let mut short = false;
         for shard in self.shards.iter() {
             // At most as many timers as there were at the start, so that a
             // steady stream of new ones cannot keep the driver here.
             let mut budget = None;
             loop {
                 let mut slots = shard.lock();
+                short |= slots.has_staged();
                 let left = budget.get_or_insert(slots.waiting());
                 if *left == 0 {
                     break;
@@ -139,6 +146,17 @@ impl Wheel {
                 }
             }
         }
+        short
+    }
+
+    /// The first tick after `now`, and no later than `latest`, at which
+    /// some shard needs a pass: see [`Slots::next_pass`].
+    pub(crate) fn next_pass(&self, now: u64, latest: u64) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().next_pass(now, latest))
+            .min()
+            .unwrap_or(latest)
     }
 
     /// Fire every scheduled timer due at or before tick `now`, moving their

@@ -176,3 +176,38 @@ fn removal_from_a_batch_keeps_it_whole() {
     assert_eq!(schedule(&mut slots, LAZY), 1);
     assert_eq!(fired(&mut slots, LAZY / TICK), 1);
 }
+
+#[test]
+fn next_pass_is_the_next_tick_while_short_timers_are_staged() {
+    let mut slots = slots();
+    assert_eq!(slots.next_pass(4, 14), 14, "nothing waits: the latest");
+    slots.insert(90, Waker::noop()).unwrap();
+    assert!(slots.has_staged());
+    assert_eq!(slots.next_pass(4, 14), 5);
+    schedule(&mut slots, 40);
+    assert!(!slots.has_staged());
+    // Slotted for tick 13 (40 + 90 rounded up to tick 13).
+    assert_eq!(slots.next_pass(4, 14), 13);
+    assert_eq!(slots.next_pass(4, 9), 9, "never past the latest");
+    assert_eq!(slots.next_pass(4, 2), 5, "never before the next tick");
+}
+
+#[test]
+fn next_pass_comes_when_the_oldest_batch_is_slotted() {
+    let mut slots = slots();
+    slots.insert(LAZY + 5 * TICK, Waker::noop()).unwrap();
+    // Sealed at 3: `schedule` slots it from a reading of LAZY + 3 - 2 ticks,
+    // which falls in tick 99.
+    assert_eq!(schedule(&mut slots, 3), 0);
+    assert_eq!(slots.next_pass(0, 1000), 99);
+    assert_eq!(slots.next_pass(0, 50), 50);
+    // A pass at the start of that tick slots it.
+    assert_eq!(schedule(&mut slots, 99 * TICK), 1);
+    assert_eq!(slots.next_pass(99, 1000), 106);
+    // An emptied batch still asks for its pass (which drops it).
+    let mut slots = self::slots();
+    let id = slots.insert(LAZY, Waker::noop()).unwrap();
+    schedule(&mut slots, 0);
+    slots.remove(id).unwrap();
+    assert_eq!(slots.next_pass(0, 1000), 98);
+}
