@@ -5,7 +5,7 @@ use super::HeaderList;
 use super::known::{
     CONNECTION, KEEP_ALIVE, KnownSet, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, same_name,
 };
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 
 /// Trim optional whitespace (RFC 9110 §5.6.3) from both ends.
 pub(crate) fn trim_ows(mut e: &[u8]) -> &[u8] {
@@ -30,10 +30,10 @@ const fn always(keep_upgrade: bool) -> KnownSet {
 /// anyway. The usual tokens (`close`, `keep-alive`, `upgrade`) are skipped,
 /// so the common case allocates nothing. Bounded: a head is bounded by the
 /// head size limit, and so is this list.
-fn connection_tokens<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Vec<HeaderName> {
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<HeaderName> {
     let mut names = Vec::new();
     for value in values {
-        for token in value.as_bytes().split(|&b| b == b',') {
+        for token in value.split(|&b| b == b',') {
             let token = trim_ows(token);
             let usual = [&b"close"[..], b"keep-alive", b"upgrade", b""]
                 .iter()
@@ -61,8 +61,8 @@ impl HeaderList {
         if !self.has_any(always) {
             return;
         }
-        let named = connection_tokens(self.get_all("connection"));
-        self.retain_known(|name, bit, _| {
+        let named = connection_tokens(self.get_all_bytes("connection"));
+        self.retain_known(|name, bit| {
             if bit & always != 0 {
                 return false;
             }

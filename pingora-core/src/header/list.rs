@@ -7,6 +7,12 @@
 //! dozen fields than by hashing every name into a map. So parsing only
 //! records the fields; [`HeaderList::map`] builds the map on first use and
 //! later changes keep it in step.
+//!
+//! For the same reason a parsed field's value stays a range of the
+//! received head until somebody asks for it as a `HeaderValue`: making one
+//! shares the head's buffer, which costs two atomic reference-count
+//! operations (one now, one when it is dropped) per field, and forwarding
+//! and the framing checks only need the bytes.
 
 use super::known::{KnownSet, known_bit, same_name};
 use bytes::Bytes;
@@ -19,13 +25,53 @@ use std::sync::OnceLock;
 struct Field {
     /// The name as written: a valid field name (token), any case.
     name: Bytes,
-    value: HeaderValue,
+    /// For a parsed field, where its value lies in the list's head.
+    span: Option<Span>,
+    /// The value: set from the start for a field added by code, made from
+    /// `span` on first use for a parsed one.
+    value: OnceLock<HeaderValue>,
+}
+
+/// Bytes `start..start + len` of a head.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
 }
 
 impl Field {
     fn is(&self, name: &[u8]) -> bool {
         same_name(&self.name, name)
     }
+
+    fn owned(name: Bytes, value: HeaderValue) -> Self {
+        Self {
+            name,
+            span: None,
+            value: OnceLock::from(value),
+        }
+    }
+}
+
+/// A field value the HTTP/1 parser accepted, as a `HeaderValue`, without
+/// checking its bytes a second time (that pass over every value of every
+/// head cost about 2 % of a proxied request's user time).
+#[allow(unsafe_code)]
+fn parsed_value(value: Bytes) -> HeaderValue {
+    // SAFETY: not a memory-safety matter; the contract is that the bytes
+    // are valid in a header value. httparse (default config, no obsolete
+    // line folding) accepts in a value exactly HTAB, SP to `~` and 0x80 to
+    // 0xFF, the very set `HeaderValue` allows. The test
+    // `httparse_values_are_valid_header_values` parses every byte, so a
+    // parser upgrade that widens the set fails it. Debug builds check
+    // anyway (`from_maybe_shared_unchecked` panics on invalid bytes there).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
 }
 
 /// Header fields in wire order, plus an `http::HeaderMap` of the same
@@ -37,6 +83,9 @@ impl Field {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderList {
     fields: Vec<Field>,
+    /// The received head the parsed fields' spans point into (empty for a
+    /// list built by code).
+    head: Bytes,
     /// Exactly the [well-known](super::known) names among `fields`, so a
     /// lookup of an absent one (most framing and hop-by-hop checks) needs
     /// no scan.
@@ -68,8 +117,42 @@ impl HeaderList {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
             fields: Vec::with_capacity(n),
+            head: Bytes::new(),
             known: 0,
             map: OnceLock::new(),
+        }
+    }
+
+    /// Set the received head that the spans given to
+    /// [`push_span`](Self::push_span) point into.
+    pub(crate) fn set_head(&mut self, head: Bytes) {
+        self.head = head;
+    }
+
+    /// The bytes of a field's value.
+    fn bytes_of<'a>(&'a self, field: &'a Field) -> &'a [u8] {
+        match field.span {
+            Some(span) => self.head.get(span.range()).unwrap_or_default(),
+            None => field.value.get().map_or(&[], HeaderValue::as_bytes),
+        }
+    }
+
+    /// A field's value as a `HeaderValue`, made and kept on first use.
+    fn value_of<'a>(&'a self, field: &'a Field) -> &'a HeaderValue {
+        field.value.get_or_init(|| self.make_value(field))
+    }
+
+    /// A new `HeaderValue` of a field's value (sharing the head's buffer).
+    fn make_value(&self, field: &Field) -> HeaderValue {
+        if let Some(value) = field.value.get() {
+            return value.clone();
+        }
+        match field.span {
+            Some(span) if span.range().end <= self.head.len() => {
+                parsed_value(self.head.slice(span.range()))
+            }
+            // Every field has a span or a value, and spans are in range.
+            _ => HeaderValue::from_static(""),
         }
     }
 
@@ -81,7 +164,7 @@ impl HeaderList {
                 // Names are checked when they are added; a name that does
                 // not parse cannot be here.
                 if let Ok(name) = HeaderName::from_bytes(&field.name) {
-                    map.append(name, field.value.clone());
+                    map.append(name, self.make_value(field));
                 }
             }
             Box::new(map)
@@ -106,23 +189,37 @@ impl HeaderList {
         if self.surely_absent(name) {
             return None;
         }
-        self.fields.iter().find(|f| f.is(name)).map(|f| &f.value)
+        self.fields
+            .iter()
+            .find(|f| f.is(name))
+            .map(|f| self.value_of(f))
     }
 
-    /// Every value of `name` (any case), in wire order.
-    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> {
+    /// The fields named `name` (any case), in wire order.
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> {
         let name = name.as_bytes();
         let fields = if self.surely_absent(name) {
             &[][..]
         } else {
             &self.fields[..]
         };
-        fields.iter().filter(move |f| f.is(name)).map(|f| &f.value)
+        fields.iter().filter(move |f| f.is(name))
+    }
+
+    /// Every value of `name` (any case), in wire order.
+    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> {
+        self.named(name).map(|f| self.value_of(f))
+    }
+
+    /// The bytes of every value of `name` (any case), in wire order: what
+    /// the framing and hop-by-hop checks read, without making values.
+    pub(crate) fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.named(name).map(|f| self.bytes_of(f))
     }
 
     /// Whether a field named `name` (any case) is present.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.get_all(name).next().is_some()
+        self.named(name).next().is_some()
     }
 
     /// How many fields there are.
@@ -139,7 +236,31 @@ impl HeaderList {
             map.append(parsed, value.clone());
         }
         self.known |= known_bit(&name);
-        self.fields.push(Field { name, value });
+        self.fields.push(Field::owned(name, value));
+    }
+
+    /// Add a field parsed from the wire whose value is `len` bytes at
+    /// `start` of the head [`set_head`](Self::set_head) gives (before the
+    /// value is first read). The HTTP/1 parser must have accepted the name
+    /// and the value. Only for a list being built: the map must not exist
+    /// yet.
+    pub(crate) fn push_span(&mut self, name: Bytes, start: usize, len: usize) {
+        // A head is far below 4 GiB (the head size limit); a span that does
+        // not fit reads as empty rather than wrapping.
+        let span = match (u32::try_from(start), u32::try_from(len)) {
+            (Ok(start), Ok(len)) => Span { start, len },
+            _ => Span { start: 0, len: 0 },
+        };
+        debug_assert!(
+            self.map.get().is_none(),
+            "push_span after the map was built"
+        );
+        self.known |= known_bit(&name);
+        self.fields.push(Field {
+            name,
+            span: Some(span),
+            value: OnceLock::new(),
+        });
     }
 
     pub(crate) fn append<V>(&mut self, name: &str, value: V) -> Result<()>
@@ -153,7 +274,7 @@ impl HeaderList {
             map.append(parsed, value.clone());
         }
         self.known |= known_bit(&wire);
-        self.fields.push(Field { name: wire, value });
+        self.fields.push(Field::owned(wire, value));
         Ok(())
     }
 
@@ -170,7 +291,7 @@ impl HeaderList {
             map.insert(parsed, value.clone());
         }
         self.known |= known_bit(&wire);
-        let field = Field { name: wire, value };
+        let field = Field::owned(wire, value);
         let Some(at) = self.fields.iter().position(|f| f.is(name.as_bytes())) else {
             self.fields.push(field);
             return Ok(());
@@ -204,26 +325,33 @@ impl HeaderList {
         if self.fields[at..].iter().any(|f| f.is(name.as_bytes())) {
             self.fields.retain(|f| !f.is(name.as_bytes()));
         }
-        Some(first.value)
+        let value = self.make_value(&first);
+        Some(value)
     }
 
     /// Keep only the fields for which `keep(name as written, value)` is
     /// true, in one pass.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&[u8], &HeaderValue) -> bool) {
-        self.retain_known(|name, _, value| keep(name, value));
+        // Every value is made first: `keep` gets them by reference.
+        for field in &self.fields {
+            self.value_of(field);
+        }
+        self.retain_fields(|f, _| f.value.get().is_none_or(|v| keep(&f.name, v)));
     }
 
-    /// [`retain`](Self::retain), with each name's [known bit](known_bit)
-    /// passed along, worked out once for both the caller and the new set.
-    pub(crate) fn retain_known(
-        &mut self,
-        mut keep: impl FnMut(&[u8], KnownSet, &HeaderValue) -> bool,
-    ) {
+    /// Keep only the fields for which `keep(name as written, known bit)`
+    /// is true, in one pass; the name's [known bit](known_bit) is worked
+    /// out once for both the caller and the new set.
+    pub(crate) fn retain_known(&mut self, mut keep: impl FnMut(&[u8], KnownSet) -> bool) {
+        self.retain_fields(|f, bit| keep(&f.name, bit));
+    }
+
+    fn retain_fields(&mut self, mut keep: impl FnMut(&Field, KnownSet) -> bool) {
         let before = self.fields.len();
         let mut known = 0;
         self.fields.retain(|f| {
             let bit = known_bit(&f.name);
-            let kept = keep(&f.name, bit, &f.value);
+            let kept = keep(f, bit);
             if kept {
                 known |= bit;
             }
@@ -238,15 +366,15 @@ impl HeaderList {
 
     /// The fields in wire order: name as written, value.
     pub(crate) fn wire(&self) -> impl Iterator<Item = (&[u8], &HeaderValue)> {
-        self.fields.iter().map(|f| (&f.name[..], &f.value))
+        self.fields.iter().map(|f| (&f.name[..], self.value_of(f)))
     }
 
     /// Write `name: value\r\n` for every field, in wire order.
     pub(crate) fn write_to(&self, out: &mut bytes::BytesMut) {
-        for (name, value) in self.wire() {
-            out.extend_from_slice(name);
+        for field in &self.fields {
+            out.extend_from_slice(&field.name);
             out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(self.bytes_of(field));
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -366,5 +494,90 @@ mod tests {
         assert!(l.append("X A", "v").is_err());
         assert!(l.append("X:A", "v").is_err());
         assert_eq!(l.wire().count(), 0);
+    }
+
+    /// A list of the fields of `head` (`Name: value` lines), built the way
+    /// the HTTP/1 parser builds one: values as spans of the head.
+    fn parsed(head: &'static str) -> HeaderList {
+        let mut l = HeaderList::with_capacity(4);
+        let mut at = 0;
+        for line in head.split_inclusive('\n') {
+            let (name, _) = line.split_once(':').unwrap();
+            let start = at + name.len() + 2;
+            let end = at + line.trim_end().len();
+            l.push_span(Bytes::copy_from_slice(name.as_bytes()), start, end - start);
+            at += line.len();
+        }
+        l.set_head(Bytes::from(head.as_bytes().to_vec()));
+        l
+    }
+
+    #[test]
+    fn parsed_values_read_the_same_whichever_way_they_are_asked_for() {
+        let l = parsed("Host: a.example\nX-Id: 7\nX-Id: 8\nConnection: close, X-Id\n");
+        assert_eq!(l.len(), 4);
+        let bytes: Vec<&[u8]> = l.get_all_bytes("x-id").collect();
+        assert_eq!(bytes, [&b"7"[..], b"8"]);
+        assert_eq!(l.get("host").unwrap(), "a.example");
+        let values: Vec<_> = l.get_all("X-ID").collect();
+        assert_eq!(values, ["7", "8"]);
+        assert_eq!(
+            names(&l),
+            [
+                "Host=a.example",
+                "X-Id=7",
+                "X-Id=8",
+                "Connection=close, X-Id"
+            ]
+        );
+        assert_map_matches(&l);
+        let mut out = bytes::BytesMut::new();
+        l.write_to(&mut out);
+        assert_eq!(
+            &out[..],
+            b"Host: a.example\r\nX-Id: 7\r\nX-Id: 8\r\nConnection: close, X-Id\r\n"
+        );
+    }
+
+    #[test]
+    fn parsed_values_survive_changes_clones_and_the_original() {
+        for build_map_first in [false, true] {
+            let mut l = parsed("Host: h\nAccept: */*\nX-A: 1\n");
+            if build_map_first {
+                assert_map_matches(&l);
+            }
+            // Nothing was asked for as a value yet: removing makes one.
+            assert_eq!(l.remove("accept").unwrap(), "*/*");
+            l.append("X-A", "2").unwrap();
+            l.insert("Host", "other").unwrap();
+            let copy = l.clone();
+            drop(l);
+            assert_eq!(names(&copy), ["Host=other", "X-A=1", "X-A=2"]);
+            assert_map_matches(&copy);
+            let mut copy = copy;
+            copy.retain(|_, v| v != "1");
+            assert_eq!(names(&copy), ["Host=other", "X-A=2"]);
+            assert_map_matches(&copy);
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_removal_reads_parsed_values() {
+        let mut l = parsed("Connection: keep-alive, X-Hop\nX-Hop: 1\nKeep-Alive: 5\nX-End: 2\n");
+        l.remove_hop_by_hop(false);
+        assert_eq!(names(&l), ["X-End=2"]);
+    }
+
+    #[test]
+    fn a_span_outside_the_head_reads_as_empty() {
+        let mut l = HeaderList::with_capacity(2);
+        l.push_span(Bytes::from_static(b"X-A"), 2, 5);
+        l.push_span(Bytes::from_static(b"X-B"), 1, 2);
+        l.set_head(Bytes::from_static(b"abc"));
+        assert_eq!(names(&l), ["X-A=", "X-B=bc"]);
+        assert_eq!(l.get_all_bytes("x-a").next(), Some(&b""[..]));
+        let mut out = bytes::BytesMut::new();
+        l.write_to(&mut out);
+        assert_eq!(&out[..], b"X-A: \r\nX-B: bc\r\n");
     }
 }

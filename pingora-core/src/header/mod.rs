@@ -117,6 +117,12 @@ macro_rules! field_methods {
                 &self.headers
             }
 
+            /// Hand over the received head the parsed fields' values are
+            /// spans of.
+            pub(crate) fn set_received_head(&mut self, head: bytes::Bytes) {
+                self.headers.set_head(head);
+            }
+
             /// The header fields in wire order, each name as it was written.
             pub fn wire_headers(
                 &self,

@@ -25,9 +25,8 @@ pub(crate) enum Framing {
 /// text: every element is compared with ASCII, which non-ASCII bytes
 /// never match.
 fn elements<'a>(headers: &'a HeaderList, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-    headers.get_all(name).flat_map(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
+    headers.get_all_bytes(name).flat_map(|v| {
+        v.split(|&b| b == b',')
             .map(trim_ows)
             .filter(|e| !e.is_empty())
     })
@@ -36,9 +35,8 @@ fn elements<'a>(headers: &'a HeaderList, name: &'a str) -> impl Iterator<Item = 
 /// Whether a `Connection`-style list field holds `token`.
 pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: &str) -> bool {
     let token = token.as_bytes();
-    headers.get_all(name.as_str()).any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
+    headers.get_all_bytes(name.as_str()).any(|v| {
+        v.split(|&b| b == b',')
             .any(|e| same_name(trim_ows(e), token))
     })
 }
@@ -49,9 +47,9 @@ pub(crate) fn has_token(headers: &HeaderList, name: &header::HeaderName, token: 
 fn content_length(headers: &HeaderList) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
     let mut present = false;
-    for value in headers.get_all(header::CONTENT_LENGTH.as_str()) {
+    for value in headers.get_all_bytes(header::CONTENT_LENGTH.as_str()) {
         present = true;
-        for e in value.as_bytes().split(|&b| b == b',').map(trim_ows) {
+        for e in value.split(|&b| b == b',').map(trim_ows) {
             if e.is_empty() {
                 continue;
             }
@@ -117,7 +115,10 @@ fn length_framing(headers: &HeaderList, version: Version) -> Result<Option<Frami
 pub(crate) fn request_framing(req: &RequestHeader) -> Result<Framing, &'static str> {
     // RFC 9112 §3.2: a request with no Host (in 1.1) or more than one Host
     // gets 400.
-    let hosts = req.header_list().get_all(header::HOST.as_str()).count();
+    let hosts = req
+        .header_list()
+        .get_all_bytes(header::HOST.as_str())
+        .count();
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         return Err("missing or repeated host");
     }

@@ -9,7 +9,6 @@
 use super::H1Config;
 use crate::header::{HeaderList, RequestHeader, ResponseHeader, static_spelling};
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::HeaderValue;
 use http::{Method, StatusCode, Uri, Version};
 use std::mem::MaybeUninit;
 
@@ -142,7 +141,7 @@ impl HeadReader {
 
     /// Once `buf` holds a blank line, split the head off it and `parse` it
     /// in place.
-    fn parse_with<T>(
+    fn parse_with<T: KeepHead>(
         &mut self,
         buf: &mut BytesMut,
         config: &H1Config,
@@ -153,15 +152,19 @@ impl HeadReader {
         };
         let head = split_head(buf, end);
         match parse(&head, config)? {
-            Some((parsed, len)) if len == head.len() => return Ok(Some(parsed)),
+            Some((mut parsed, len)) if len == head.len() => {
+                parsed.keep_head(head);
+                return Ok(Some(parsed));
+            }
             _ => unsplit_head(buf, &head),
         }
         // Rare: empty lines before the start line, so the first blank line
         // was not the end of the head. Parse the whole buffer, from a copy.
         let whole = Bytes::copy_from_slice(buf);
         match parse(&whole, config)? {
-            Some((parsed, len)) => {
+            Some((mut parsed, len)) => {
                 buf.advance(len);
+                parsed.keep_head(whole);
                 Ok(Some(parsed))
             }
             None => check_size(buf.len(), config).map(|()| None),
@@ -171,6 +174,25 @@ impl HeadReader {
 
 /// Parses a head at the start of a buffer into `T`, with its length.
 type HeadParser<T> = fn(&Bytes, &H1Config) -> Result<Option<(T, usize)>, HeadError>;
+
+/// A parsed head whose field values are spans of the buffer it was parsed
+/// from, which it must be given (moved, not shared: a shared copy would
+/// cost two atomic operations per message).
+trait KeepHead {
+    fn keep_head(&mut self, head: Bytes);
+}
+
+impl KeepHead for RequestHeader {
+    fn keep_head(&mut self, head: Bytes) {
+        self.set_received_head(head);
+    }
+}
+
+impl KeepHead for ResponseHeader {
+    fn keep_head(&mut self, head: Bytes) {
+        self.set_received_head(head);
+    }
+}
 
 /// Validate a complete request line (with its line ending) on its own:
 /// with no room for fields, httparse stops after the line and reports
@@ -212,23 +234,9 @@ fn version_of(v: Option<u8>) -> Version {
     }
 }
 
-/// A field value httparse accepted, as a `HeaderValue`, without checking
-/// its bytes a second time (that pass over every value of every head cost
-/// about 2 % of a proxied request's user time).
-#[allow(unsafe_code)]
-fn parsed_value(value: Bytes) -> HeaderValue {
-    // SAFETY: not a memory-safety matter; the contract is that the bytes
-    // are valid in a header value. httparse (default config, no obsolete
-    // line folding) accepts in a value exactly HTAB, SP to `~` and 0x80 to
-    // 0xFF, the very set `HeaderValue` allows. The test
-    // `httparse_values_are_valid_header_values` parses every byte, so a
-    // parser upgrade that widens the set fails it. Debug builds check
-    // anyway (`from_maybe_shared_unchecked` panics on invalid bytes there).
-    unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
-}
-
-/// Build the field list from the parsed fields of `base`, as slices of
-/// `head`, which holds the same bytes.
+/// Build the field list from the parsed fields of `base`: names as slices
+/// of `head`, which holds the same bytes, values as spans of it (the
+/// caller hands the list `head` once it is done with it, see [`KeepHead`]).
 fn fields(base: &[u8], head: &Bytes, parsed: &[httparse::Header<'_>]) -> HeaderList {
     let mut list = HeaderList::with_capacity(parsed.len());
     for field in parsed {
@@ -238,8 +246,8 @@ fn fields(base: &[u8], head: &Bytes, parsed: &[httparse::Header<'_>]) -> HeaderL
             Some(usual) => Bytes::from_static(usual),
             None => slice(head, span_of(base, raw)),
         };
-        let value = parsed_value(slice(head, span_of(base, field.value)));
-        list.push_parsed(name, value);
+        let (start, len) = span_of(base, field.value);
+        list.push_span(name, start, len);
     }
     list
 }

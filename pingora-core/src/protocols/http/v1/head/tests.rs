@@ -1,4 +1,5 @@
 use super::*;
+use http::header::HeaderValue;
 
 fn cfg() -> H1Config {
     H1Config::default()
