@@ -308,9 +308,11 @@ fn parse_response(
         return Err(HeadError::Malformed("incomplete status line"));
     };
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed("invalid status"))?;
+    // The usual phrase is not kept: it is written anyway when none is, and
+    // keeping it would share the head's buffer (two atomic operations).
     let reason = resp
         .reason
-        .filter(|r| !r.is_empty())
+        .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
         .map(|r| span_of(buf, r.as_bytes()));
     let version = version_of(resp.version);
     let list = fields(buf, buf, resp.headers);

@@ -141,6 +141,18 @@ fn parses_response() {
         .unwrap()
         .unwrap();
     assert_eq!(r.reason_phrase(), b"OK");
+    // The usual phrase and any other spelling both come out as received.
+    for (line, reason) in [("200 OK", &b"OK"[..]), ("200 ok", b"ok"), ("503 OK", b"OK")] {
+        let mut buf = BytesMut::from(format!("HTTP/1.1 {line}\r\n\r\n").as_bytes());
+        let r = HeadReader::default()
+            .parse_response(&mut buf, &cfg())
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.reason_phrase(), reason, "{line}");
+        let mut out = BytesMut::new();
+        r.write_h1(&mut out);
+        assert_eq!(&out[..], format!("HTTP/1.1 {line}\r\n\r\n").as_bytes());
+    }
 }
 
 #[test]
