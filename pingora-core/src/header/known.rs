@@ -56,15 +56,48 @@ fn equal_with(a: &[u8], b: &[u8], set: u8) -> bool {
     diff == 0
 }
 
+/// What to set in a byte of a name so that it equals `lower`'s byte in
+/// any case: bit 5 where `lower` has a letter, nothing elsewhere.
+#[inline(always)]
+const fn case_bit(lower: u8) -> u8 {
+    if lower.is_ascii_lowercase() { 0x20 } else { 0 }
+}
+
+/// [`case_bit`] of the eight bytes of `lower` from `at`, as one word.
+#[inline(always)]
+fn case_bits(lower: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    for (bit, &b) in w.iter_mut().zip(&lower[at..at + 8]) {
+        *bit = case_bit(b);
+    }
+    u64::from_le_bytes(w)
+}
+
 /// Whether `name` is `lower` in any case; the lengths are equal. `lower`
-/// holds only lowercase letters and `-`, so setting bit 5 of every byte of
-/// `name` lowercases its letters and leaves `-` as it is. The only other
-/// bytes it maps onto `lower`'s are control characters, which no field
-/// name holds: a name that is not a valid field name at most gets a bit
-/// no field has, and a lookup of it finds nothing, as it should.
+/// holds only lowercase letters and `-`. Setting bit 5 of a byte maps
+/// exactly the two cases of a letter onto the lowercase one, and nothing
+/// is set where `lower` has `-`, so this is exact for any bytes (setting
+/// it there too would take a CR for a `-`). `lower` is a literal at every
+/// call, so the masks fold away.
 #[inline(always)]
 fn folds_to(name: &[u8], lower: &[u8]) -> bool {
-    equal_with(name, lower, 0x20)
+    let n = lower.len();
+    if n < 8 {
+        return name
+            .iter()
+            .zip(lower)
+            .fold(0, |d, (x, y)| d | ((x | case_bit(*y)) ^ y))
+            == 0;
+    }
+    // Whole words, then the last eight bytes (overlapping the previous).
+    let mut diff = 0;
+    let mut at = 0;
+    while at + 8 <= n {
+        diff |= (word(name, at) | case_bits(lower, at)) ^ word(lower, at);
+        at += 8;
+    }
+    diff |= (word(name, n - 8) | case_bits(lower, n - 8)) ^ word(lower, n - 8);
+    diff == 0
 }
 
 /// The bit of `name` (any case), or 0 for a name not tracked here: a
@@ -253,11 +286,11 @@ mod tests {
         ] {
             assert_eq!(known_bit(other.as_bytes()), 0, "{other}");
         }
-        // Any other printable byte in any position, short or long name,
-        // makes it another name.
+        // Any other byte in any position, short or long name, makes it
+        // another name: a CR is not taken for a `-`.
         for (name, bit) in names {
             for at in 0..name.len() {
-                for b in 0x21..0x7f_u8 {
+                for b in 0..=255_u8 {
                     let mut other = name.as_bytes().to_vec();
                     if other[at].eq_ignore_ascii_case(&b) {
                         continue;

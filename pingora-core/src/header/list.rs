@@ -25,6 +25,9 @@ use std::sync::OnceLock;
 struct Field {
     /// The name as written: a valid field name (token), any case.
     name: Bytes,
+    /// The name's [known bit](known_bit), 0 for other names: lookups of a
+    /// well-known name compare this instead of the bytes.
+    bit: KnownSet,
     /// For a parsed field, where its value lies in the list's head.
     span: Option<Span>,
     /// The value: set from the start for a field added by code, made from
@@ -46,15 +49,43 @@ impl Span {
 }
 
 impl Field {
-    fn is(&self, name: &[u8]) -> bool {
-        same_name(&self.name, name)
+    fn new(name: Bytes, span: Option<Span>, value: OnceLock<HeaderValue>) -> Self {
+        Self {
+            bit: known_bit(&name),
+            name,
+            span,
+            value,
+        }
     }
 
     fn owned(name: Bytes, value: HeaderValue) -> Self {
+        Self::new(name, None, OnceLock::from(value))
+    }
+}
+
+/// A name being looked up, with its known bit worked out once.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    name: &'a [u8],
+    bit: KnownSet,
+}
+
+impl<'a> Wanted<'a> {
+    fn new(name: &'a str) -> Self {
+        let name = name.as_bytes();
         Self {
             name,
-            span: None,
-            value: OnceLock::from(value),
+            bit: known_bit(name),
+        }
+    }
+
+    /// Whether `field` has this name, in any case.
+    fn matches(self, field: &Field) -> bool {
+        if self.bit != 0 {
+            field.bit == self.bit
+        } else {
+            // A field with a bit has a well-known name, which this is not.
+            field.bit == 0 && same_name(&field.name, self.name)
         }
     }
 }
@@ -144,10 +175,15 @@ impl HeaderList {
 
     /// A new `HeaderValue` of a field's value (sharing the head's buffer).
     fn make_value(&self, field: &Field) -> HeaderValue {
-        if let Some(value) = field.value.get() {
-            return value.clone();
+        match field.value.get() {
+            Some(value) => value.clone(),
+            None => self.value_at(field.span),
         }
-        match field.span {
+    }
+
+    /// The value at `span` of the head, as a `HeaderValue`.
+    fn value_at(&self, span: Option<Span>) -> HeaderValue {
+        match span {
             Some(span) if span.range().end <= self.head.len() => {
                 parsed_value(self.head.slice(span.range()))
             }
@@ -171,11 +207,10 @@ impl HeaderList {
         })
     }
 
-    /// Whether `name` is a well-known name none of the fields has: then
+    /// Whether `wanted` is a well-known name none of the fields has: then
     /// there is nothing to scan for.
-    fn surely_absent(&self, name: &[u8]) -> bool {
-        let bit = known_bit(name);
-        bit != 0 && self.known & bit == 0
+    const fn surely_absent(&self, wanted: Wanted<'_>) -> bool {
+        wanted.bit != 0 && self.known & wanted.bit == 0
     }
 
     /// Whether any of the well-known names in `set` is present.
@@ -185,25 +220,18 @@ impl HeaderList {
 
     /// The first value of `name` (any case), found by scanning the fields.
     pub(crate) fn get(&self, name: &str) -> Option<&HeaderValue> {
-        let name = name.as_bytes();
-        if self.surely_absent(name) {
-            return None;
-        }
-        self.fields
-            .iter()
-            .find(|f| f.is(name))
-            .map(|f| self.value_of(f))
+        self.named(name).next().map(|f| self.value_of(f))
     }
 
     /// The fields named `name` (any case), in wire order.
-    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> {
-        let name = name.as_bytes();
-        let fields = if self.surely_absent(name) {
+    fn named<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s Field> {
+        let wanted = Wanted::new(name);
+        let fields = if self.surely_absent(wanted) {
             &[][..]
         } else {
             &self.fields[..]
         };
-        fields.iter().filter(move |f| f.is(name))
+        fields.iter().filter(move |f| wanted.matches(f))
     }
 
     /// Every value of `name` (any case), in wire order.
@@ -235,8 +263,9 @@ impl HeaderList {
         {
             map.append(parsed, value.clone());
         }
-        self.known |= known_bit(&name);
-        self.fields.push(Field::owned(name, value));
+        let field = Field::owned(name, value);
+        self.known |= field.bit;
+        self.fields.push(field);
     }
 
     /// Add a field parsed from the wire whose value is `len` bytes at
@@ -255,12 +284,9 @@ impl HeaderList {
             self.map.get().is_none(),
             "push_span after the map was built"
         );
-        self.known |= known_bit(&name);
-        self.fields.push(Field {
-            name,
-            span: Some(span),
-            value: OnceLock::new(),
-        });
+        let field = Field::new(name, Some(span), OnceLock::new());
+        self.known |= field.bit;
+        self.fields.push(field);
     }
 
     pub(crate) fn append<V>(&mut self, name: &str, value: V) -> Result<()>
@@ -273,8 +299,9 @@ impl HeaderList {
         if let Some(map) = self.map.get_mut() {
             map.append(parsed, value.clone());
         }
-        self.known |= known_bit(&wire);
-        self.fields.push(Field::owned(wire, value));
+        let field = Field::owned(wire, value);
+        self.known |= field.bit;
+        self.fields.push(field);
         Ok(())
     }
 
@@ -290,16 +317,17 @@ impl HeaderList {
         if let Some(map) = self.map.get_mut() {
             map.insert(parsed, value.clone());
         }
-        self.known |= known_bit(&wire);
         let field = Field::owned(wire, value);
-        let Some(at) = self.fields.iter().position(|f| f.is(name.as_bytes())) else {
+        self.known |= field.bit;
+        let wanted = Wanted::new(name);
+        let Some(at) = self.fields.iter().position(|f| wanted.matches(f)) else {
             self.fields.push(field);
             return Ok(());
         };
-        if self.fields[at + 1..].iter().any(|f| f.is(name.as_bytes())) {
+        if self.fields[at + 1..].iter().any(|f| wanted.matches(f)) {
             let mut i = 0;
             self.fields.retain(|f| {
-                let keep = i <= at || !f.is(name.as_bytes());
+                let keep = i <= at || !wanted.matches(f);
                 i += 1;
                 keep
             });
@@ -310,23 +338,24 @@ impl HeaderList {
 
     /// Remove every field of this name, returning the first value.
     pub(crate) fn remove(&mut self, name: &str) -> Option<HeaderValue> {
-        if self.surely_absent(name.as_bytes()) {
+        let wanted = Wanted::new(name);
+        if self.surely_absent(wanted) {
             return None;
         }
-        let at = self.fields.iter().position(|f| f.is(name.as_bytes()))?;
+        let at = self.fields.iter().position(|f| wanted.matches(f))?;
         // Every field of the name goes.
-        self.known &= !known_bit(name.as_bytes());
+        self.known &= !wanted.bit;
         if let Some(map) = self.map.get_mut()
             && let Ok(parsed) = HeaderName::from_bytes(name.as_bytes())
         {
             map.remove(&parsed);
         }
         let first = self.fields.remove(at);
-        if self.fields[at..].iter().any(|f| f.is(name.as_bytes())) {
-            self.fields.retain(|f| !f.is(name.as_bytes()));
+        if self.fields[at..].iter().any(|f| wanted.matches(f)) {
+            self.fields.retain(|f| !wanted.matches(f));
         }
-        let value = self.make_value(&first);
-        Some(value)
+        let Field { span, value, .. } = first;
+        Some(value.into_inner().unwrap_or_else(|| self.value_at(span)))
     }
 
     /// Keep only the fields for which `keep(name as written, value)` is
@@ -350,7 +379,7 @@ impl HeaderList {
         let before = self.fields.len();
         let mut known = 0;
         self.fields.retain(|f| {
-            let bit = known_bit(&f.name);
+            let bit = f.bit;
             let kept = keep(f, bit);
             if kept {
                 known |= bit;
@@ -485,6 +514,21 @@ mod tests {
         assert!(!l.has_any(u16::MAX));
         l.append("Connection", "close").unwrap();
         check(&l);
+    }
+
+    #[test]
+    fn a_name_that_only_folds_to_a_known_one_finds_nothing() {
+        // Setting bit 5 of every byte would turn a CR into `-`; the bit of
+        // a name must be exact, since lookups compare bits alone.
+        let mut l = parsed("Content-Length: 5\nX-A: 1\n");
+        for name in ["content\rlength", "Content\rLength"] {
+            assert!(l.get(name).is_none());
+            assert!(!l.contains(name));
+            assert!(l.remove(name).is_none());
+            assert!(l.insert(name, "9").is_err(), "not a valid name");
+        }
+        assert_eq!(names(&l), ["Content-Length=5", "X-A=1"]);
+        assert_eq!(l.get("CONTENT-LENGTH").unwrap(), "5");
     }
 
     #[test]
