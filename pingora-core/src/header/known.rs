@@ -35,24 +35,22 @@ fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Whether `a`, with `set` or-ed into each byte, equals `b`; the lengths
-/// are equal. Word-wide and without early exit or call: names are short,
-/// and this runs for most fields.
+/// Whether `a` equals `b`; the lengths are equal. Word-wide and without
+/// early exit or call: names are short, and this runs for most fields.
 #[inline(always)]
-fn equal_with(a: &[u8], b: &[u8], set: u8) -> bool {
+fn equal(a: &[u8], b: &[u8]) -> bool {
     let n = b.len();
     if n < 8 {
-        return a.iter().zip(b).fold(0, |d, (x, y)| d | ((x | set) ^ y)) == 0;
+        return a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0;
     }
-    let set = u64::from_ne_bytes([set; 8]);
     // Whole words, then the last eight bytes (overlapping the previous).
     let mut diff = 0;
     let mut at = 0;
     while at + 8 <= n {
-        diff |= (word(a, at) | set) ^ word(b, at);
+        diff |= word(a, at) ^ word(b, at);
         at += 8;
     }
-    diff |= (word(a, n - 8) | set) ^ word(b, n - 8);
+    diff |= word(a, n - 8) ^ word(b, n - 8);
     diff == 0
 }
 
@@ -220,7 +218,7 @@ pub(crate) fn static_spelling(name: &[u8]) -> Option<&'static [u8]> {
     let first = *name.first()?;
     usual_spellings(name.len(), first)
         .iter()
-        .find(|usual| usual.len() == name.len() && equal_with(name, usual, 0))
+        .find(|usual| usual.len() == name.len() && equal(name, usual))
         .copied()
 }
 

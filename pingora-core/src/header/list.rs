@@ -365,24 +365,23 @@ impl HeaderList {
         for field in &self.fields {
             self.value_of(field);
         }
-        self.retain_fields(|f, _| f.value.get().is_none_or(|v| keep(&f.name, v)));
+        self.retain_fields(|f| f.value.get().is_none_or(|v| keep(&f.name, v)));
     }
 
     /// Keep only the fields for which `keep(name as written, known bit)`
-    /// is true, in one pass; the name's [known bit](known_bit) is worked
-    /// out once for both the caller and the new set.
+    /// is true, in one pass; each field's [known bit](known_bit) was worked
+    /// out when it was added.
     pub(crate) fn retain_known(&mut self, mut keep: impl FnMut(&[u8], KnownSet) -> bool) {
-        self.retain_fields(|f, bit| keep(&f.name, bit));
+        self.retain_fields(|f| keep(&f.name, f.bit));
     }
 
-    fn retain_fields(&mut self, mut keep: impl FnMut(&Field, KnownSet) -> bool) {
+    fn retain_fields(&mut self, mut keep: impl FnMut(&Field) -> bool) {
         let before = self.fields.len();
         let mut known = 0;
         self.fields.retain(|f| {
-            let bit = f.bit;
-            let kept = keep(f, bit);
+            let kept = keep(f);
             if kept {
-                known |= bit;
+                known |= f.bit;
             }
             kept
         });

@@ -9,21 +9,22 @@
 //!
 //! How often the thread wakes:
 //!
-//! - every tick while short timers (under [`LAZY_TICKS`] ticks) are being
+//! - every tick while short timers (under [`LAZY_TICKS`](super::wheel::LAZY_TICKS) ticks) are being
 //!   armed, since each needs its clock reading within about a tick;
 //! - while only long timers are armed (the I/O and idle timeouts of a busy
 //!   server), it naps until the next tick something is due, but at most
 //!   [`NAP_TICKS`] ticks: new long timers get their clock reading at the
 //!   next pass, so they may fire up to a nap late (50 ms by default, a
 //!   twentieth of the shortest long timer). Waking every tick instead cost
-//!   a busy one-threaded proxy about 1 % of its CPU in context switches;
+//!   a busy one-threaded proxy about half a per cent of its CPU in context
+//!   switches;
 //! - never while no timer waits: it parks until a registration unparks it.
 //!
 //! A short timer armed during a nap unparks the thread, so napping never
 //! delays one.
 
 use super::slots::Slots;
-use super::wheel::{Key, LAZY_TICKS, Wheel};
+use super::wheel::{Key, Wheel, lazy_nanos};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
@@ -99,7 +100,7 @@ impl Timers {
             wheel: Wheel::new(shards.clamp(4, 256), tick_nanos),
             epoch: Instant::now(),
             tick_nanos,
-            lazy_nanos: tick_nanos.saturating_mul(LAZY_TICKS),
+            lazy_nanos: lazy_nanos(tick_nanos),
             driver_state: AtomicU8::new(NOT_STARTED),
             driver: Mutex::new(None),
             sleep: AtomicU8::new(AWAKE),

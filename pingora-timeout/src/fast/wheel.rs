@@ -33,6 +33,12 @@ const SCHEDULE_CHUNK: usize = 4096;
 /// second at the default tick, well below common I/O and idle timeouts.
 pub(crate) const LAZY_TICKS: u64 = 200;
 
+/// The delay from which a timer is long (batched), for ticks of
+/// `tick_nanos`.
+pub(crate) const fn lazy_nanos(tick_nanos: u64) -> u64 {
+    tick_nanos.saturating_mul(LAZY_TICKS)
+}
+
 /// Where an armed timer is, so that it can be refreshed or released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key {
@@ -72,10 +78,7 @@ impl Wheel {
         Self {
             shards: (0..shards)
                 .map(|_| Shard {
-                    slots: Mutex::new(Slots::new(
-                        tick_nanos,
-                        tick_nanos.saturating_mul(LAZY_TICKS),
-                    )),
+                    slots: Mutex::new(Slots::new(tick_nanos, lazy_nanos(tick_nanos))),
                 })
                 .collect(),
             fired_through: AtomicU64::new(0),
