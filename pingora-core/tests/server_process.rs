@@ -355,17 +355,10 @@ fn start_daemon(
     // named (see `daemon_writes_pid_file_and_error_log`).
     let env = [("ARM_FAST_TIMER_FIRST", "1"), ("START_THREAD_FIRST", "1")];
     let mut launcher = ServerProcess::start(dir, name, &args, &env);
-    // The launching process exits once the daemon is forked off.
+    // The launching process exits once the daemon is ready: its listener
+    // is bound and every service (the one writing the ready file too) is up.
     assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
-    let deadline = Instant::now() + READY;
-    let ready = loop {
-        if let Some(ready) = read_ready(&launcher.ready_file) {
-            break ready;
-        }
-        let log = std::fs::read_to_string(&log);
-        assert!(Instant::now() < deadline, "daemon not ready: {log:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let ready = read_ready(&launcher.ready_file).expect("daemon ready when its launcher exits");
     assert_ne!(ready.pid, launcher.pid());
     let guard = DaemonGuard(ready.pid);
     (ready, guard)

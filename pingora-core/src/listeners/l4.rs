@@ -273,7 +273,7 @@ mod tests {
         };
         let _client = tokio::net::TcpStream::connect(local).await.unwrap();
         let accepted = accept_tcp(tcp, options.nodelay).await.unwrap();
-        socket2::SockRef::from(&accepted).nodelay().unwrap()
+        socket2::SockRef::from(&accepted).tcp_nodelay().unwrap()
     }
 
     #[tokio::test]

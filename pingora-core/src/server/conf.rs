@@ -233,11 +233,11 @@ impl ServerConf {
     /// [`CONFIG_ERROR`] naming the key that is unknown, of the wrong type
     /// or out of range.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        // serde_yaml reports an empty document as `null`, not as an empty map.
+        // yaml_serde reports an empty document as `null`, not as an empty map.
         let conf: Self = if text.trim().is_empty() {
             Self::default()
         } else {
-            serde_yaml::from_str(text).explain_err(CONFIG_ERROR, |e| e.to_string())?
+            yaml_serde::from_str(text).explain_err(CONFIG_ERROR, |e| e.to_string())?
         };
         conf.validate()?;
         Ok(conf)
@@ -246,7 +246,7 @@ impl ServerConf {
     /// The config as YAML, every key included.
     pub fn to_yaml(&self) -> String {
         // Serializing plain strings, numbers and options into YAML cannot fail.
-        serde_yaml::to_string(self).unwrap_or_default()
+        yaml_serde::to_string(self).unwrap_or_default()
     }
 
     /// The HTTP/2 settings for accepted connections: [`H2Options`]'

@@ -1,8 +1,10 @@
 //! Running the services and reacting to signals: the life of a server
 //! process from `run_forever` to exit.
 
+use super::daemon::LaunchPipe;
+use super::notify::Readiness;
 use super::runtime::ServiceRuntime;
-use super::{Server, ServerConf, UPGRADE_SEND_TIMEOUT, daemon, upgrade};
+use super::{Server, ServerConf, UPGRADE_SEND_TIMEOUT, daemon, limits, logs, pidfile, upgrade};
 use crate::server::ListenFds;
 use crate::services::{ReadyNotifier, ReadyWatch, Service, ServiceContext};
 use pingora_error::{Error, ErrorType, Result};
@@ -11,55 +13,71 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-/// A service thread's report: the service's name and how it ended.
-type Done = (String, Result<()>);
+/// A service thread's report: the service's index and name, and how it
+/// ended.
+type Done = (usize, String, Result<()>);
 
 /// Run `server` and exit the process with its status.
 pub(super) fn run(server: Server) -> ! {
     let conf = Arc::clone(&server.configuration);
-    if conf.daemon {
-        // Only the forking thread survives a fork, so no runtime exists
-        // yet. The fast timers' thread may, if the program armed a timer
-        // before `run_forever` (a health check at startup, say): its locks
-        // are held across the fork and the daemon starts its own thread.
-        let lost = daemon::threads_lost_in_fork();
-        if !lost.is_empty() {
-            // Said before the fork, where whoever started the server sees it.
-            log::warn!(
-                "daemonizing with {} other thread(s) running ({}): they do not \
-                 survive the fork; start them from services instead",
-                lost.len(),
-                lost.join(", ")
-            );
-        }
-        let timers = pingora_timeout::fast::prepare_fork();
-        match daemon::daemonize(&conf) {
-            Ok(()) => timers.in_child(),
-            Err(e) => {
-                drop(timers);
-                log::error!("{e}");
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-        }
-    }
+    limits::raise_nofile();
+    let launcher = if conf.daemon {
+        Some(start_daemon(&conf, server.opt.upgrade))
+    } else {
+        None
+    };
+    let mut readiness = Readiness::new(launcher);
     let code = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(supervise(server)),
+        Ok(rt) => rt.block_on(supervise(server, &mut readiness)),
         Err(e) => {
-            log::error!("cannot build the main runtime: {e}");
+            let why = format!("cannot build the main runtime: {e}");
+            log::error!("{why}");
+            readiness.failed(&why);
             1
         }
     };
     if conf.daemon {
-        daemon::remove_pid_file(Path::new(&conf.pid_file));
+        pidfile::remove_if_ours(Path::new(&conf.pid_file));
     }
     log::info!("exiting with status {code}");
     std::process::exit(code)
+}
+
+/// Fork the daemon off; in the daemon, returns the pipe to report
+/// readiness on. The launching process exits in here.
+fn start_daemon(conf: &ServerConf, upgrading: bool) -> LaunchPipe {
+    // Only the forking thread survives a fork, so no runtime exists
+    // yet. The fast timers' thread may, if the program armed a timer
+    // before `run_forever` (a health check at startup, say): its locks
+    // are held across the fork and the daemon starts its own thread.
+    let lost = daemon::threads_lost_in_fork();
+    if !lost.is_empty() {
+        // Said before the fork, where whoever started the server sees it.
+        log::warn!(
+            "daemonizing with {} other thread(s) running ({}): they do not \
+             survive the fork; start them from services instead",
+            lost.len(),
+            lost.join(", ")
+        );
+    }
+    let timers = pingora_timeout::fast::prepare_fork();
+    match daemon::daemonize(conf, upgrading) {
+        Ok(launcher) => {
+            timers.in_child();
+            launcher
+        }
+        Err(e) => {
+            drop(timers);
+            log::error!("{e}");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// The signals a server reacts to.
@@ -77,25 +95,47 @@ struct Signals {
     term: Signal,
     int: Signal,
     quit: Signal,
+    usr1: Signal,
+    /// The error log SIGUSR1 reopens: a daemon's `error_log`.
+    error_log: Option<String>,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Self> {
+    fn new(conf: &ServerConf) -> std::io::Result<Self> {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             quit: signal(SignalKind::quit())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            error_log: conf.error_log.clone().filter(|_| conf.daemon),
         })
     }
 
+    /// The next stop signal. SIGUSR1 is handled in here: it reopens the
+    /// error log.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a signal is only consumed when returned.
+    /// Cancel safe: a signal is only consumed when returned or handled.
     async fn recv(&mut self) -> Stop {
-        tokio::select! {
-            _ = self.term.recv() => Stop::Graceful,
-            _ = self.int.recv() => Stop::Fast,
-            _ = self.quit.recv() => Stop::Upgrade,
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Stop::Graceful,
+                _ = self.int.recv() => return Stop::Fast,
+                _ = self.quit.recv() => return Stop::Upgrade,
+                _ = self.usr1.recv() => self.reopen_error_log(),
+            }
+        }
+    }
+
+    fn reopen_error_log(&self) {
+        let Some(path) = &self.error_log else {
+            log::info!("SIGUSR1: no error log to reopen (only a daemon writes one)");
+            return;
+        };
+        match logs::reopen_error_log(path) {
+            Ok(()) => log::info!("SIGUSR1: reopened error log {path}"),
+            Err(e) => log::error!("SIGUSR1: {e}; still writing to the old file"),
         }
     }
 
@@ -120,14 +160,16 @@ impl Signals {
 
 /// Start the services and handle signals until it is time to exit; returns
 /// the exit status.
-async fn supervise(server: Server) -> i32 {
+async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     let conf = Arc::clone(&server.configuration);
     // Registered before any service starts, so that an early SIGTERM is
     // handled instead of killing the process.
-    let mut signals = match Signals::new() {
+    let mut signals = match Signals::new(&conf) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot register signal handlers: {e}");
+            let why = format!("cannot register signal handlers: {e}");
+            log::error!("{why}");
+            readiness.failed(&why);
             return 1;
         }
     };
@@ -135,14 +177,21 @@ async fn supervise(server: Server) -> i32 {
     let fds = server.fds.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let ready = start_services(server, shutdown_rx, &done_tx);
+    let watches = start_services(server, shutdown_rx, &done_tx);
     drop(done_tx);
-    let mut running = ready.len();
+    let mut running = watches.len();
+    let mut startup = Startup::new(watches.len());
+    let (all_ready_tx, mut all_ready) = oneshot::channel();
     let unclaimed = fds.clone();
     tokio::spawn(async move {
-        for mut service in ready {
-            service.wait().await;
+        let mut not_notified = Vec::new();
+        for (index, mut watch) in watches.into_iter().enumerate() {
+            watch.wait().await;
+            if !watch.notified() {
+                not_notified.push(index);
+            }
         }
+        let _ = all_ready_tx.send(not_notified);
         // Sockets the previous process passed on that no listener of ours
         // took: close them, or they would queue connections nobody accepts.
         unclaimed.close_unclaimed();
@@ -153,32 +202,88 @@ async fn supervise(server: Server) -> i32 {
             stop = signals.recv() => match stop {
                 Stop::Fast => {
                     log::info!("SIGINT: fast shutdown");
+                    readiness.failed("stopped by SIGINT while starting");
+                    readiness.stopping();
                     return 0;
                 }
                 Stop::Graceful => {
                     log::info!("SIGTERM: graceful shutdown");
+                    readiness.failed("stopped by SIGTERM while starting");
+                    readiness.stopping();
                     break;
                 }
-                Stop::Upgrade => match send_sockets(&fds, &conf).await {
-                    Ok(()) => {
-                        log::info!("SIGQUIT: sockets handed over, graceful shutdown");
-                        break;
+                Stop::Upgrade => {
+                    readiness.reloading();
+                    match send_sockets(&fds, &conf).await {
+                        Ok(()) => {
+                            log::info!("SIGQUIT: sockets handed over, graceful shutdown");
+                            // The new process writes its pid into the file.
+                            pidfile::release();
+                            break;
+                        }
+                        Err(e) => {
+                            log::error!("SIGQUIT: upgrade failed, still serving: {e}");
+                            readiness.still_serving();
+                        }
                     }
-                    Err(e) => log::error!("SIGQUIT: upgrade failed, still serving: {e}"),
-                },
+                }
             },
-            Some((name, result)) = done_rx.recv() => {
+            Ok(not_notified) = &mut all_ready, if !startup.all_ready => {
+                startup.all_ready = true;
+                startup.waiting_for = not_notified;
+                if startup.complete() {
+                    readiness.ready();
+                }
+            }
+            Some((index, name, result)) = done_rx.recv() => {
                 running -= 1;
                 if let Err(e) = result {
-                    log::error!("service {name} failed: {e}");
-                    eprintln!("service {name} failed: {e}");
+                    let why = format!("service {name} failed: {e}");
+                    log::error!("{why}");
+                    eprintln!("{why}");
+                    readiness.failed(&why);
                     return 1;
                 }
                 log::info!("service {name} finished");
+                startup.finished[index] = true;
+                if startup.complete() {
+                    readiness.ready();
+                }
             }
         }
     }
     graceful_shutdown(&conf, &mut signals, &shutdown_tx, &mut done_rx, running).await
+}
+
+/// Whether every service has started: said it is ready, or ended well
+/// without saying so. A service that ends without a word may have failed
+/// to start, so its report is awaited before the server counts as ready.
+struct Startup {
+    all_ready: bool,
+    /// The services that ended without saying they were ready.
+    waiting_for: Vec<usize>,
+    /// The services that ended well, by index.
+    finished: Vec<bool>,
+    reported: bool,
+}
+
+impl Startup {
+    fn new(services: usize) -> Self {
+        Self {
+            all_ready: false,
+            waiting_for: Vec::new(),
+            finished: vec![false; services],
+            reported: false,
+        }
+    }
+
+    /// `true` once, when the server has just become ready.
+    fn complete(&mut self) -> bool {
+        let done =
+            self.all_ready && !self.reported && self.waiting_for.iter().all(|&i| self.finished[i]);
+        self.reported |= done;
+        done
+    }
 }
 
 /// Keep serving for the grace period, tell the services to stop, and wait
@@ -204,8 +309,8 @@ async fn graceful_shutdown(
     let drain = async {
         while running > 0 {
             match done_rx.recv().await {
-                Some((name, Err(e))) => log::warn!("service {name} ended with: {e}"),
-                Some((name, Ok(()))) => log::info!("service {name} stopped"),
+                Some((_, name, Err(e))) => log::warn!("service {name} ended with: {e}"),
+                Some((_, name, Ok(()))) => log::info!("service {name} stopped"),
                 None => break,
             }
             running -= 1;
@@ -259,6 +364,7 @@ fn start_services(
         let waits_for = deps.of(index).iter().map(|&i| watches[i].clone()).collect();
         let Some(ready) = notifiers.pop() else { break };
         let start = ServiceStart {
+            index,
             service,
             fds: fds.clone(),
             shutdown: shutdown.clone(),
@@ -273,7 +379,7 @@ fn start_services(
             .spawn(move || start.run())
         {
             let error = Error::because(ErrorType::InternalError, "cannot start service thread", e);
-            let _ = done.send((name, Err(error)));
+            let _ = done.send((index, name, Err(error)));
         }
     }
     watches
@@ -281,6 +387,7 @@ fn start_services(
 
 /// Everything one service thread needs.
 struct ServiceStart {
+    index: usize,
     service: Box<dyn Service>,
     fds: ListenFds,
     shutdown: watch::Receiver<bool>,
@@ -295,6 +402,7 @@ impl ServiceStart {
     /// dependencies, run the service, report how it ended.
     fn run(self) {
         let Self {
+            index,
             mut service,
             fds,
             mut shutdown,
@@ -337,6 +445,6 @@ impl ServiceStart {
                 e,
             )),
         };
-        let _ = done.send((name, result));
+        let _ = done.send((index, name, result));
     }
 }

@@ -12,6 +12,14 @@
 //! - SIGINT: fast shutdown: exit 0 at once.
 //! - SIGQUIT: graceful upgrade. Pass the listening sockets to a new process
 //!   started with `-u` over `upgrade_sock`, then shut down gracefully.
+//! - SIGUSR1: reopen the daemon's `error_log`, for log rotation.
+//!
+//! At start-up the soft limit on open files is raised to the hard limit.
+//! With `-d` the process forks a daemon and returns only once every service
+//! of the daemon is ready (exit 0), or failed to start (exit 1, with the
+//! reason). When systemd started the process with `Type=notify`
+//! (`NOTIFY_SOCKET` set), it is told `READY=1` at the same point, and
+//! `STOPPING=1` at shutdown.
 //!
 //! The book chapter `docs/src/lifecycle.md` walks through each step.
 //!
@@ -31,7 +39,11 @@ mod daemon;
 mod deps;
 mod fds;
 mod lifecycle;
+mod limits;
+mod logs;
+mod notify;
 mod opt;
+mod pidfile;
 mod runtime;
 mod upgrade;
 

@@ -9,32 +9,49 @@ use tokio::sync::watch;
 /// ready, so that its dependents never wait forever.
 #[derive(Debug)]
 pub struct ReadyNotifier {
-    tx: watch::Sender<bool>,
+    tx: watch::Sender<State>,
+}
+
+/// Where a service stands, as its [`ReadyWatch`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Starting.
+    Pending,
+    /// Said it is ready.
+    Ready,
+    /// Dropped its notifier without saying so: it finished or failed.
+    Gone,
 }
 
 impl ReadyNotifier {
     /// A notifier and the watch that sees it.
     pub fn new() -> (Self, ReadyWatch) {
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(State::Pending);
         (Self { tx }, ReadyWatch { rx })
     }
 
     /// Mark the service ready.
     pub fn notify_ready(self) {
-        // Drop does the work.
+        self.tx.send_replace(State::Ready);
     }
 }
 
 impl Drop for ReadyNotifier {
     fn drop(&mut self) {
-        self.tx.send_replace(true);
+        self.tx.send_if_modified(|state| {
+            let pending = *state == State::Pending;
+            if pending {
+                *state = State::Gone;
+            }
+            pending
+        });
     }
 }
 
 /// Waits until a service is ready.
 #[derive(Debug, Clone)]
 pub struct ReadyWatch {
-    rx: watch::Receiver<bool>,
+    rx: watch::Receiver<State>,
 }
 
 impl ReadyWatch {
@@ -45,12 +62,18 @@ impl ReadyWatch {
     /// Cancel safe.
     pub async fn wait(&mut self) {
         // An error means the notifier is gone, which also counts as ready.
-        let _ = self.rx.wait_for(|ready| *ready).await;
+        let _ = self.rx.wait_for(|state| *state != State::Pending).await;
     }
 
     /// Whether the service is ready now.
     pub fn is_ready(&self) -> bool {
-        *self.rx.borrow()
+        *self.rx.borrow() != State::Pending
+    }
+
+    /// Whether the service said it is ready, rather than ending without
+    /// saying so (which may be a failure to start).
+    pub(crate) fn notified(&self) -> bool {
+        *self.rx.borrow() == State::Ready
     }
 }
 
@@ -73,5 +96,10 @@ mod tests {
         drop(notifier);
         watch.wait().await;
         assert!(watch.is_ready());
+        assert!(!watch.notified(), "dropped, not notified");
+
+        let (notifier, watch) = ReadyNotifier::new();
+        notifier.notify_ready();
+        assert!(watch.notified());
     }
 }
