@@ -11,6 +11,8 @@
 // allow-unwrap-in-tests does not see these functions, which are not #[test].
 #![allow(clippy::unwrap_used)]
 
+#[path = "server_process/ops.rs"]
+mod ops;
 mod support_server;
 
 use nix::sys::signal::Signal;
@@ -534,6 +536,22 @@ const TESTS: &[Test] = &[
     (
         "daemon_upgrade_hands_over_the_pid_file",
         daemon_upgrade_hands_over_the_pid_file,
+    ),
+    (
+        "daemon_bind_failure_fails_launcher",
+        ops::daemon_bind_failure_fails_launcher,
+    ),
+    (
+        "second_daemon_refused_by_pid_file_lock",
+        ops::second_daemon_refused_by_pid_file_lock,
+    ),
+    (
+        "systemd_notified_when_ready",
+        ops::systemd_notified_when_ready,
+    ),
+    (
+        "error_log_reopened_on_sigusr1",
+        ops::error_log_reopened_on_sigusr1,
     ),
 ];
 

@@ -1,0 +1,119 @@
+//! Operations: the `-d` launcher's report, the pid file lock, systemd
+//! notifications and the error log's reopening.
+
+use super::{EXIT, READY, conf_arg, start_daemon, stop_daemon};
+use crate::support_server::client::{answer_pid, request};
+use crate::support_server::process::{ServerProcess, TempDir, read_ready};
+use nix::sys::signal::Signal;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+/// `-d` on a port that is taken: the launcher exits 1 with the bind error,
+/// not 0 before the daemon found out.
+pub(crate) fn daemon_bind_failure_fails_launcher() {
+    let dir = TempDir::new("daemon-bind");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let conf = conf_arg(&dir.conf(&format!("error_log: {}\n", dir.path("error.log").display())));
+    let env = [("LISTEN_ADDR", addr.as_str())];
+    let mut launcher = ServerProcess::start(&dir, "d", &["-c", &conf, "-d"], &env);
+    let status = launcher.wait_exit(EXIT);
+    let err = launcher.stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("daemon failed to start") && err.contains(&addr) && err.contains("bind"),
+        "{err}"
+    );
+    // The daemon is gone and took its pid file with it.
+    assert!(read_ready(&launcher.ready_file).is_none());
+    let deadline = Instant::now() + EXIT;
+    while dir.path("server.pid").exists() {
+        assert!(Instant::now() < deadline, "pid file left behind");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A second daemon on the same pid file fails at once, naming the first.
+pub(crate) fn second_daemon_refused_by_pid_file_lock() {
+    let dir = TempDir::new("daemon-twice");
+    let (first, _guard) = start_daemon(&dir, "first", "", false);
+    let conf = conf_arg(&dir.path("conf.yaml"));
+    let mut second = ServerProcess::start(&dir, "second", &["-c", &conf, "-d"], &[]);
+    assert_eq!(second.wait_exit(EXIT).code(), Some(1));
+    let err = second.stderr();
+    assert!(
+        err.contains("locked by another server") && err.contains(&first.pid.to_string()),
+        "{err}"
+    );
+    // The first one still serves and still owns the pid file.
+    assert_eq!(
+        answer_pid(&request(first.tcp(), "ping").unwrap()),
+        first.pid
+    );
+    let written = std::fs::read_to_string(dir.path("server.pid")).unwrap();
+    assert_eq!(written.trim(), first.pid.to_string());
+    stop_daemon(first.pid, &dir.path("server.pid"));
+}
+
+fn receive(socket: &UnixDatagram) -> String {
+    let mut buf = [0; 512];
+    let n = socket.recv(&mut buf).expect("a notification in time");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Run a server with `NOTIFY_SOCKET=name` and check what `socket` gets.
+fn notify_case(dir: &TempDir, name: &str, socket: &UnixDatagram) {
+    socket.set_read_timeout(Some(READY)).unwrap();
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
+    let env = [("NOTIFY_SOCKET", name)];
+    let mut server = ServerProcess::start(dir, "s", &["-c", &conf], &env);
+    let ready = receive(socket);
+    // READY=1 comes once every service is up: the ready file is written
+    // and the listener accepts at once.
+    let announced = read_ready(&server.ready_file).expect("ready file before READY=1");
+    assert_eq!(
+        answer_pid(&request(announced.tcp(), "ping").unwrap()),
+        server.pid()
+    );
+    assert_eq!(ready, format!("READY=1\nMAINPID={}", server.pid()));
+    server.signal(Signal::SIGTERM);
+    assert_eq!(receive(socket), "STOPPING=1");
+    assert!(server.wait_exit(EXIT).success());
+}
+
+/// systemd's `Type=notify`: READY=1 with MAINPID once listening, STOPPING=1
+/// on SIGTERM, over a socket path and over an abstract name.
+pub(crate) fn systemd_notified_when_ready() {
+    let dir = TempDir::new("notify");
+    let path = dir.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    notify_case(&dir, path.to_str().unwrap(), &socket);
+
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("pingora-test-notify-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
+    notify_case(&dir, &format!("@{name}"), &socket);
+}
+
+/// SIGUSR1 reopens the error log: after a rotation renamed it, new lines
+/// land in a new file at the configured path, none in the old one.
+pub(crate) fn error_log_reopened_on_sigusr1() {
+    let dir = TempDir::new("reopen");
+    let (ready, _guard) = start_daemon(&dir, "d", "", false);
+    let log = dir.path("error.log");
+    let rotated = dir.path("error.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    crate::support_server::process::signal_pid(ready.pid, Signal::SIGUSR1);
+    let deadline = Instant::now() + EXIT;
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("reopened error log")) {
+        assert!(Instant::now() < deadline, "no new error log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop_daemon(ready.pid, &dir.path("server.pid"));
+    let new = std::fs::read_to_string(&log).unwrap();
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(new.contains("SIGTERM: graceful shutdown"), "{new}");
+    assert!(old.contains("server starting"), "{old}");
+    assert!(!old.contains("SIGTERM"), "{old}");
+}
