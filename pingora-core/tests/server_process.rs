@@ -553,6 +553,7 @@ const TESTS: &[Test] = &[
         "error_log_reopened_on_sigusr1",
         ops::error_log_reopened_on_sigusr1,
     ),
+    ("fd_exhaustion_backs_off", ops::fd_exhaustion_backs_off),
 ];
 
 fn main() {

@@ -16,8 +16,10 @@
 //! assert_eq!(listeners.len(), 3);
 //! ```
 
+mod backoff;
 mod l4;
 
+pub(crate) use backoff::AcceptBackoff;
 pub(crate) use l4::Listener;
 
 use crate::protocols::l4::TcpKeepalive;

@@ -3,7 +3,7 @@
 
 use super::{Service, ServiceContext};
 use crate::apps::ServerApp;
-use crate::listeners::{Listener, Listeners, ServerAddress, TcpSocketOptions};
+use crate::listeners::{AcceptBackoff, Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
 use crate::tls::TlsAcceptor;
@@ -11,12 +11,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use pingora_error::Result;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::mpsc;
-
-/// After an accept error (such as running out of descriptors), wait this
-/// long before accepting again instead of spinning.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
 /// A service that accepts connections on its [`Listeners`] and hands each to
 /// its app, on its own task.
@@ -164,6 +160,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
                     shutdown: ctx.shutdown.clone(),
                     drain: drain_tx.clone(),
                     spawner: ctx.spawner.clone(),
+                    backoff: AcceptBackoff::new(),
                 };
                 accept_loops.push(ctx.spawner.spawn(acceptor.run()));
             }
@@ -203,6 +200,8 @@ struct Acceptor<A> {
     shutdown: ShutdownWatch,
     drain: mpsc::Sender<()>,
     spawner: Spawner,
+    /// Pauses after failed accepts (running out of descriptors, say).
+    backoff: AcceptBackoff,
 }
 
 impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
@@ -224,6 +223,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
             };
             match accepted {
                 Ok(stream) => {
+                    self.backoff.succeeded();
                     let conn = serve(
                         Arc::clone(&self.app),
                         Box::new(stream),
@@ -234,8 +234,8 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
                     self.spawner.spawn(conn);
                 }
                 Err(e) => {
-                    log::warn!("{e}");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    let pause = self.backoff.failed(&e, Instant::now());
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
@@ -273,6 +273,7 @@ mod tests {
     use super::*;
     use crate::server::ListenFds;
     use crate::services::ReadyNotifier;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::watch;
 

@@ -117,3 +117,94 @@ pub(crate) fn error_log_reopened_on_sigusr1() {
     assert!(old.contains("server starting"), "{old}");
     assert!(!old.contains("SIGTERM"), "{old}");
 }
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which may hold spaces: utime and
+    // stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap();
+    Duration::from_millis(ticks * 1000 / u64::try_from(per_second).unwrap())
+}
+
+/// Out of descriptors: the server keeps serving the connections it has,
+/// does not spin on the listener, logs the exhaustion about once a second,
+/// and accepts again once descriptors are free.
+pub(crate) fn fd_exhaustion_backs_off() {
+    use std::io::{BufRead, BufReader, Write};
+    const LIMIT: usize = 96;
+    let dir = TempDir::new("nofile");
+    let conf = conf_arg(&dir.conf("grace_period_seconds: 0\nthreads: 1\n"));
+    // The soft limit is raised to the hard one at start-up.
+    let limits = format!("{},{LIMIT}", LIMIT / 2);
+    let env = [("NOFILE_LIMITS", limits.as_str())];
+    let mut server = ServerProcess::start(&dir, "s", &["-c", &conf], &env);
+    let addr = server.wait_ready(READY).tcp();
+    let pid = server.pid();
+    let raised = format!("raised from {} to the hard limit {LIMIT}", LIMIT / 2);
+    assert!(server.stderr().contains(&raised), "{}", server.stderr());
+
+    // An existing connection, accepted while descriptors are free.
+    let mut existing = std::net::TcpStream::connect(addr).unwrap();
+    existing
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let deadline = Instant::now() + EXIT;
+    let base = open_fds(pid);
+    // Fill the table, and queue a few more that cannot be accepted.
+    let mut held = Vec::new();
+    for _ in 0..(LIMIT - base + 8) {
+        held.push(std::net::TcpStream::connect(addr).unwrap());
+    }
+    while !server.stderr().contains("pausing accepts") {
+        assert!(Instant::now() < deadline, "{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let full = open_fds(pid);
+    assert!(full >= LIMIT - 2, "only {full} descriptors open");
+
+    // Measure over a second of exhaustion: a spinning accept loop would
+    // burn the whole second.
+    let before = cpu_time(pid);
+    let logged_before = server.stderr().matches("pausing accepts").count();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_time(pid) - before;
+    let logged = server.stderr().matches("pausing accepts").count() - logged_before;
+    println!("out of descriptors for 1 s: {used:?} of CPU, {logged} log line(s)");
+    assert!(used < Duration::from_millis(150), "{used:?}");
+    assert!(logged <= 2, "{}", server.stderr());
+
+    // The connection accepted before is still served.
+    existing.write_all(b"ping\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&existing).read_line(&mut answer).unwrap();
+    assert_eq!(answer_pid(&answer), pid);
+
+    // Free the descriptors: new connections are accepted again, after at
+    // most one pause.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match request(addr, "ping") {
+            Ok(answer) => {
+                assert_eq!(answer_pid(&answer), pid);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "not accepting again: {e}"),
+        }
+    }
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(EXIT).success());
+}

@@ -10,6 +10,8 @@
 //! `ARM_FAST_TIMER_FIRST` set, it arms a fast timer before `run_forever`,
 //! as a program that checks its upstreams at startup would; with
 //! `START_THREAD_FIRST`, it starts a thread named `user-worker` before it.
+//! `NOFILE_LIMITS=soft,hard` sets its RLIMIT_NOFILE before the server
+//! starts.
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
@@ -88,6 +90,16 @@ pub(crate) fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
+    if let Ok(limits) = std::env::var("NOFILE_LIMITS") {
+        let (soft, hard) = limits.split_once(',').expect("NOFILE_LIMITS=soft,hard");
+        let limit = |n: &str| n.parse().expect("a number of files");
+        nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            limit(soft),
+            limit(hard),
+        )
+        .expect("setrlimit");
+    }
     let opt = Opt::parse_args();
     let mut server = match Server::new(Some(opt)) {
         Ok(server) => server,
