@@ -15,8 +15,21 @@ use rustls_pki_types::CertificateDer;
 
 use super::{CertKey, TlsVersion};
 
+/// aws-lc-rs with post-quantum key exchange first: the hybrid
+/// X25519MLKEM768 is preferred, the classical groups follow for peers
+/// without it. Spelled out rather than left to rustls' default, which a
+/// feature of rustls (`prefer-post-quantum`) decides.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    use rustls::crypto::aws_lc_rs::kx_group;
+    Arc::new(CryptoProvider {
+        kx_groups: vec![
+            kx_group::X25519MLKEM768,
+            kx_group::X25519,
+            kx_group::SECP256R1,
+            kx_group::SECP384R1,
+        ],
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    })
 }
 
 /// The versions between `min` and `max`, inclusive.
