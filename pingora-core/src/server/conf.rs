@@ -38,16 +38,20 @@ pub struct ServerConf {
     pub version: usize,
     /// Run in the background (see `-d`).
     pub daemon: bool,
-    /// Where stderr goes once daemonized. `None`: discarded.
+    /// Where stdout and stderr go once daemonized; SIGUSR1 reopens it.
+    /// `None`: the journal when systemd started the daemon, else syslog
+    /// (`/dev/log`), else discarded.
     pub error_log: Option<String>,
-    /// Where the daemon writes its process id.
+    /// Where the daemon writes its process id. It holds a lock on the
+    /// file while it runs, so a second daemon on the same file fails.
     pub pid_file: String,
     /// The Unix socket over which listening sockets pass to a new process
     /// during a graceful upgrade.
     pub upgrade_sock: String,
     /// Switch to this user after daemonizing.
     pub user: Option<String>,
-    /// Switch to this group after daemonizing.
+    /// Switch to this group after daemonizing; `None` with a `user`: the
+    /// user's own group.
     pub group: Option<String>,
     /// Worker threads per service.
     pub threads: usize,
