@@ -355,7 +355,12 @@ fn start_daemon(
     // A fast timer armed and a thread started before daemonizing: the
     // daemon must still have working fast timers, and the lost thread is
     // named (see `daemon_writes_pid_file_and_error_log`).
-    let env = [("ARM_FAST_TIMER_FIRST", "1"), ("START_THREAD_FIRST", "1")];
+    // A service slow to get ready: the launcher must wait for it.
+    let env = [
+        ("ARM_FAST_TIMER_FIRST", "1"),
+        ("START_THREAD_FIRST", "1"),
+        ("ANNOUNCE_DELAY_MS", "300"),
+    ];
     let mut launcher = ServerProcess::start(dir, name, &args, &env);
     // The launching process exits once the daemon is ready: its listener
     // is bound and every service (the one writing the ready file too) is up.

@@ -156,6 +156,7 @@ pub(crate) fn daemonize(conf: &ServerConf, upgrading: bool) -> Result<LaunchPipe
         output.install()
     }) {
         launch.failed(&e.to_string());
+        pidfile::remove_if_ours(Path::new(&conf.pid_file));
         std::process::exit(1);
     }
     Ok(launch)

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// How often the server names a service it is still waiting for.
+const NOT_READY_REPORT: Duration = Duration::from_secs(10);
+
 /// A service thread's report: the service's index and name, and how it
 /// ended.
 type Done = (usize, String, Result<()>);
@@ -177,6 +180,11 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     let fds = server.fds.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let names: Vec<String> = server
+        .services
+        .iter()
+        .map(|s| s.name().to_string())
+        .collect();
     let watches = start_services(server, shutdown_rx, &done_tx);
     drop(done_tx);
     let mut running = watches.len();
@@ -185,8 +193,15 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     let unclaimed = fds.clone();
     tokio::spawn(async move {
         let mut not_notified = Vec::new();
-        for (index, mut watch) in watches.into_iter().enumerate() {
-            watch.wait().await;
+        for (index, (mut watch, name)) in watches.into_iter().zip(names).enumerate() {
+            // A service that holds its notifier without calling it keeps
+            // the server from being ready: say which one, now and then.
+            while tokio::time::timeout(NOT_READY_REPORT, watch.wait())
+                .await
+                .is_err()
+            {
+                log::warn!("still waiting for service {name} to be ready");
+            }
             if !watch.notified() {
                 not_notified.push(index);
             }
@@ -228,9 +243,10 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
                     }
                 }
             },
-            Ok(not_notified) = &mut all_ready, if !startup.all_ready => {
+            not_notified = &mut all_ready, if !startup.all_ready => {
                 startup.all_ready = true;
-                startup.waiting_for = not_notified;
+                // Only a panic in the waiting task loses the list.
+                startup.waiting_for = not_notified.unwrap_or_default();
                 if startup.complete() {
                     readiness.ready();
                 }

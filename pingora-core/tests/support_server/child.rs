@@ -11,7 +11,8 @@
 //! as a program that checks its upstreams at startup would; with
 //! `START_THREAD_FIRST`, it starts a thread named `user-worker` before it.
 //! `NOFILE_LIMITS=soft,hard` sets its RLIMIT_NOFILE before the server
-//! starts.
+//! starts; `ANNOUNCE_DELAY_MS` delays the ready file (and so the server's
+//! readiness) by that long.
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
@@ -67,6 +68,13 @@ struct Announce {
 #[async_trait]
 impl BackgroundService for Announce {
     async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
+        // A service slow to get ready, for the tests of readiness.
+        if let Some(ms) = std::env::var("ANNOUNCE_DELAY_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         // This service depends on the listener, so the addresses are known.
         let addrs = self
             .bound
