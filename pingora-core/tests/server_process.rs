@@ -559,6 +559,10 @@ const TESTS: &[Test] = &[
         ops::error_log_reopened_on_sigusr1,
     ),
     ("fd_exhaustion_backs_off", ops::fd_exhaustion_backs_off),
+    (
+        "daemon_death_before_ready_fails_launcher",
+        ops::daemon_death_before_ready_fails_launcher,
+    ),
 ];
 
 fn main() {

@@ -208,3 +208,27 @@ pub(crate) fn fd_exhaustion_backs_off() {
     server.signal(Signal::SIGTERM);
     assert!(server.wait_exit(EXIT).success());
 }
+
+/// A daemon that dies before it is ready: its launcher says so and exits 1
+/// rather than waiting forever or reporting success.
+pub(crate) fn daemon_death_before_ready_fails_launcher() {
+    let dir = TempDir::new("daemon-dies");
+    let conf = conf_arg(&dir.conf(&format!("error_log: {}\n", dir.path("error.log").display())));
+    let env = [("ANNOUNCE_DELAY_MS", "60000")];
+    let mut launcher = ServerProcess::start(&dir, "d", &["-c", &conf, "-d"], &env);
+    // The pid file is written before the services start.
+    let deadline = Instant::now() + READY;
+    let pid = loop {
+        let written = std::fs::read_to_string(dir.path("server.pid")).unwrap_or_default();
+        if let Ok(pid) = written.trim().parse::<u32>() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_ne!(pid, launcher.pid());
+    crate::support_server::process::signal_pid(pid, Signal::SIGKILL);
+    assert_eq!(launcher.wait_exit(EXIT).code(), Some(1));
+    let err = launcher.stderr();
+    assert!(err.contains("daemon exited before it was ready"), "{err}");
+}
