@@ -189,28 +189,7 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     drop(done_tx);
     let mut running = watches.len();
     let mut startup = Startup::new(watches.len());
-    let (all_ready_tx, mut all_ready) = oneshot::channel();
-    let unclaimed = fds.clone();
-    tokio::spawn(async move {
-        let mut not_notified = Vec::new();
-        for (index, (mut watch, name)) in watches.into_iter().zip(names).enumerate() {
-            // A service that holds its notifier without calling it keeps
-            // the server from being ready: say which one, now and then.
-            while tokio::time::timeout(NOT_READY_REPORT, watch.wait())
-                .await
-                .is_err()
-            {
-                log::warn!("still waiting for service {name} to be ready");
-            }
-            if !watch.notified() {
-                not_notified.push(index);
-            }
-        }
-        let _ = all_ready_tx.send(not_notified);
-        // Sockets the previous process passed on that no listener of ours
-        // took: close them, or they would queue connections nobody accepts.
-        unclaimed.close_unclaimed();
-    });
+    let mut all_ready = wait_for_readiness(watches, names, fds.clone());
 
     loop {
         tokio::select! {
@@ -269,6 +248,38 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
         }
     }
     graceful_shutdown(&conf, &mut signals, &shutdown_tx, &mut done_rx, running).await
+}
+
+/// Wait, on a task of its own, until every service is ready or gone; the
+/// receiver then gets the indices of those that ended without saying they
+/// were ready. Then close the passed-on sockets no listener took.
+fn wait_for_readiness(
+    watches: Vec<ReadyWatch>,
+    names: Vec<String>,
+    fds: ListenFds,
+) -> oneshot::Receiver<Vec<usize>> {
+    let (all_ready_tx, all_ready) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut not_notified = Vec::new();
+        for (index, (mut watch, name)) in watches.into_iter().zip(names).enumerate() {
+            // A service that holds its notifier without calling it keeps
+            // the server from being ready: say which one, now and then.
+            while tokio::time::timeout(NOT_READY_REPORT, watch.wait())
+                .await
+                .is_err()
+            {
+                log::warn!("still waiting for service {name} to be ready");
+            }
+            if !watch.notified() {
+                not_notified.push(index);
+            }
+        }
+        let _ = all_ready_tx.send(not_notified);
+        // Sockets the previous process passed on that no listener of ours
+        // took: close them, or they would queue connections nobody accepts.
+        fds.close_unclaimed();
+    });
+    all_ready
 }
 
 /// Whether every service has started: said it is ready, or ended well
