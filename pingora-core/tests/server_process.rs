@@ -326,7 +326,7 @@ fn upgrade_closes_sockets_nobody_claims() {
 }
 
 /// Kills a daemon that a failing test left running.
-struct DaemonGuard(u32);
+pub(crate) struct DaemonGuard(pub(crate) u32);
 
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
@@ -562,6 +562,10 @@ const TESTS: &[Test] = &[
     (
         "daemon_death_before_ready_fails_launcher",
         ops::daemon_death_before_ready_fails_launcher,
+    ),
+    (
+        "daemon_keeps_journal_stderr",
+        ops::daemon_keeps_journal_stderr,
     ),
 ];
 

@@ -232,3 +232,33 @@ pub(crate) fn daemon_death_before_ready_fails_launcher() {
     let err = launcher.stderr();
     assert!(err.contains("daemon exited before it was ready"), "{err}");
 }
+
+/// A daemon without `error_log` whose stderr is the journal stream systemd
+/// names in `JOURNAL_STREAM` keeps writing its logs there; with a stale
+/// `JOURNAL_STREAM` (another stream) it does not.
+pub(crate) fn daemon_keeps_journal_stderr() {
+    use std::os::unix::fs::MetadataExt;
+    for matching in [true, false] {
+        let dir = TempDir::new("journal");
+        let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
+        // The launcher's stderr file: created here so its inode is known.
+        let stderr = dir.path("d.stderr");
+        std::fs::write(&stderr, "").unwrap();
+        let meta = std::fs::metadata(&stderr).unwrap();
+        let ino = if matching { meta.ino() } else { meta.ino() + 1 };
+        let stream = format!("{}:{ino}", meta.dev());
+        let env = [("JOURNAL_STREAM", stream.as_str())];
+        let mut launcher = ServerProcess::start(&dir, "d", &["-c", &conf, "-d"], &env);
+        assert!(launcher.wait_exit(EXIT).success(), "{}", launcher.stderr());
+        let ready = read_ready(&launcher.ready_file).unwrap();
+        let _guard = super::DaemonGuard(ready.pid);
+        assert_eq!(
+            answer_pid(&request(ready.tcp(), "ping").unwrap()),
+            ready.pid
+        );
+        stop_daemon(ready.pid, &dir.path("server.pid"));
+        let logged = launcher.stderr();
+        let from_daemon = format!("server starting, pid {}", ready.pid);
+        assert_eq!(logged.contains(&from_daemon), matching, "{logged}");
+    }
+}
