@@ -65,7 +65,8 @@ fn receive(socket: &UnixDatagram) -> String {
 fn notify_case(dir: &TempDir, name: &str, socket: &UnixDatagram) {
     socket.set_read_timeout(Some(READY)).unwrap();
     let conf = conf_arg(&dir.conf("grace_period_seconds: 0\n"));
-    let env = [("NOTIFY_SOCKET", name)];
+    // One service is slow to get ready: READY=1 must wait for it too.
+    let env = [("NOTIFY_SOCKET", name), ("ANNOUNCE_DELAY_MS", "300")];
     let mut server = ServerProcess::start(dir, "s", &["-c", &conf], &env);
     let ready = receive(socket);
     // READY=1 comes once every service is up: the ready file is written
