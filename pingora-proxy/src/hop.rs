@@ -4,9 +4,10 @@
 //! A proxy must not forward the fields that describe one connection:
 //! `Connection` and every field it names, `Keep-Alive`, `Proxy-Connection`,
 //! `TE`, `Transfer-Encoding` and `Upgrade` (kept, with `Connection:
-//! upgrade`, only when an upgrade is being proxied). The body framing of the
-//! next hop is then chosen anew: a chunked body is re-chunked, a
-//! Content-Length is kept.
+//! upgrade`, only when an upgrade is being proxied). `Connection` never
+//! removes `Host` or `Content-Length`: they route and frame the message, so
+//! a token naming them is ignored. The body framing of the next hop is then
+//! chosen anew: a chunked body is re-chunked, a Content-Length is kept.
 
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_error::{ErrorType, OrErr, Result};
@@ -123,6 +124,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_cannot_remove_host_or_length() {
+        let mut req = request(&[
+            ("Host", "a"),
+            ("Content-Length", "5"),
+            (
+                "Connection",
+                "Host, Content-Length, Transfer-Encoding, X-Hop",
+            ),
+            ("X-Hop", "1"),
+        ]);
+        upstream_request(&mut req, false, false).unwrap();
+        assert_eq!(req.headers()["host"], "a");
+        assert_eq!(req.headers()["content-length"], "5");
+        assert!(!req.headers().contains_key("x-hop"));
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Content-Length", "3").unwrap();
+        resp.append_header("Connection", "content-length").unwrap();
+        downstream_response(&mut resp).unwrap();
+        assert_eq!(resp.headers()["content-length"], "3");
+    }
+
+    #[test]
     fn chunked_request_is_rechunked() {
         let mut req = request(&[("Transfer-Encoding", "chunked")]);
         upstream_request(&mut req, true, false).unwrap();
@@ -177,7 +200,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const NAMES: [&str; 10] = [
+        const NAMES: [&str; 11] = [
             "Connection",
             "keep-alive",
             "TE",
@@ -188,7 +211,11 @@ mod tests {
             "x-b",
             "Host",
             "Content-Length",
+            "HOST",
         ];
+
+        /// Fields `Connection` can never remove, in lowercase.
+        const NEVER_NOMINATED: [&str; 2] = ["host", "content-length"];
 
         fn field() -> impl Strategy<Value = (usize, String)> {
             let value = prop_oneof![
@@ -202,7 +229,8 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
             /// Whatever the fields, no hop-by-hop field survives, nothing
-            /// `Connection` names survives, and nothing panics.
+            /// `Connection` names survives but `Host` and `Content-Length`,
+            /// which always do, and nothing panics.
             #[test]
             fn no_hop_field_survives(fields in prop::collection::vec(field(), 0..12)) {
                 let mut req = RequestHeader::build("GET", b"/", None).unwrap();
@@ -216,13 +244,33 @@ mod tests {
                     .flat_map(|v| v.to_str().unwrap_or("").split(','))
                     .map(|t| t.trim_matches([' ', '\t']).to_ascii_lowercase())
                     .filter(|t| http::HeaderName::from_bytes(t.as_bytes()).is_ok())
+                    .filter(|t| !NEVER_NOMINATED.contains(&t.as_str()))
                     .collect();
+                // What of the never-nominated fields each head holds before.
+                let held = |h: &http::HeaderMap| -> Vec<Vec<http::HeaderValue>> {
+                    NEVER_NOMINATED
+                        .iter()
+                        .map(|n| h.get_all(*n).iter().cloned().collect())
+                        .collect()
+                };
+                let req_held = held(req.headers());
                 let mut resp = ResponseHeader::build(200, None).unwrap();
                 for (name, value) in &fields {
                     let _ = resp.append_header(NAMES[*name], value.as_str());
                 }
+                let resp_chunked = resp.headers().contains_key("transfer-encoding");
+                let resp_held = held(resp.headers());
                 upstream_request(&mut req, false, false).unwrap();
                 downstream_response(&mut resp).unwrap();
+                prop_assert_eq!(held(req.headers()), req_held);
+                let resp_now = held(resp.headers());
+                prop_assert_eq!(&resp_now[0], &resp_held[0]);
+                if !resp_chunked {
+                    // With Transfer-Encoding, Content-Length is dropped
+                    // for the framing's sake (RFC 9112 §6.3), not because
+                    // `Connection` named it.
+                    prop_assert_eq!(&resp_now[1], &resp_held[1]);
+                }
                 for headers in [req.headers(), resp.headers()] {
                     for gone in ["connection", "keep-alive", "te", "upgrade", "proxy-connection"] {
                         prop_assert!(!headers.contains_key(gone), "{gone}");
