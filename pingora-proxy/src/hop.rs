@@ -3,12 +3,14 @@
 //!
 //! A proxy must not forward the fields that describe one connection:
 //! `Connection` and every field it names, `Keep-Alive`, `Proxy-Connection`,
-//! `TE`, `Transfer-Encoding` and `Upgrade` (kept, with `Connection:
-//! upgrade`, only when an upgrade is being proxied). `Connection` never
-//! removes `Host` or `Content-Length`: they route and frame the message, so
-//! a token naming them is ignored. The body framing of the next hop is then
-//! chosen anew: a chunked body is re-chunked, a Content-Length is kept.
+//! `TE`, `Transfer-Encoding`, `HTTP2-Settings` and `Upgrade` (kept, with
+//! `Connection: upgrade`, only for an upgrade the proxy allows to become a
+//! tunnel). `Connection` never removes `Host`
+//! or `Content-Length`: they route and frame the message, so a token naming
+//! them is ignored. The body framing of the next hop is then chosen anew:
+//! a chunked body is re-chunked, a Content-Length is kept.
 
+use http::HeaderValue;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_error::{ErrorType, OrErr, Result};
 
@@ -33,7 +35,10 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
 ///
 /// `chunked_body` says the downstream body has no known length (it came
 /// chunked), so it is re-chunked upstream; a Content-Length is forwarded as
-/// is. `upgrade` keeps `Upgrade` and asks for it with `Connection: upgrade`.
+/// is. `upgrade`, the allowed protocols the client offered, replaces
+/// `Upgrade` and is asked for with `Connection: upgrade`; without it no
+/// upgrade is offered. `HTTP2-Settings` always goes: it belongs to an
+/// `h2c` upgrade (RFC 7540 §3.2.1), which is never passed on.
 /// `Expect` is dropped: the downstream session answers `100 Continue`
 /// itself when the proxy starts reading the body.
 ///
@@ -44,9 +49,10 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
 pub(crate) fn upstream_request(
     req: &mut RequestHeader,
     chunked_body: bool,
-    upgrade: bool,
+    upgrade: Option<HeaderValue>,
 ) -> Result<()> {
-    req.remove_hop_by_hop_headers(upgrade);
+    req.remove_hop_by_hop_headers(upgrade.is_some());
+    req.remove_header("http2-settings");
     to_origin_form(req)?;
     req.remove_header("expect");
     req.set_version(http::Version::HTTP_11);
@@ -54,7 +60,8 @@ pub(crate) fn upstream_request(
         req.remove_header("content-length");
         req.insert_header("Transfer-Encoding", "chunked")?;
     }
-    if upgrade {
+    if let Some(offer) = upgrade {
+        req.insert_header("Upgrade", offer)?;
         req.insert_header("Connection", "upgrade")?;
     }
     Ok(())
@@ -107,7 +114,7 @@ mod tests {
             ("Upgrade", "h2c"),
             ("X-Kept", "yes"),
         ]);
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         let h = req.headers();
         for gone in [
             "connection",
@@ -134,7 +141,7 @@ mod tests {
             ),
             ("X-Hop", "1"),
         ]);
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.headers()["host"], "a");
         assert_eq!(req.headers()["content-length"], "5");
         assert!(!req.headers().contains_key("x-hop"));
@@ -146,12 +153,27 @@ mod tests {
     }
 
     #[test]
+    fn h2c_upgrade_fields_never_go_upstream() {
+        let mut req = request(&[
+            ("Connection", "Upgrade, HTTP2-Settings"),
+            ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ]);
+        upstream_request(&mut req, false, None).unwrap();
+        assert!(req.headers().is_empty(), "{:?}", req.headers());
+        // Even without `Connection` naming it.
+        let mut req = request(&[("HTTP2-Settings", "AAMAAABk")]);
+        upstream_request(&mut req, false, None).unwrap();
+        assert!(req.headers().is_empty());
+    }
+
+    #[test]
     fn chunked_request_is_rechunked() {
         let mut req = request(&[("Transfer-Encoding", "chunked")]);
-        upstream_request(&mut req, true, false).unwrap();
+        upstream_request(&mut req, true, None).unwrap();
         assert_eq!(req.headers()["transfer-encoding"], "chunked");
         let mut req = request(&[("Content-Length", "5"), ("Expect", "100-continue")]);
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.headers()["content-length"], "5");
         assert!(!req.headers().contains_key("expect"));
     }
@@ -160,7 +182,8 @@ mod tests {
     fn upgrade_is_kept_when_upgrading() {
         let mut req = request(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
         req.set_version(http::Version::HTTP_10);
-        upstream_request(&mut req, false, true).unwrap();
+        let offer = Some(HeaderValue::from_static("websocket"));
+        upstream_request(&mut req, false, offer).unwrap();
         assert_eq!(req.headers()["upgrade"], "websocket");
         assert_eq!(req.headers()["connection"], "upgrade");
         assert_eq!(req.version(), http::Version::HTTP_11);
@@ -170,11 +193,11 @@ mod tests {
     fn absolute_form_becomes_origin_form() {
         let mut req = RequestHeader::build("GET", b"http://example.com:8080/a?b=1", None).unwrap();
         req.insert_header("Host", "other").unwrap();
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.uri().to_string(), "/a?b=1");
         assert_eq!(req.headers()["host"], "example.com:8080");
         let mut req = RequestHeader::build("GET", b"/plain", None).unwrap();
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.uri().to_string(), "/plain");
         assert!(!req.headers().contains_key("host"));
     }
@@ -200,7 +223,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const NAMES: [&str; 11] = [
+        const NAMES: [&str; 12] = [
             "Connection",
             "keep-alive",
             "TE",
@@ -212,6 +235,7 @@ mod tests {
             "Host",
             "Content-Length",
             "HOST",
+            "HTTP2-Settings",
         ];
 
         /// Fields `Connection` can never remove, in lowercase.
@@ -260,7 +284,7 @@ mod tests {
                 }
                 let resp_chunked = resp.headers().contains_key("transfer-encoding");
                 let resp_held = held(resp.headers());
-                upstream_request(&mut req, false, false).unwrap();
+                upstream_request(&mut req, false, None).unwrap();
                 downstream_response(&mut resp).unwrap();
                 prop_assert_eq!(held(req.headers()), req_held);
                 let resp_now = held(resp.headers());
@@ -271,6 +295,7 @@ mod tests {
                     // `Connection` named it.
                     prop_assert_eq!(&resp_now[1], &resp_held[1]);
                 }
+                prop_assert!(!req.headers().contains_key("http2-settings"));
                 for headers in [req.headers(), resp.headers()] {
                     for gone in ["connection", "keep-alive", "te", "upgrade", "proxy-connection"] {
                         prop_assert!(!headers.contains_key(gone), "{gone}");

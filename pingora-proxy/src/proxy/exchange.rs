@@ -119,7 +119,11 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut req = session.req_header().clone();
         let h2 = client.is_h2();
         let chunked = !h2 && needs_chunking(session);
-        let upgrade = session.is_upgrade_request() && !h2;
+        let upgrade = if h2 {
+            None
+        } else {
+            self.upgrades.offer(session)
+        };
         let te_trailers = req
             .get_header("te")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
@@ -266,6 +270,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         body: &mut SentBody,
         mut resp: ResponseHeader,
     ) -> Result<()> {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            self.upgrades.check_switch(session, &resp)?;
+        }
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
