@@ -271,7 +271,7 @@ mod tests {
                     .filter(|t| !NEVER_NOMINATED.contains(&t.as_str()))
                     .collect();
                 // What of the never-nominated fields each head holds before.
-                let held = |h: &http::HeaderMap| -> Vec<Vec<http::HeaderValue>> {
+                let held = |h: &http::HeaderMap| -> Vec<Vec<HeaderValue>> {
                     NEVER_NOMINATED
                         .iter()
                         .map(|n| h.get_all(*n).iter().cloned().collect())
