@@ -20,12 +20,14 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Proxies to one address and counts the calls of two phases.
+/// Proxies to one address and counts the calls of two phases; answers
+/// CONNECT itself with 403 when `answer_connect`.
 #[derive(Clone)]
 struct To {
     addr: SocketAddr,
     request_filters: Arc<AtomicUsize>,
     peers: Arc<AtomicUsize>,
+    answer_connect: bool,
 }
 
 fn to(addr: SocketAddr) -> To {
@@ -33,14 +35,19 @@ fn to(addr: SocketAddr) -> To {
         addr,
         request_filters: Arc::default(),
         peers: Arc::default(),
+        answer_connect: false,
     }
 }
 
 impl ProxyHttp for To {
     type CTX = ();
     fn new_ctx(&self) {}
-    async fn request_filter(&self, _: &mut Session, _: &mut ()) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, _: &mut ()) -> Result<bool> {
         self.request_filters.fetch_add(1, Ordering::SeqCst);
+        if self.answer_connect && session.req_header().method() == http::Method::CONNECT {
+            session.respond_error(403).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
@@ -118,6 +125,22 @@ async fn connect_is_refused_and_never_reaches_an_origin() {
     assert!(!lower.contains("tunnel-bytes"), "{resp}");
     // request_filter saw it (and could have answered it); nothing else ran.
     assert_eq!(sv.request_filters.load(Ordering::SeqCst), 1);
+    assert_eq!(sv.peers.load(Ordering::SeqCst), 0);
+    assert_eq!(origin.accepted(), 0);
+}
+
+#[tokio::test]
+async fn request_filter_may_answer_connect_itself() {
+    let (origin, _) = raw_origin(OK).await;
+    let mut sv = to(origin.addr);
+    sv.answer_connect = true;
+    let proxy = start_proxy(sv.clone(), 0).await;
+    let resp = raw(
+        proxy.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     assert_eq!(sv.peers.load(Ordering::SeqCst), 0);
     assert_eq!(origin.accepted(), 0);
 }
