@@ -20,6 +20,7 @@ use pingora_proxy::{ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Every request an origin read whole, as `METHOD /path body`.
@@ -136,6 +137,85 @@ async fn h2_origin(seen: Seen, second: Second) -> Running {
                     let mut out = respond.send_response(resp, false).unwrap();
                     out.send_data(Bytes::from_static(b"ok"), true).unwrap();
                 });
+            }
+        }
+    })
+    .await
+}
+
+/// An HTTP/2 frame: type `kind`, `flags`, on `stream`.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HTTP/2 at the frame level, so that it can send a GOAWAY naming the
+/// stream before one it just received: answers a stream (200, body `ok`)
+/// once its request ended, recording the request body; on the second
+/// stream of a connection sends GOAWAY (NO_ERROR) with the previous stream
+/// as the last one processed, and closes.
+async fn goaway_origin(bodies: Arc<Mutex<Vec<Vec<u8>>>>) -> Running {
+    const DATA: u8 = 0;
+    const HEADERS: u8 = 1;
+    const SETTINGS: u8 = 4;
+    const PING: u8 = 6;
+    const GOAWAY: u8 = 7;
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    serve_fn(move |mut stream, _| {
+        let bodies = bodies.clone();
+        async move {
+            let mut preface = [0u8; 24];
+            if stream.read_exact(&mut preface).await.is_err() {
+                return;
+            }
+            stream.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+            let mut streams = 0;
+            let mut body = Vec::new();
+            loop {
+                let mut head = [0u8; 9];
+                if stream.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+                let (kind, flags) = (head[3], head[4]);
+                let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                let mut payload = vec![0; len];
+                if stream.read_exact(&mut payload).await.is_err() {
+                    return;
+                }
+                let mut out = Vec::new();
+                match kind {
+                    SETTINGS if flags & ACK == 0 => out = frame(SETTINGS, ACK, 0, &[]),
+                    PING if flags & ACK == 0 => out = frame(PING, ACK, 0, &payload),
+                    HEADERS => {
+                        streams += 1;
+                        body.clear();
+                        if streams == 2 {
+                            // RFC 9113 §6.8: streams above `last` were not
+                            // processed and may be retried.
+                            let mut goaway = (id - 2).to_be_bytes().to_vec();
+                            goaway.extend_from_slice(&0u32.to_be_bytes());
+                            let _ = stream.write_all(&frame(GOAWAY, 0, 0, &goaway)).await;
+                            return;
+                        }
+                    }
+                    DATA => body.extend_from_slice(&payload),
+                    _ => {}
+                }
+                if matches!(kind, HEADERS | DATA) && flags & END_STREAM != 0 {
+                    bodies.lock().unwrap().push(std::mem::take(&mut body));
+                    // `:status: 200` is entry 8 of the HPACK static table.
+                    out = frame(HEADERS, END_HEADERS, id, &[0x88]);
+                    out.extend(frame(DATA, END_STREAM, id, b"ok"));
+                }
+                if !out.is_empty() && stream.write_all(&out).await.is_err() {
+                    return;
+                }
             }
         }
     })
@@ -298,4 +378,17 @@ async fn post_refused_by_an_h2_origin_is_retried() {
     // it is sent again, and processed once.
     assert_eq!((status, &body[..]), (200, &b"ok"[..]));
     assert_eq!(seen.count("POST /again abc"), 1);
+}
+
+#[tokio::test]
+async fn post_above_an_h2_goaway_is_retried() {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let origin = goaway_origin(bodies.clone()).await;
+    let proxy = start_proxy(to(origin.addr, Alpn::H2), 3).await;
+    let (status, body) = prime_then(proxy.addr, "POST").await;
+    // The GOAWAY said the POST's stream was not processed (RFC 9113
+    // §8.7): it is sent again, on a new connection, and processed once.
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    assert_eq!(*bodies.lock().unwrap(), [&b""[..], b"abc"]);
+    assert_eq!(origin.accepted(), 2);
 }
