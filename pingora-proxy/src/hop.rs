@@ -249,8 +249,18 @@ mod tests {
             (0..NAMES.len(), value)
         }
 
+        /// 256 cases, or `PROPTEST_CASES` (proptest's own variable) for
+        /// a long run: `PROPTEST_CASES=1000000 cargo test --release -p
+        /// pingora-proxy --lib hop::tests::properties`.
+        fn cases() -> u32 {
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(256)
+        }
+
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
 
             /// Whatever the fields, no hop-by-hop field survives, nothing
             /// `Connection` names survives but `Host` and `Content-Length`,

@@ -42,7 +42,9 @@ const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH";
 ///   [`early_request_filter`](ProxyHttp::early_request_filter) and
 ///   [`request_filter`](ProxyHttp::request_filter) phases still see it, so
 ///   a proxy can answer it itself. This holds for HTTP/1 and HTTP/2
-///   clients alike.
+///   clients alike (RFC 9113 §8.5). Extended CONNECT (RFC 8441, with
+///   `:protocol`) is not enabled on the HTTP/2 server, so the HTTP/2
+///   layer refuses it before any phase.
 /// - **Upgrades** become tunnels only for the protocols of
 ///   [`with_allowed_upgrades`](Self::with_allowed_upgrades) (websocket by
 ///   default), and only after a 101 naming an offered protocol; see there.
