@@ -5,10 +5,10 @@
 //! `Connection` and every field it names, `Keep-Alive`, `Proxy-Connection`,
 //! `TE`, `Transfer-Encoding`, `HTTP2-Settings` and `Upgrade` (kept, with
 //! `Connection: upgrade`, only for an upgrade the proxy allows to become a
-//! tunnel). `Connection` never removes `Host`
-//! or `Content-Length`: they route and frame the message, so a token naming
-//! them is ignored. The body framing of the next hop is then chosen anew:
-//! a chunked body is re-chunked, a Content-Length is kept.
+//! tunnel). `Connection` never removes `Host` or `Content-Length`: they
+//! route and frame the message, so a token naming them is ignored. The
+//! body framing of the next hop is then chosen anew: a chunked body is
+//! re-chunked, a Content-Length is kept.
 
 use http::HeaderValue;
 use pingora_core::header::{RequestHeader, ResponseHeader};

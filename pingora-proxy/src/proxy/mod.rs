@@ -5,9 +5,8 @@
 //! response, error log, `logging`); [`upstream`] picks a peer, connects
 //! and retries; [`exchange`] sends the request and streams the response;
 //! [`tunnel`] decides which upgrades may become tunnels and carries their
-//! bytes. The protocol of
-//! each side sits behind [`Session`](crate::Session) (downstream) and the
-//! connector's client session (upstream).
+//! bytes. The protocol of each side sits behind [`Session`](crate::Session)
+//! (downstream) and the connector's client session (upstream).
 
 mod body;
 mod exchange;

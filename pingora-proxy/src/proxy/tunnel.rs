@@ -46,6 +46,8 @@ fn name(protocol: &[u8]) -> &[u8] {
 }
 
 impl Upgrades {
+    /// Allow `protocols`, by name (a `/version` suffix is ignored), less
+    /// the [`NEVER`] ones.
     pub(crate) fn new<I, S>(protocols: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -53,7 +55,10 @@ impl Upgrades {
     {
         let allowed = protocols
             .into_iter()
-            .map(|p| p.as_ref().trim().to_ascii_lowercase())
+            .map(|p| {
+                let p = p.as_ref();
+                p.split('/').next().unwrap_or(p).trim().to_ascii_lowercase()
+            })
             .filter(|p| !p.is_empty() && !NEVER.contains(&p.as_str()))
             .map(String::into_boxed_str)
             .collect();
@@ -182,7 +187,7 @@ mod tests {
         assert!(offer_of(&default, &req("h2c")).is_none());
         assert!(offer_of(&default, &req("foo, , bar/2")).is_none());
         // h2c and other HTTP versions cannot be allowed.
-        let wide = Upgrades::new(["h2c", "HTTP", "foo", " "]);
+        let wide = Upgrades::new(["h2c", "HTTP/2.0", "foo", " "]);
         assert_eq!(wide.allowed.len(), 1);
         assert_eq!(
             offer_of(&wide, &req("h2c, HTTP/2.0, foo/1")).unwrap(),
