@@ -3,11 +3,14 @@
 //!
 //! A proxy must not forward the fields that describe one connection:
 //! `Connection` and every field it names, `Keep-Alive`, `Proxy-Connection`,
-//! `TE`, `Transfer-Encoding` and `Upgrade` (kept, with `Connection:
-//! upgrade`, only when an upgrade is being proxied). The body framing of the
-//! next hop is then chosen anew: a chunked body is re-chunked, a
-//! Content-Length is kept.
+//! `TE`, `Transfer-Encoding`, `HTTP2-Settings` and `Upgrade` (kept, with
+//! `Connection: upgrade`, only for an upgrade the proxy allows to become a
+//! tunnel). `Connection` never removes `Host` or `Content-Length`: they
+//! route and frame the message, so a token naming them is ignored. The
+//! body framing of the next hop is then chosen anew: a chunked body is
+//! re-chunked, a Content-Length is kept.
 
+use http::HeaderValue;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_error::{ErrorType, OrErr, Result};
 
@@ -32,7 +35,10 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
 ///
 /// `chunked_body` says the downstream body has no known length (it came
 /// chunked), so it is re-chunked upstream; a Content-Length is forwarded as
-/// is. `upgrade` keeps `Upgrade` and asks for it with `Connection: upgrade`.
+/// is. `upgrade`, the allowed protocols the client offered, replaces
+/// `Upgrade` and is asked for with `Connection: upgrade`; without it no
+/// upgrade is offered. `HTTP2-Settings` always goes: it belongs to an
+/// `h2c` upgrade (RFC 7540 §3.2.1), which is never passed on.
 /// `Expect` is dropped: the downstream session answers `100 Continue`
 /// itself when the proxy starts reading the body.
 ///
@@ -43,9 +49,10 @@ fn to_origin_form(req: &mut RequestHeader) -> Result<()> {
 pub(crate) fn upstream_request(
     req: &mut RequestHeader,
     chunked_body: bool,
-    upgrade: bool,
+    upgrade: Option<HeaderValue>,
 ) -> Result<()> {
-    req.remove_hop_by_hop_headers(upgrade);
+    req.remove_hop_by_hop_headers(upgrade.is_some());
+    req.remove_header("http2-settings");
     to_origin_form(req)?;
     req.remove_header("expect");
     req.set_version(http::Version::HTTP_11);
@@ -53,7 +60,8 @@ pub(crate) fn upstream_request(
         req.remove_header("content-length");
         req.insert_header("Transfer-Encoding", "chunked")?;
     }
-    if upgrade {
+    if let Some(offer) = upgrade {
+        req.insert_header("Upgrade", offer)?;
         req.insert_header("Connection", "upgrade")?;
     }
     Ok(())
@@ -106,7 +114,7 @@ mod tests {
             ("Upgrade", "h2c"),
             ("X-Kept", "yes"),
         ]);
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         let h = req.headers();
         for gone in [
             "connection",
@@ -123,12 +131,49 @@ mod tests {
     }
 
     #[test]
+    fn connection_cannot_remove_host_or_length() {
+        let mut req = request(&[
+            ("Host", "a"),
+            ("Content-Length", "5"),
+            (
+                "Connection",
+                "Host, Content-Length, Transfer-Encoding, X-Hop",
+            ),
+            ("X-Hop", "1"),
+        ]);
+        upstream_request(&mut req, false, None).unwrap();
+        assert_eq!(req.headers()["host"], "a");
+        assert_eq!(req.headers()["content-length"], "5");
+        assert!(!req.headers().contains_key("x-hop"));
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Content-Length", "3").unwrap();
+        resp.append_header("Connection", "content-length").unwrap();
+        downstream_response(&mut resp).unwrap();
+        assert_eq!(resp.headers()["content-length"], "3");
+    }
+
+    #[test]
+    fn h2c_upgrade_fields_never_go_upstream() {
+        let mut req = request(&[
+            ("Connection", "Upgrade, HTTP2-Settings"),
+            ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ]);
+        upstream_request(&mut req, false, None).unwrap();
+        assert!(req.headers().is_empty(), "{:?}", req.headers());
+        // Even without `Connection` naming it.
+        let mut req = request(&[("HTTP2-Settings", "AAMAAABk")]);
+        upstream_request(&mut req, false, None).unwrap();
+        assert!(req.headers().is_empty());
+    }
+
+    #[test]
     fn chunked_request_is_rechunked() {
         let mut req = request(&[("Transfer-Encoding", "chunked")]);
-        upstream_request(&mut req, true, false).unwrap();
+        upstream_request(&mut req, true, None).unwrap();
         assert_eq!(req.headers()["transfer-encoding"], "chunked");
         let mut req = request(&[("Content-Length", "5"), ("Expect", "100-continue")]);
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.headers()["content-length"], "5");
         assert!(!req.headers().contains_key("expect"));
     }
@@ -137,7 +182,8 @@ mod tests {
     fn upgrade_is_kept_when_upgrading() {
         let mut req = request(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
         req.set_version(http::Version::HTTP_10);
-        upstream_request(&mut req, false, true).unwrap();
+        let offer = Some(HeaderValue::from_static("websocket"));
+        upstream_request(&mut req, false, offer).unwrap();
         assert_eq!(req.headers()["upgrade"], "websocket");
         assert_eq!(req.headers()["connection"], "upgrade");
         assert_eq!(req.version(), http::Version::HTTP_11);
@@ -147,11 +193,11 @@ mod tests {
     fn absolute_form_becomes_origin_form() {
         let mut req = RequestHeader::build("GET", b"http://example.com:8080/a?b=1", None).unwrap();
         req.insert_header("Host", "other").unwrap();
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.uri().to_string(), "/a?b=1");
         assert_eq!(req.headers()["host"], "example.com:8080");
         let mut req = RequestHeader::build("GET", b"/plain", None).unwrap();
-        upstream_request(&mut req, false, false).unwrap();
+        upstream_request(&mut req, false, None).unwrap();
         assert_eq!(req.uri().to_string(), "/plain");
         assert!(!req.headers().contains_key("host"));
     }
@@ -177,7 +223,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const NAMES: [&str; 10] = [
+        const NAMES: [&str; 12] = [
             "Connection",
             "keep-alive",
             "TE",
@@ -188,7 +234,12 @@ mod tests {
             "x-b",
             "Host",
             "Content-Length",
+            "HOST",
+            "HTTP2-Settings",
         ];
+
+        /// Fields `Connection` can never remove, in lowercase.
+        const NEVER_NOMINATED: [&str; 2] = ["host", "content-length"];
 
         fn field() -> impl Strategy<Value = (usize, String)> {
             let value = prop_oneof![
@@ -198,11 +249,22 @@ mod tests {
             (0..NAMES.len(), value)
         }
 
+        /// 256 cases, or `PROPTEST_CASES` (proptest's own variable) for
+        /// a long run: `PROPTEST_CASES=1000000 cargo test --release -p
+        /// pingora-proxy --lib hop::tests::properties`.
+        fn cases() -> u32 {
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(256)
+        }
+
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
 
             /// Whatever the fields, no hop-by-hop field survives, nothing
-            /// `Connection` names survives, and nothing panics.
+            /// `Connection` names survives but `Host` and `Content-Length`,
+            /// which always do, and nothing panics.
             #[test]
             fn no_hop_field_survives(fields in prop::collection::vec(field(), 0..12)) {
                 let mut req = RequestHeader::build("GET", b"/", None).unwrap();
@@ -216,13 +278,34 @@ mod tests {
                     .flat_map(|v| v.to_str().unwrap_or("").split(','))
                     .map(|t| t.trim_matches([' ', '\t']).to_ascii_lowercase())
                     .filter(|t| http::HeaderName::from_bytes(t.as_bytes()).is_ok())
+                    .filter(|t| !NEVER_NOMINATED.contains(&t.as_str()))
                     .collect();
+                // What of the never-nominated fields each head holds before.
+                let held = |h: &http::HeaderMap| -> Vec<Vec<HeaderValue>> {
+                    NEVER_NOMINATED
+                        .iter()
+                        .map(|n| h.get_all(*n).iter().cloned().collect())
+                        .collect()
+                };
+                let req_held = held(req.headers());
                 let mut resp = ResponseHeader::build(200, None).unwrap();
                 for (name, value) in &fields {
                     let _ = resp.append_header(NAMES[*name], value.as_str());
                 }
-                upstream_request(&mut req, false, false).unwrap();
+                let resp_chunked = resp.headers().contains_key("transfer-encoding");
+                let resp_held = held(resp.headers());
+                upstream_request(&mut req, false, None).unwrap();
                 downstream_response(&mut resp).unwrap();
+                prop_assert_eq!(held(req.headers()), req_held);
+                let resp_now = held(resp.headers());
+                prop_assert_eq!(&resp_now[0], &resp_held[0]);
+                if !resp_chunked {
+                    // With Transfer-Encoding, Content-Length is dropped
+                    // for the framing's sake (RFC 9112 §6.3), not because
+                    // `Connection` named it.
+                    prop_assert_eq!(&resp_now[1], &resp_held[1]);
+                }
+                prop_assert!(!req.headers().contains_key("http2-settings"));
                 for headers in [req.headers(), resp.headers()] {
                     for gone in ["connection", "keep-alive", "te", "upgrade", "proxy-connection"] {
                         prop_assert!(!headers.contains_key(gone), "{gone}");

@@ -10,12 +10,17 @@
 //!   piece in flight per direction, so memory stays bounded whatever the
 //!   body size;
 //! - hop-by-hop fields are dropped and the body re-framed (RFC 9110
-//!   §7.6.1);
-//! - `Upgrade` requests (websockets) pass `101` through and then carry raw
-//!   bytes both ways;
+//!   §7.6.1); `Connection` cannot remove `Host` or `Content-Length`;
+//! - `Upgrade` requests for an allowed protocol (websockets by default,
+//!   [`HttpProxy::with_allowed_upgrades`]) pass a matching `101` through
+//!   and then carry raw bytes both ways; other upgrades (`h2c` always) go
+//!   upstream as plain requests, and a `101` to them is a 502;
+//! - `CONNECT` is answered `405` and never forwarded;
 //! - a failed connect, or a failure on a reused upstream connection before
 //!   any response byte, is retried up to the server's `max_retries`,
-//!   asking [`ProxyHttp::upstream_peer`] again each time;
+//!   asking [`ProxyHttp::upstream_peer`] again each time, but a request
+//!   the upstream may have processed only when its method is idempotent
+//!   (RFC 9110 §9.2.2, see [`ProxyHttp::error_while_proxy`]);
 //! - errors get the right response ([`error_status`]: 502, 504, 400 ...),
 //!   or a closed connection once a response has started;
 //! - upstream connections go back to the pool when reusable, and client

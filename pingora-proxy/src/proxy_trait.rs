@@ -35,7 +35,11 @@ use std::future::Future;
 ///
 /// An error in steps 5-10 goes to [`error_while_proxy`](Self::error_while_proxy),
 /// which may retry from step 4 while nothing was sent downstream and the
-/// request body can be replayed. An error that ends the request goes to
+/// request body can be replayed; a request the upstream may have processed
+/// is retried by default only when its method is idempotent (see there).
+/// A `CONNECT` request stops after step 2 with `405` unless a phase
+/// answered it (see [`request_filter`](Self::request_filter)). An error
+/// that ends the request goes to
 /// [`fail_to_proxy`](Self::fail_to_proxy), which answers the client when no
 /// response has started, then to [`logging`](Self::logging).
 ///
@@ -103,6 +107,12 @@ pub trait ProxyHttp: Send + Sync {
     /// Inspect or change the request, or answer it directly. Return
     /// `Ok(true)` when a response was written (for example with
     /// [`Session::respond_error`]): the request then goes no further.
+    ///
+    /// This phase (and [`early_request_filter`](Self::early_request_filter))
+    /// also sees `CONNECT` requests, which the proxy never forwards: one
+    /// not answered here gets `405 Method Not Allowed` with an `Allow`
+    /// field, and no phase after this one runs for it (no
+    /// [`upstream_peer`](Self::upstream_peer), no upstream connection).
     ///
     /// # Errors
     ///
@@ -268,7 +278,8 @@ pub trait ProxyHttp: Send + Sync {
 
     /// Connecting to `peer` failed. Return the error, after deciding
     /// whether to retry with [`Error::set_retry`]; connect failures are
-    /// marked retryable by default.
+    /// marked retryable by default. Nothing of the request reached `peer`,
+    /// so a retry is safe whatever the method.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -280,10 +291,59 @@ pub trait ProxyHttp: Send + Sync {
     }
 
     /// Proxying to `peer` failed after connecting. Return the error, after
-    /// deciding whether to retry. By default a failure on a reused upstream
-    /// connection before any response byte is retryable.
-    /// `client_reused` says whether the downstream connection served
-    /// requests before this one.
+    /// deciding whether to retry with [`Error::set_retry`]. `client_reused`
+    /// says whether the downstream connection served requests before this
+    /// one.
+    ///
+    /// The retry hint `e` arrives with, which the default keeps:
+    ///
+    /// - a failure on a reused upstream connection before any response
+    ///   byte is retryable (the pooled connection may have gone stale), a
+    ///   failure on a fresh one is not;
+    /// - but once the request head was sent, a request whose method is not
+    ///   idempotent (RFC 9110 §9.2.2: anything but GET, HEAD, OPTIONS,
+    ///   TRACE, PUT and DELETE, so POST and PATCH among others) is never
+    ///   marked retryable: the upstream may have processed it, and a replay
+    ///   would process it twice. The one exception is an HTTP/2 upstream
+    ///   that showed it did not process the stream (REFUSED_STREAM, or a
+    ///   GOAWAY below it; RFC 9113 §8.7).
+    ///
+    /// To retry anyway, for a method known to be safe to repeat here (a
+    /// POST that is a read-only query, or one carrying an idempotency
+    /// key), call `e.set_retry(true)`. A retry still happens only while no
+    /// response byte was received and the request body sent so far was
+    /// kept (up to 64 KiB), and at most `max_retries` times.
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::{Error, Result};
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// struct Search;
+    ///
+    /// impl ProxyHttp for Search {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    ///     fn error_while_proxy(
+    ///         &self,
+    ///         _peer: &HttpPeer,
+    ///         session: &mut Session,
+    ///         mut e: Box<Error>,
+    ///         _ctx: &mut (),
+    ///         _client_reused: bool,
+    ///     ) -> Box<Error> {
+    ///         // POST /search only reads: sending it twice is harmless. The
+    ///         // same failure a GET would be retried for is retried.
+    ///         let query = session.req_header().uri().path() == "/search";
+    ///         if query && matches!(e.etype(), pingora_error::ErrorType::ConnectionClosed) {
+    ///             e.set_retry(true);
+    ///         }
+    ///         e
+    ///     }
+    /// }
+    /// ```
     fn error_while_proxy(
         &self,
         _peer: &HttpPeer,

@@ -94,6 +94,11 @@ macro_rules! field_methods {
             /// `Transfer-Encoding`, and `Upgrade` unless `keep_upgrade` (set it
             /// when an upgrade is being passed on).
             ///
+            /// `Connection` never removes `Host` or `Content-Length`: they route
+            /// and frame the message, never describe one connection, and losing
+            /// them would make the next hop see another target or another body
+            /// (a token naming them is ignored).
+            ///
             /// Cheap when there is nothing to remove: the head knows whether it
             /// holds any of these names without scanning its fields.
             ///

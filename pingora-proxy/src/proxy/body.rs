@@ -1,5 +1,6 @@
-//! The request body as sent upstream, kept (up to a limit) so that a retry
-//! can send it again.
+//! The request as sent upstream: whether the current attempt's head went
+//! out, and the body, kept (up to a limit) so that a retry can send it
+//! again.
 
 use bytes::Bytes;
 
@@ -17,6 +18,9 @@ pub(super) struct SentBody {
     lost: bool,
     /// The downstream body was read to its end.
     done: bool,
+    /// The current attempt's request head was handed to the upstream, with
+    /// whether its method is idempotent; `None` before.
+    head: Option<bool>,
 }
 
 impl SentBody {
@@ -49,6 +53,23 @@ impl SentBody {
 
     pub(super) fn set_done(&mut self) {
         self.done = true;
+    }
+
+    /// A new attempt begins: nothing of it was sent yet.
+    pub(super) fn start_attempt(&mut self) {
+        self.head = None;
+    }
+
+    /// The request head was handed to the upstream connection.
+    pub(super) fn set_head_sent(&mut self, idempotent: bool) {
+        self.head = Some(idempotent);
+    }
+
+    /// Whether the upstream may have processed a request that must not be
+    /// sent twice: its head went out and its method is not idempotent
+    /// (RFC 9110 §9.2.2).
+    pub(super) const fn may_be_processed_once_only(&self) -> bool {
+        matches!(self.head, Some(false))
     }
 }
 

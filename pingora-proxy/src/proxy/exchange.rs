@@ -114,12 +114,16 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         ctx: &mut SV::CTX,
         peer: &HttpPeer,
         client: &mut ClientSession,
-        body: &SentBody,
+        body: &mut SentBody,
     ) -> Result<(), Failure> {
         let mut req = session.req_header().clone();
         let h2 = client.is_h2();
         let chunked = !h2 && needs_chunking(session);
-        let upgrade = session.is_upgrade_request() && !h2;
+        let upgrade = if h2 {
+            None
+        } else {
+            self.upgrades.offer(session)
+        };
         let te_trailers = req
             .get_header("te")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
@@ -147,7 +151,16 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         // Over HTTP/2 a request known to be bodyless ends with its head,
         // saving an empty DATA frame.
         let end = h2 && body.pieces().is_empty() && session.is_forwarded_body_done();
-        client.write_request_header(req, end).await.map_err(before)
+        let idempotent = req.method().is_idempotent();
+        // A head whose write failed did not reach the upstream whole (an
+        // HTTP/2 head fails before it is queued), so it cannot have been
+        // processed.
+        client
+            .write_request_header(req, end)
+            .await
+            .map_err(before)?;
+        body.set_head_sent(idempotent);
+        Ok(())
     }
 
     /// Stream the request body upstream until it ends or the upstream
@@ -257,6 +270,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         body: &mut SentBody,
         mut resp: ResponseHeader,
     ) -> Result<()> {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            self.upgrades.check_switch(session, &resp)?;
+        }
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;

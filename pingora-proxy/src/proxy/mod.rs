@@ -4,9 +4,9 @@
 //! runs the phases in order and handles the end of a request (error
 //! response, error log, `logging`); [`upstream`] picks a peer, connects
 //! and retries; [`exchange`] sends the request and streams the response;
-//! [`tunnel`] carries the bytes of an upgraded connection. The protocol of
-//! each side sits behind [`Session`](crate::Session) (downstream) and the
-//! connector's client session (upstream).
+//! [`tunnel`] decides which upgrades may become tunnels and carries their
+//! bytes. The protocol of each side sits behind [`Session`](crate::Session)
+//! (downstream) and the connector's client session (upstream).
 
 mod body;
 mod exchange;
@@ -14,17 +14,42 @@ mod tunnel;
 mod upstream;
 
 use crate::{ProxyHttp, Session};
+use http::Method;
 use pingora_core::connectors::ConnectorOptions;
 use pingora_core::connectors::http::HttpConnector;
+use pingora_core::header::ResponseHeader;
 use pingora_core::protocols::http::v1::H1Config;
 use pingora_core::protocols::http::v2::H2Options;
 use pingora_core::server::ServerConf;
 use pingora_error::{Error, ErrorType, Result};
+use tunnel::Upgrades;
+
+/// The methods a `405` to CONNECT names in `Allow` (RFC 9110 §15.5.6):
+/// every method the proxy forwards that RFC 9110 and RFC 5789 define.
+const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH";
 
 /// The proxy app: a [`ProxyHttp`] implementation plus the connector and
 /// settings it proxies with. Serve it with
 /// [`http_proxy_service`](crate::http_proxy_service), or hand connections
 /// to it directly as a [`ServerApp`](pingora_core::apps::ServerApp).
+///
+/// # Defaults that guard the origin
+///
+/// - **CONNECT** is answered `405 Method Not Allowed` (with `Allow`) and
+///   never forwarded: [`upstream_peer`](ProxyHttp::upstream_peer) is not
+///   called and no upstream connection is made. The
+///   [`early_request_filter`](ProxyHttp::early_request_filter) and
+///   [`request_filter`](ProxyHttp::request_filter) phases still see it, so
+///   a proxy can answer it itself. This holds for HTTP/1 and HTTP/2
+///   clients alike (RFC 9113 §8.5). Extended CONNECT (RFC 8441, with
+///   `:protocol`) is not enabled on the HTTP/2 server, so the HTTP/2
+///   layer refuses it before any phase.
+/// - **Upgrades** become tunnels only for the protocols of
+///   [`with_allowed_upgrades`](Self::with_allowed_upgrades) (websocket by
+///   default), and only after a 101 naming an offered protocol; see there.
+/// - **Retries** never replay a request the upstream may have processed
+///   unless its method is idempotent; see
+///   [`error_while_proxy`](ProxyHttp::error_while_proxy).
 #[derive(Debug)]
 pub struct HttpProxy<SV> {
     inner: SV,
@@ -33,6 +58,7 @@ pub struct HttpProxy<SV> {
     downstream_config: H1Config,
     h2: H2Options,
     h2c: bool,
+    upgrades: Upgrades,
 }
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -52,6 +78,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             downstream_config: H1Config::default(),
             h2: conf.h2_options(),
             h2c: false,
+            upgrades: Upgrades::default(),
         })
     }
 
@@ -86,6 +113,48 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     #[must_use]
     pub const fn with_downstream_config(mut self, config: H1Config) -> Self {
         self.downstream_config = config;
+        self
+    }
+
+    /// The protocols (RFC 9110 §7.8 names, such as `websocket`, in any
+    /// case) a client may upgrade to through this proxy; `websocket` only
+    /// by default, none for an empty list.
+    ///
+    /// An upgrade turns the connection into a tunnel of raw bytes that no
+    /// phase sees, so it is offered upstream only for these protocols: a
+    /// request offering none of them goes upstream as a plain request,
+    /// without `Upgrade` and `Connection: upgrade`, and an upstream `101`
+    /// to it is answered `502` with no tunnel. A `101` naming a protocol
+    /// the request did not offer is a `502` too. `h2c` (and any other
+    /// HTTP version) is never allowed, whatever this list says: it would
+    /// carry requests no phase sees; its `HTTP2-Settings` field is always
+    /// removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pingora_core::server::ServerConf;
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_proxy::{HttpProxy, ProxyHttp, Session};
+    /// # struct Origin;
+    /// # impl ProxyHttp for Origin {
+    /// #     type CTX = ();
+    /// #     fn new_ctx(&self) {}
+    /// #     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> pingora_error::Result<Box<HttpPeer>> {
+    /// #         unimplemented!()
+    /// #     }
+    /// # }
+    /// let proxy = HttpProxy::new(Origin, &ServerConf::default())?
+    ///     .with_allowed_upgrades(["websocket", "my-protocol"]);
+    /// # Ok::<(), Box<pingora_error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_allowed_upgrades<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.upgrades = Upgrades::new(protocols);
         self
     }
 
@@ -126,9 +195,15 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     }
 
     async fn run_phases(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<()> {
+        // The method as received: a phase renaming it does not change what
+        // the client's bytes after the head are (a tunnel, for CONNECT).
+        let connect = session.req_header().method() == Method::CONNECT;
         self.inner.early_request_filter(session, ctx).await?;
         if self.inner.request_filter(session, ctx).await? {
             return finish_short_circuit(session).await;
+        }
+        if connect {
+            return refuse_connect(session).await;
         }
         if !self.inner.proxy_upstream_filter(session, ctx).await? {
             if !session.response_started() {
@@ -148,5 +223,22 @@ async fn finish_short_circuit(session: &mut Session) -> Result<()> {
             "request filter ended the request without a response",
         );
     }
+    session.finish_response(None).await
+}
+
+/// Answer a CONNECT the phases did not answer: `405` with `Allow`, and the
+/// client connection closes (whatever it sends next is meant for a tunnel
+/// that does not exist). Forwarding it would open a raw tunnel to wherever
+/// the client names, past every phase (RFC 9110 §9.3.6).
+async fn refuse_connect(session: &mut Session) -> Result<()> {
+    if session.response_started() {
+        return session.finish_response(None).await;
+    }
+    log::debug!("refusing CONNECT: {}", session.request_summary());
+    let mut resp = ResponseHeader::build(405, Some(2))?;
+    resp.insert_header("Allow", ALLOW)?;
+    resp.insert_header("Content-Length", "0")?;
+    session.set_keepalive(false);
+    session.write_response_header(resp).await?;
     session.finish_response(None).await
 }

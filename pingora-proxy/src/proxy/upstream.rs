@@ -5,6 +5,7 @@ use super::body::SentBody;
 use super::exchange::Failure;
 use crate::{ProxyHttp, Session};
 use pingora_core::connectors::http::retry_before_response;
+use pingora_core::protocols::http::v2;
 use pingora_error::Result;
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -13,6 +14,13 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// on a reused connection before any response byte, while the request
     /// body sent so far can be sent again. Each attempt asks
     /// `upstream_peer` again, so it can pick another peer.
+    ///
+    /// A request the upstream may have processed is not sent again unless
+    /// its method is idempotent (RFC 9110 §9.2.2): once the head of a
+    /// POST went out, the retry hint is cleared before `error_while_proxy`
+    /// sees the error, unless the upstream showed it did not process the
+    /// request (an HTTP/2 REFUSED_STREAM or GOAWAY, RFC 9113 §8.7).
+    /// `error_while_proxy` may still set it again.
     pub(super) async fn proxy_to_upstream(
         &self,
         session: &mut Session,
@@ -22,6 +30,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut body = SentBody::default();
         let mut retries = 0;
         loop {
+            body.start_attempt();
             let peer = self.inner.upstream_peer(session, ctx).await?;
             let (mut client, reused) = match self.connector.get_session(&peer).await {
                 Ok(connected) => connected,
@@ -50,6 +59,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             };
             if before_response {
                 retry_before_response(&mut e, reused);
+            }
+            if body.may_be_processed_once_only() && !v2::is_unprocessed(&e) {
+                e.set_retry(false);
             }
             let client_reused = session.is_downstream_reused();
             let e = self

@@ -12,20 +12,37 @@ use std::time::Duration;
 /// Turn an `h2` error into ours: I/O failures keep their own kinds, the
 /// rest are HTTP/2 protocol or stream errors.
 ///
-/// A stream refused with REFUSED_STREAM was not processed at all, so it
-/// is marked retryable (RFC 9113 §8.7).
+/// A stream the server did not process at all ([`is_unprocessed`]) is
+/// marked retryable (RFC 9113 §8.7).
 pub(crate) fn h2_error(e: h2::Error, context: &'static str) -> Box<Error> {
     let etype = if e.is_io() {
         ErrorType::ReadError
     } else {
         ErrorType::H2Error
     };
-    let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+    let unprocessed = unprocessed(&e);
     let mut err = Error::because(etype, context, e);
-    if refused {
+    if unprocessed {
         err.set_retry(true);
     }
     err
+}
+
+/// RFC 9113 §8.7: a stream reset with REFUSED_STREAM, or above the last
+/// stream a GOAWAY names (`h2` fails exactly those streams with the
+/// peer's GOAWAY; the others end with an I/O error), was not processed.
+fn unprocessed(e: &h2::Error) -> bool {
+    e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote())
+}
+
+/// Whether `e` shows that an HTTP/2 server did not process the request at
+/// all, so that it may be sent again whatever its method (RFC 9113 §8.7):
+/// the server refused the stream (REFUSED_STREAM), or sent a GOAWAY whose
+/// last stream is below this one.
+pub fn is_unprocessed(e: &Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<h2::Error>()
+        .is_some_and(unprocessed)
 }
 
 /// Read the next piece of body; `None` at its end.
@@ -134,5 +151,8 @@ mod tests {
         assert!(refused.retry());
         let reset = h2_error(h2::Reason::INTERNAL_ERROR.into(), "test");
         assert!(!reset.retry());
+        assert!(is_unprocessed(&refused.into_up()));
+        assert!(!is_unprocessed(&reset));
+        assert!(!is_unprocessed(&Error::new_up(ErrorType::ConnectionClosed)));
     }
 }

@@ -67,6 +67,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub use body::is_unprocessed;
 pub use client::{ClientConnection, ClientSession};
 pub use detect::detect_h2c;
 pub use server::{ServerConnection, ServerSession, serve_connection};
