@@ -134,8 +134,13 @@ async fn supervise(server: Server) -> i32 {
     log::info!("server starting, pid {}", std::process::id());
     let fds = server.fds.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (draining_tx, draining_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let ready = start_services(server, shutdown_rx, &done_tx);
+    let stop = Stop2 {
+        draining: draining_rx,
+        shutdown: shutdown_rx,
+    };
+    let ready = start_services(server, &stop, &done_tx);
     drop(done_tx);
     let mut running = ready.len();
     let unclaimed = fds.clone();
@@ -178,18 +183,25 @@ async fn supervise(server: Server) -> i32 {
             }
         }
     }
-    graceful_shutdown(&conf, &mut signals, &shutdown_tx, &mut done_rx, running).await
+    let senders = (&draining_tx, &shutdown_tx);
+    graceful_shutdown(&conf, &mut signals, senders, &mut done_rx, running).await
 }
 
-/// Keep serving for the grace period, tell the services to stop, and wait
-/// for them to drain for up to the graceful shutdown timeout.
+/// Tell the services to drain their connections, keep accepting for the
+/// grace period, tell them to stop, and wait for them to finish for up to
+/// the graceful shutdown timeout.
 async fn graceful_shutdown(
     conf: &ServerConf,
     signals: &mut Signals,
-    shutdown_tx: &watch::Sender<bool>,
+    (draining_tx, shutdown_tx): (&watch::Sender<bool>, &watch::Sender<bool>),
     done_rx: &mut mpsc::UnboundedReceiver<Done>,
     mut running: usize,
 ) -> i32 {
+    // From the signal on, HTTP/1 responses announce the close and HTTP/2
+    // connections get GOAWAY, so that clients move to new connections
+    // (to the new process after an upgrade) while this one still accepts
+    // them; idle connections are closed without losing a request.
+    draining_tx.send_replace(true);
     let grace = Duration::from_secs(conf.grace_period_seconds);
     log::info!("grace period: serving for {}s more", grace.as_secs());
     if signals
@@ -243,7 +255,7 @@ async fn send_sockets(fds: &ListenFds, conf: &ServerConf) -> Result<()> {
 /// watch per service.
 fn start_services(
     server: Server,
-    shutdown: watch::Receiver<bool>,
+    stop: &Stop2,
     done: &mpsc::UnboundedSender<Done>,
 ) -> Vec<ReadyWatch> {
     let Server {
@@ -261,7 +273,7 @@ fn start_services(
         let start = ServiceStart {
             service,
             fds: fds.clone(),
-            shutdown: shutdown.clone(),
+            stop: stop.clone(),
             ready,
             waits_for,
             conf: Arc::clone(&conf),
@@ -279,11 +291,20 @@ fn start_services(
     watches
 }
 
+/// The two steps of a graceful shutdown, as the services see them.
+#[derive(Clone)]
+struct Stop2 {
+    /// Turns `true` at the shutdown signal: drain connections.
+    draining: watch::Receiver<bool>,
+    /// Turns `true` after the grace period: stop accepting, finish.
+    shutdown: watch::Receiver<bool>,
+}
+
 /// Everything one service thread needs.
 struct ServiceStart {
     service: Box<dyn Service>,
     fds: ListenFds,
-    shutdown: watch::Receiver<bool>,
+    stop: Stop2,
     ready: ReadyNotifier,
     waits_for: Vec<ReadyWatch>,
     conf: Arc<ServerConf>,
@@ -297,7 +318,10 @@ impl ServiceStart {
         let Self {
             mut service,
             fds,
-            mut shutdown,
+            stop: Stop2 {
+                draining,
+                mut shutdown,
+            },
             ready,
             waits_for,
             conf,
@@ -310,6 +334,7 @@ impl ServiceStart {
                 let ctx = ServiceContext {
                     fds,
                     shutdown: shutdown.clone(),
+                    draining,
                     ready,
                     listener_tasks_per_fd: conf.listener_tasks_per_fd,
                     spawner: rt.spawner(),
