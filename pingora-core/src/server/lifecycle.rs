@@ -136,7 +136,7 @@ async fn supervise(server: Server) -> i32 {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (draining_tx, draining_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let stop = Stop2 {
+    let stop = ShutdownSteps {
         draining: draining_rx,
         shutdown: shutdown_rx,
     };
@@ -255,7 +255,7 @@ async fn send_sockets(fds: &ListenFds, conf: &ServerConf) -> Result<()> {
 /// watch per service.
 fn start_services(
     server: Server,
-    stop: &Stop2,
+    stop: &ShutdownSteps,
     done: &mpsc::UnboundedSender<Done>,
 ) -> Vec<ReadyWatch> {
     let Server {
@@ -293,7 +293,7 @@ fn start_services(
 
 /// The two steps of a graceful shutdown, as the services see them.
 #[derive(Clone)]
-struct Stop2 {
+struct ShutdownSteps {
     /// Turns `true` at the shutdown signal: drain connections.
     draining: watch::Receiver<bool>,
     /// Turns `true` after the grace period: stop accepting, finish.
@@ -304,7 +304,7 @@ struct Stop2 {
 struct ServiceStart {
     service: Box<dyn Service>,
     fds: ListenFds,
-    stop: Stop2,
+    stop: ShutdownSteps,
     ready: ReadyNotifier,
     waits_for: Vec<ReadyWatch>,
     conf: Arc<ServerConf>,
@@ -318,10 +318,11 @@ impl ServiceStart {
         let Self {
             mut service,
             fds,
-            stop: Stop2 {
-                draining,
-                mut shutdown,
-            },
+            stop:
+                ShutdownSteps {
+                    draining,
+                    mut shutdown,
+                },
             ready,
             waits_for,
             conf,
