@@ -519,6 +519,11 @@ impl ServerSession {
     /// broke.
     async fn settle_request(&mut self) -> Result<()> {
         const DROP_LIMIT: usize = 64 * 1024;
+        if self.body_done || self.expects_continue {
+            // Nothing left, or nothing coming: a client waiting for 100
+            // sends no body until told to (RFC 9110 §10.1.1).
+            return Ok(());
+        }
         let wait = self.request_end_wait;
         let settle = async {
             let mut dropped = 0;
