@@ -163,6 +163,7 @@ impl Service<http::Request<tonic::body::Body>> for Calc {
                 "/test.Calc/Count" => grpc.server_streaming(Count, req).await,
                 "/test.Calc/Sum" => grpc.client_streaming(Sum, req).await,
                 "/test.Calc/Echo" => grpc.streaming(Echo, req).await,
+                "/test.Calc/Deny" => Status::permission_denied("").into_http(),
                 _ => Status::unimplemented("no such method").into_http(),
             };
             Ok(resp)
@@ -290,6 +291,25 @@ async fn unary_calls_and_an_error_status() {
     let call = client.unary(Request::new(num(1)), path("Nope"), codec());
     let err = tokio::time::timeout(WAIT, call).await.unwrap().unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+}
+
+/// Error statuses with no message sent as "trailers-only" responses (one
+/// HEADERS frame with END_STREAM) keep their codes through the proxy,
+/// call after call; `h2_frames.rs` checks the frames themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_only_statuses_keep_their_codes() {
+    let (_server, _proxy, mut client) = setup().await;
+    for _ in 0..10 {
+        for (method, code) in [
+            ("Deny", Code::PermissionDenied),
+            ("Nope", Code::Unimplemented),
+        ] {
+            client.ready().await.unwrap();
+            let call = client.unary(Request::new(num(1)), path(method), codec());
+            let err = tokio::time::timeout(WAIT, call).await.unwrap().unwrap_err();
+            assert_eq!(err.code(), code, "{method}: {err:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

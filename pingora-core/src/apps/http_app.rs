@@ -231,8 +231,9 @@ impl<S: ServeHttp> HttpServer<S> {
         &self.app
     }
 
-    /// Serve one exchange on `session`.
-    async fn serve(&self, session: &mut ServerSession) -> Result<()> {
+    /// Serve one exchange on `session`; once `shutdown` turns `true` the
+    /// response closes the connection.
+    async fn serve(&self, session: &mut ServerSession, shutdown: &ShutdownWatch) -> Result<()> {
         let Some((body, trailers)) = self.read_body(session).await? else {
             return Ok(());
         };
@@ -250,6 +251,11 @@ impl<S: ServeHttp> HttpServer<S> {
             } else {
                 header.insert_header("Content-Length", body.len().to_string())?;
             }
+        }
+        // Checked as the head goes out, so that a request that was in
+        // progress when shutdown began is told too.
+        if *shutdown.borrow() {
+            session.set_keepalive(false);
         }
         session.write_response_header(header).await?;
         session.write_body(&body).await?;
@@ -296,8 +302,11 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         if h2 {
             let serve = |session: v2::ServerSession| {
                 let app = Arc::clone(self);
+                // HTTP/2 streams need no `Connection: close`: the
+                // connection sends GOAWAY itself.
+                let watch = shutdown.clone();
                 async move {
-                    if let Err(e) = app.serve(&mut session.into()).await {
+                    if let Err(e) = app.serve(&mut session.into(), &watch).await {
                         log::debug!("h2 exchange failed: {e}");
                     }
                 }
@@ -305,15 +314,34 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
             v2::serve_connection(stream, &self.h2, shutdown, serve).await;
             return None;
         }
-        let mut shutdown = shutdown.clone();
+        let mut stop = shutdown.clone();
         let mut conn = ServerConnection::new(stream, self.config);
         loop {
             // Only the wait for a request races shutdown: a request in
-            // progress is always finished.
-            let read = tokio::select! {
-                read = conn.read_request() => read,
-                _ = shutdown.wait_for(|stop| *stop) => return None,
-            };
+            // progress is always finished. Once shutting down, the
+            // connection drains (see `ServerConnection::drain`): a request
+            // already sent is still served, with `Connection: close`, and
+            // only a silent connection is closed, gracefully.
+            if !conn.is_draining() {
+                let ready = tokio::select! {
+                    // Bytes already here win over the signal.
+                    biased;
+                    ready = conn.wait_for_request() => ready,
+                    _ = stop.wait_for(|stop| *stop) => {
+                        conn.drain();
+                        Ok(true)
+                    }
+                };
+                match ready {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => {
+                        log::debug!("no http request: {e}");
+                        return None;
+                    }
+                }
+            }
+            let read = conn.read_request().await;
             let mut session = match read {
                 Ok(Some(session)) => ServerSession::from(session),
                 Ok(None) => return None,
@@ -322,10 +350,7 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
                     return None;
                 }
             };
-            if *shutdown.borrow() {
-                session.set_keepalive(false);
-            }
-            if let Err(e) = self.serve(&mut session).await {
+            if let Err(e) = self.serve(&mut session, shutdown).await {
                 log::debug!("http exchange failed: {e}");
                 session.set_keepalive(false);
             }

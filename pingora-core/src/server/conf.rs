@@ -63,6 +63,10 @@ pub struct ServerConf {
     pub ca_file: Option<String>,
     /// After SIGTERM or SIGQUIT, keep serving this long before stopping to
     /// accept, so load balancers and the new process can take over.
+    /// Connections drain from the signal on: HTTP/1 answers say
+    /// `Connection: close`, HTTP/2 connections get GOAWAY, and idle
+    /// connections are closed (see
+    /// [`ServiceContext::draining`](crate::services::ServiceContext::draining)).
     pub grace_period_seconds: u64,
     /// Then wait at most this long for in-flight work to finish, then exit.
     pub graceful_shutdown_timeout_seconds: u64,

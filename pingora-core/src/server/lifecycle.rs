@@ -179,13 +179,18 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     log::info!("server starting, pid {}", std::process::id());
     let fds = server.fds.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (draining_tx, draining_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let names: Vec<String> = server
         .services
         .iter()
         .map(|s| s.name().to_string())
         .collect();
-    let watches = start_services(server, shutdown_rx, &done_tx);
+    let stop = ShutdownSteps {
+        draining: draining_rx,
+        shutdown: shutdown_rx,
+    };
+    let watches = start_services(server, &stop, &done_tx);
     drop(done_tx);
     let mut running = watches.len();
     let mut startup = Startup::new(watches.len());
@@ -247,7 +252,8 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
             }
         }
     }
-    graceful_shutdown(&conf, &mut signals, &shutdown_tx, &mut done_rx, running).await
+    let senders = (&draining_tx, &shutdown_tx);
+    graceful_shutdown(&conf, &mut signals, senders, &mut done_rx, running).await
 }
 
 /// Wait, on a task of its own, until every service is ready or gone; the
@@ -313,15 +319,21 @@ impl Startup {
     }
 }
 
-/// Keep serving for the grace period, tell the services to stop, and wait
-/// for them to drain for up to the graceful shutdown timeout.
+/// Tell the services to drain their connections, keep accepting for the
+/// grace period, tell them to stop, and wait for them to finish for up to
+/// the graceful shutdown timeout.
 async fn graceful_shutdown(
     conf: &ServerConf,
     signals: &mut Signals,
-    shutdown_tx: &watch::Sender<bool>,
+    (draining_tx, shutdown_tx): (&watch::Sender<bool>, &watch::Sender<bool>),
     done_rx: &mut mpsc::UnboundedReceiver<Done>,
     mut running: usize,
 ) -> i32 {
+    // From the signal on, HTTP/1 responses announce the close and HTTP/2
+    // connections get GOAWAY, so that clients move to new connections
+    // (to the new process after an upgrade) while this one still accepts
+    // them; idle connections are closed without losing a request.
+    draining_tx.send_replace(true);
     let grace = Duration::from_secs(conf.grace_period_seconds);
     log::info!("grace period: serving for {}s more", grace.as_secs());
     if signals
@@ -375,7 +387,7 @@ async fn send_sockets(fds: &ListenFds, conf: &ServerConf) -> Result<()> {
 /// watch per service.
 fn start_services(
     server: Server,
-    shutdown: watch::Receiver<bool>,
+    stop: &ShutdownSteps,
     done: &mpsc::UnboundedSender<Done>,
 ) -> Vec<ReadyWatch> {
     let Server {
@@ -394,7 +406,7 @@ fn start_services(
             index,
             service,
             fds: fds.clone(),
-            shutdown: shutdown.clone(),
+            stop: stop.clone(),
             ready,
             waits_for,
             conf: Arc::clone(&conf),
@@ -412,12 +424,21 @@ fn start_services(
     watches
 }
 
+/// The two steps of a graceful shutdown, as the services see them.
+#[derive(Clone)]
+struct ShutdownSteps {
+    /// Turns `true` at the shutdown signal: drain connections.
+    draining: watch::Receiver<bool>,
+    /// Turns `true` after the grace period: stop accepting, finish.
+    shutdown: watch::Receiver<bool>,
+}
+
 /// Everything one service thread needs.
 struct ServiceStart {
     index: usize,
     service: Box<dyn Service>,
     fds: ListenFds,
-    shutdown: watch::Receiver<bool>,
+    stop: ShutdownSteps,
     ready: ReadyNotifier,
     waits_for: Vec<ReadyWatch>,
     conf: Arc<ServerConf>,
@@ -432,7 +453,11 @@ impl ServiceStart {
             index,
             mut service,
             fds,
-            mut shutdown,
+            stop:
+                ShutdownSteps {
+                    draining,
+                    mut shutdown,
+                },
             ready,
             waits_for,
             conf,
@@ -445,6 +470,7 @@ impl ServiceStart {
                 let ctx = ServiceContext {
                     fds,
                     shutdown: shutdown.clone(),
+                    draining,
                     ready,
                     listener_tasks_per_fd: conf.listener_tasks_per_fd,
                     spawner: rt.spawner(),

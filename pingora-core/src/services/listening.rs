@@ -17,9 +17,13 @@ use tokio::sync::mpsc;
 /// A service that accepts connections on its [`Listeners`] and hands each to
 /// its app, on its own task.
 ///
-/// On shutdown it stops accepting, closes its listening sockets (unless a new
-/// process has taken them over), waits for the connections in flight, then
-/// calls the app's [`cleanup`](ServerApp::cleanup).
+/// At the shutdown signal its app is told to drain (the app's
+/// [`ShutdownWatch`] is the server's
+/// [`draining`](crate::services::ServiceContext::draining) watch) while it
+/// goes on accepting; once the grace period is over it stops accepting,
+/// closes its listening sockets (unless a new process has taken them
+/// over), waits for the connections in flight, then calls the app's
+/// [`cleanup`](ServerApp::cleanup).
 ///
 /// # Examples
 ///
@@ -158,6 +162,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
                     tls: self.tls.get(i).cloned().flatten(),
                     app: Arc::clone(&self.app),
                     shutdown: ctx.shutdown.clone(),
+                    draining: ctx.draining.clone(),
                     drain: drain_tx.clone(),
                     spawner: ctx.spawner.clone(),
                     backoff: AcceptBackoff::new(),
@@ -198,6 +203,8 @@ struct Acceptor<A> {
     tls: Option<TlsAcceptor>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
+    /// What the app is given: turns `true` before `shutdown`.
+    draining: ShutdownWatch,
     drain: mpsc::Sender<()>,
     spawner: Spawner,
     /// Pauses after failed accepts (running out of descriptors, say).
@@ -228,7 +235,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
                         Arc::clone(&self.app),
                         Box::new(stream),
                         self.tls.clone(),
-                        self.shutdown.clone(),
+                        self.draining.clone(),
                         self.drain.clone(),
                     );
                     self.spawner.spawn(conn);
@@ -310,6 +317,7 @@ mod tests {
         let fds = ListenFds::new();
         let ctx = ServiceContext {
             fds: fds.clone(),
+            draining: shutdown.clone(),
             shutdown,
             ready,
             listener_tasks_per_fd: 2,
@@ -331,6 +339,64 @@ mod tests {
         let done = tokio::time::timeout(Duration::from_secs(5), running).await;
         done.unwrap().unwrap().unwrap();
         assert!(fds.is_empty());
+        let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    /// Writes `1` when its watch says the server is shutting down, else
+    /// `0`, then closes.
+    struct SeesDraining;
+
+    #[async_trait]
+    impl ServerApp for SeesDraining {
+        async fn process_new(
+            self: &Arc<Self>,
+            mut stream: Stream,
+            shutdown: &ShutdownWatch,
+        ) -> Option<Stream> {
+            let seen = if *shutdown.borrow() { b"1" } else { b"0" };
+            let _ = stream.write_all(seen).await;
+            let _ = stream.flush().await;
+            None
+        }
+    }
+
+    /// The shutdown signal reaches the app at once (`draining`), while
+    /// the listener goes on accepting for the grace period; it stops only
+    /// at `shutdown`.
+    #[tokio::test]
+    async fn apps_drain_from_the_signal_while_the_listener_accepts() {
+        let mut service = ListeningService::new("drain", Arc::new(SeesDraining));
+        service.add_tcp("127.0.0.1:0");
+        let bound = service.bound_addrs();
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (draining_tx, draining) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let ctx = ServiceContext {
+            fds: ListenFds::new(),
+            shutdown,
+            draining,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        let running = tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addr = *bound.get().unwrap()[0].as_inet().unwrap();
+        let seen = || async {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await.unwrap();
+            byte[0]
+        };
+        assert_eq!(seen().await, b'0');
+        draining_tx.send_replace(true);
+        // In the grace period: accepted, and told to drain.
+        assert_eq!(seen().await, b'1');
+        assert_eq!(seen().await, b'1');
+        shutdown_tx.send_replace(true);
+        let done = tokio::time::timeout(Duration::from_secs(5), running).await;
+        done.unwrap().unwrap().unwrap();
         let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
@@ -360,6 +426,7 @@ mod tests {
         let (ready, mut ready_watch) = ReadyNotifier::new();
         let ctx = ServiceContext {
             fds: ListenFds::new(),
+            draining: shutdown.clone(),
             shutdown,
             ready,
             listener_tasks_per_fd: 1,
@@ -403,6 +470,7 @@ mod tests {
         let (ready, _) = ReadyNotifier::new();
         let ctx = ServiceContext {
             fds: ListenFds::new(),
+            draining: shutdown.clone(),
             shutdown,
             ready,
             listener_tasks_per_fd: 1,

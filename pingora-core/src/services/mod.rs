@@ -28,9 +28,20 @@ pub struct ServiceContext {
     /// The server's listening sockets: sockets passed on by the previous
     /// process, and where to register the ones this service binds.
     pub fds: ListenFds,
-    /// Turns `true` when the server shuts down: stop taking new work,
-    /// finish what is in flight, and return.
+    /// Turns `true` when the server shuts down, once the grace period
+    /// after the shutdown signal is over: stop taking new work (close the
+    /// listeners), finish what is in flight, and return.
     pub shutdown: ShutdownWatch,
+    /// Turns `true` at the shutdown signal itself (SIGTERM, or SIGQUIT once
+    /// the listening sockets are handed to a new process), at the start
+    /// of the grace period, and always before
+    /// [`shutdown`](Self::shutdown): connections should drain. HTTP/1
+    /// responses then say `Connection: close`, HTTP/2 connections get
+    /// GOAWAY, and idle connections are closed without losing a request,
+    /// while listeners go on accepting until `shutdown`. A
+    /// [`ListeningService`](listening::ListeningService) hands this watch
+    /// to its app.
+    pub draining: ShutdownWatch,
     /// Tell the server (and dependent services) this service is ready.
     pub ready: ReadyNotifier,
     /// How many accept tasks to run per listening socket.

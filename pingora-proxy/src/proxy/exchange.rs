@@ -174,6 +174,14 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         interim: &mut usize,
     ) -> Result<Option<ResponseHeader>, Failure> {
         while !body.is_done() {
+            if session.is_forwarded_body_done() {
+                // Nothing left to read: end the upload now rather than
+                // race its end against the response head. A head that won
+                // would leave the exchange looking duplex, and its
+                // response would go out without END_STREAM on its head.
+                self.send_piece(session, ctx, client, body, None).await?;
+                break;
+            }
             // Both reads are cancel safe: bytes stay in their buffers.
             tokio::select! {
                 head = client.read_response_header() => {

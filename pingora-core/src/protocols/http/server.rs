@@ -101,9 +101,11 @@ impl ServerSession {
         }
     }
 
-    /// Send a response head that is held back waiting for body (HTTP/1
-    /// buffers a head until the first piece of body so that small
-    /// responses leave in one write); HTTP/2 sends frames as they come.
+    /// Send a response head that is held back waiting for body: both
+    /// versions hold a final head until the first piece of body or the
+    /// end of the response (HTTP/1 so that a small response leaves in
+    /// one write, HTTP/2 so that a response ending with its head carries
+    /// END_STREAM on its HEADERS frame).
     ///
     /// # Errors
     ///
@@ -111,7 +113,7 @@ impl ServerSession {
     pub async fn flush(&mut self) -> Result<()> {
         match self {
             Self::H1(s) => s.flush().await,
-            Self::H2(_) => Ok(()),
+            Self::H2(s) => s.flush(),
         }
     }
 

@@ -28,7 +28,7 @@ mod server;
 
 pub use client::ClientSession;
 pub use config::H1Config;
-pub use server::{ServerConnection, ServerSession};
+pub use server::{DRAIN_IDLE_WAIT, ServerConnection, ServerSession};
 
 use crate::header::RequestHeader;
 use bytes::BytesMut;

@@ -20,6 +20,12 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
 
+/// Once a connection drains (the server is shutting down), how long it
+/// still waits for a next request before it closes. A client that sends
+/// requests back to back has its next one on the wire already; cutting
+/// the connection at once would lose it (see [`ServerConnection::drain`]).
+pub const DRAIN_IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A downstream HTTP/1 connection between requests.
 ///
 /// # Examples
@@ -58,11 +64,86 @@ impl ServerConnection {
             body: BodyDecoder::new(Framing::Empty, 0),
             trailers: None,
             keepalive: true,
+            draining: false,
             cont: Continue::NotExpected,
             upgraded: false,
             response: Response::NotStarted,
         });
         Self { s }
+    }
+
+    /// Drain the connection: the server is shutting down. Every response
+    /// from now on says `Connection: close`, and the wait for the next
+    /// request is cut to [`DRAIN_IDLE_WAIT`] (less when the idle timeout
+    /// is shorter). When nothing comes in that time,
+    /// [`read_request`](Self::read_request) closes the connection.
+    ///
+    /// Closing an idle keep-alive connection always races a request the
+    /// client may be sending at that moment (RFC 9112 §9.6). The drain
+    /// keeps that race as narrow as it can be:
+    ///
+    /// - a request already read, or in the socket, or still on the wire
+    ///   within the wait, is served, and its response announces the
+    ///   close, so the client sends nothing more on this connection;
+    /// - only a connection that stayed silent for the whole wait is
+    ///   closed, and then with a FIN (shutdown of our sending side)
+    ///   followed by a lingering read, never with a reset: a client
+    ///   learns of the close from the FIN before it sends again, so it
+    ///   knows its next request was never sent on this connection and
+    ///   can send it elsewhere, idempotent or not. Bytes that do arrive
+    ///   after our FIN (a request sent at the very moment the FIN was
+    ///   on its way) are read and dropped rather than answered with a
+    ///   reset, so the client sees the close it can recognise instead of
+    ///   an error that might have destroyed a response.
+    ///
+    /// A client that sent a request before our FIN reached it cannot tell
+    /// whether it was processed; it was not. Clients retry idempotent
+    /// requests in that case (RFC 9110 §9.2.2), as for any idle timeout.
+    pub fn drain(&mut self) {
+        self.s.draining = true;
+    }
+
+    /// Whether the connection is draining (see [`drain`](Self::drain)).
+    pub const fn is_draining(&self) -> bool {
+        self.s.draining
+    }
+
+    /// Wait until bytes of the next request are here: `Ok(true)` when
+    /// some are buffered, `Ok(false)` when the client closed, or let a
+    /// kept-alive (or draining) connection sit idle past its wait.
+    /// [`read_request`](Self::read_request) does this first; a caller that
+    /// races the wait against something else (a shutdown signal) calls
+    /// this, which is cancel safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_request`](Self::read_request): read errors, and
+    /// [`ErrorType::ReadTimedout`] when a new connection sent nothing
+    /// within the header timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read stay buffered for the next call.
+    pub async fn wait_for_request(&mut self) -> Result<bool> {
+        if !self.s.conn.buf.is_empty() {
+            return Ok(true);
+        }
+        let config = self.s.conn.config;
+        let mut wait = if self.s.served == 0 {
+            config.header_timeout
+        } else {
+            config.idle_timeout
+        };
+        if self.s.draining {
+            wait = wait.min(DRAIN_IDLE_WAIT);
+        }
+        let idle_ok = self.s.served > 0 || self.s.draining;
+        match self.s.conn.read_more(wait).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) if idle_ok && e.etype() == &ErrorType::ReadTimedout => Ok(false),
+            Err(e) => Err(e.into_down()),
+        }
     }
 
     /// How many requests this connection has served.
@@ -79,7 +160,8 @@ impl ServerConnection {
     ///
     /// Returns `Ok(None)` when the client closed the connection, or let a
     /// kept-alive connection sit idle past the idle timeout, before sending
-    /// a byte of the next request.
+    /// a byte of the next request; a draining connection (see
+    /// [`drain`](Self::drain)) is then closed gracefully.
     ///
     /// # Errors
     ///
@@ -94,22 +176,14 @@ impl ServerConnection {
     ///
     /// Dropping the future drops (and so closes) the connection.
     pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
-        let config = self.s.conn.config;
-        if self.s.conn.buf.is_empty() {
-            let wait = if self.s.served == 0 {
-                config.header_timeout
-            } else {
-                config.idle_timeout
-            };
-            match self.s.conn.read_more(wait).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if self.s.served > 0 && e.etype() == &ErrorType::ReadTimedout => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into_down()),
+        if !self.wait_for_request().await? {
+            if self.s.draining {
+                // See `drain`: a FIN, then a lingering read.
+                self.s.conn.linger_close().await;
             }
+            return Ok(None);
         }
+        let config = self.s.conn.config;
         let head = config
             .bounded(config.header_timeout, self.read_head())
             .await;
@@ -206,6 +280,8 @@ struct State {
     body: BodyDecoder,
     trailers: Option<HeaderMap>,
     keepalive: bool,
+    /// The server is shutting down: no request is kept alive.
+    draining: bool,
     cont: Continue,
     upgraded: bool,
     response: Response,
@@ -226,7 +302,7 @@ impl ServerSession {
         };
         let mut s = parent.s;
         s.body = BodyDecoder::new(framing, s.conn.config.max_trailer_bytes);
-        s.keepalive = framing::request_keepalive(&req);
+        s.keepalive = framing::request_keepalive(&req) && !s.draining;
         s.req = req;
         s.trailers = None;
         s.cont = cont;

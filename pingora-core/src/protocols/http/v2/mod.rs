@@ -153,6 +153,16 @@ pub struct H2Options {
     /// After a graceful GOAWAY, how long open streams may take to finish
     /// before the connection is closed. Default 30 s.
     pub graceful_timeout: Duration,
+    /// When a server ends a response while the client is still sending
+    /// its request, how long it first waits for the rest of the request
+    /// (reading and dropping up to 64 KiB of body), so that a request
+    /// stream that turns out malformed (a body longer or shorter than its
+    /// `content-length`, trailers without END_STREAM) is reset with
+    /// PROTOCOL_ERROR instead of getting a complete response (RFC 9113
+    /// §8.1.1). After the wait the response ends anyway and the rest of
+    /// the request is refused with RST_STREAM(NO_ERROR) (§8.1).
+    /// Default 200 ms.
+    pub request_end_wait: Duration,
     /// Streams the peer resets before we accept them, kept at once; more
     /// is a rapid reset and closes the connection. Default 20.
     pub max_pending_accept_reset_streams: u32,
@@ -191,6 +201,7 @@ impl Default for H2Options {
             stream_read_timeout: Duration::from_secs(60),
             stream_write_timeout: Duration::from_secs(60),
             graceful_timeout: Duration::from_secs(30),
+            request_end_wait: Duration::from_millis(200),
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 128,
             reset_limit: FrameRate::new(200, window),

@@ -163,6 +163,7 @@ impl ServerConnection {
                     digest: self.digest.clone(),
                     read_timeout: self.options.stream_read_timeout,
                     write_timeout: self.options.stream_write_timeout,
+                    request_end_wait: self.options.request_end_wait,
                 }))
             }
             // After our GOAWAY the client may close without waiting for
@@ -281,8 +282,12 @@ pub async fn serve_connection<F, Fut>(
 /// Where the response stands.
 #[derive(Debug)]
 enum Response {
-    /// No final response head sent yet (1xx heads may have been).
+    /// No final response head written yet (1xx heads may have been).
     NotStarted,
+    /// The final head is written but held back until the first piece of
+    /// body, a flush or the end of the response, so that a response that
+    /// ends with its head leaves as one HEADERS frame with END_STREAM.
+    Held(http::Response<()>),
     /// Head sent; the body goes on this stream.
     Body(SendStream<Bytes>),
     /// The response is complete.
@@ -307,6 +312,7 @@ pub struct ServerSession {
     digest: Option<Arc<Digest>>,
     read_timeout: Duration,
     write_timeout: Duration,
+    request_end_wait: Duration,
 }
 
 impl ServerSession {
@@ -382,8 +388,17 @@ impl ServerSession {
         self.trailers.as_ref()
     }
 
-    /// Send a response head. 1xx heads are interim (RFC 9113 §8.1), except
-    /// 101, which HTTP/2 does not have (§8.6).
+    /// Write a response head. 1xx heads are interim (RFC 9113 §8.1) and
+    /// sent at once, except 101, which HTTP/2 does not have (§8.6).
+    ///
+    /// A final head is held until the first piece of body,
+    /// [`flush`](Self::flush) or [`finish_response`](Self::finish_response):
+    /// a response that ends with its head then leaves as one HEADERS
+    /// frame carrying END_STREAM, and one with trailers but no body as
+    /// HEADERS and trailing HEADERS, never with an empty DATA frame
+    /// between. gRPC relies on it: a "trailers-only" response (an error
+    /// status with no message) is one HEADERS frame with END_STREAM, and
+    /// clients may take any DATA after it as a broken response.
     ///
     /// # Errors
     ///
@@ -404,15 +419,41 @@ impl ServerSession {
                 .send_informational(head)
                 .map_err(|e| h2_error(e, "sending h2 interim head"));
         }
-        let out = self
-            .respond
-            .send_response(head, false)
-            .map_err(|e| h2_error(e, "sending h2 response head"))?;
-        self.response = Response::Body(out);
+        self.response = Response::Held(head);
         Ok(())
     }
 
+    /// Send a held response head (see
+    /// [`write_response_header`](Self::write_response_header)) with
+    /// the stream left open for body, for a caller whose body is not
+    /// ready yet. Nothing to send costs nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::H2Error`] when the stream is gone.
+    pub fn flush(&mut self) -> Result<()> {
+        self.open_body().map(drop)
+    }
+
+    /// Send a held head with the stream left open; the stream for body.
+    fn open_body(&mut self) -> Result<&mut SendStream<Bytes>> {
+        // A failed send leaves `Done`: the stream is gone.
+        self.response = match std::mem::replace(&mut self.response, Response::Done) {
+            Response::Held(head) => Response::Body(
+                self.respond
+                    .send_response(head, false)
+                    .map_err(|e| h2_error(e, "sending h2 response head"))?,
+            ),
+            other => other,
+        };
+        match &mut self.response {
+            Response::Body(out) => Ok(out),
+            _ => Error::e_explain(ErrorType::H2Error, "no response body in progress"),
+        }
+    }
+
     /// Send a piece of the response body, waiting for the client's window.
+    /// An empty piece sends nothing, and leaves a held head held.
     ///
     /// # Errors
     ///
@@ -420,24 +461,88 @@ impl ServerSession {
     /// the stream write: [`ErrorType::WriteTimedout`] when the client gave
     /// no window for the write timeout.
     pub async fn write_body(&mut self, data: &[u8]) -> Result<()> {
-        let Response::Body(out) = &mut self.response else {
-            return Error::e_explain(ErrorType::H2Error, "no response body in progress");
-        };
-        send_data(out, Bytes::copy_from_slice(data), self.write_timeout).await
+        if data.is_empty() && matches!(self.response, Response::Held(_)) {
+            return Ok(());
+        }
+        let timeout = self.write_timeout;
+        let out = self.open_body()?;
+        send_data(out, Bytes::copy_from_slice(data), timeout).await
     }
 
-    /// End the response, with `trailers` when given.
+    /// End the response, with `trailers` when given: END_STREAM on the
+    /// head itself when nothing else was sent (RFC 9113 §8.1), else on
+    /// the trailers or an empty DATA frame.
     ///
     /// # Errors
     ///
-    /// [`ErrorType::H2Error`] when no head was sent or the stream is gone.
+    /// [`ErrorType::H2Error`] when no head was written or the stream is
+    /// gone.
     pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
+        if matches!(self.response, Response::Held(_) | Response::Body(_)) {
+            self.settle_request().await?;
+        }
+        let trailers = trailers.filter(|t| !t.is_empty());
         match std::mem::replace(&mut self.response, Response::Done) {
+            Response::Held(head) if trailers.is_none() => self
+                .respond
+                .send_response(head, true)
+                .map(drop)
+                .map_err(|e| h2_error(e, "sending h2 response head")),
+            Response::Held(head) => {
+                let mut out = self
+                    .respond
+                    .send_response(head, false)
+                    .map_err(|e| h2_error(e, "sending h2 response head"))?;
+                send_end(&mut out, trailers)
+            }
             Response::Body(mut out) => send_end(&mut out, trailers),
             Response::Done => Ok(()),
             Response::NotStarted => {
                 Error::e_explain(ErrorType::H2Error, "response finished before its head")
             }
+        }
+    }
+
+    /// Before a response ends, wait a little (`request_end_wait`) for the
+    /// rest of a request still being sent, dropping its body. A request
+    /// stream found malformed then wins over the response, whenever its
+    /// bad frame came (RFC 9113 §8.1.1): the stream is reset with
+    /// PROTOCOL_ERROR (`h2` resets it on the frames it checks; this does
+    /// for the rest) and the error returned, so the client never sees a
+    /// complete response to a request it broke. A request that goes on
+    /// past the wait or the byte bound is left: the response ends and
+    /// `h2` refuses the rest with RST_STREAM(NO_ERROR) (§8.1).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_body_bytes`](Self::read_body_bytes): the request stream
+    /// broke.
+    async fn settle_request(&mut self) -> Result<()> {
+        const DROP_LIMIT: usize = 64 * 1024;
+        if self.body_done || self.expects_continue {
+            // Nothing left, or nothing coming: a client waiting for 100
+            // sends no body until told to (RFC 9110 §10.1.1).
+            return Ok(());
+        }
+        let wait = self.request_end_wait;
+        let settle = async {
+            let mut dropped = 0;
+            while dropped <= DROP_LIMIT {
+                match self.read_body_bytes().await? {
+                    Some(piece) => dropped += piece.len(),
+                    None => break,
+                }
+            }
+            Ok::<(), Box<Error>>(())
+        };
+        match pingora_timeout::timeout(wait, settle).await {
+            // A slow client is no broken one.
+            Ok(Err(e)) if *e.etype() == ErrorType::ReadTimedout => Ok(()),
+            Ok(Err(e)) => {
+                self.reset(Reason::PROTOCOL_ERROR);
+                Err(e)
+            }
+            Ok(Ok(())) | Err(_) => Ok(()),
         }
     }
 

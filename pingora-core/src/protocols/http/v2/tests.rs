@@ -139,6 +139,75 @@ async fn an_open_stream_keeps_an_idle_connection_until_it_ends() {
     );
 }
 
+/// A response that ends with its head is one HEADERS frame carrying
+/// END_STREAM (a gRPC "trailers-only" answer); one whose head is flushed
+/// first leaves the stream open for body.
+#[tokio::test(start_paused = true)]
+async fn a_head_only_response_ends_the_stream_on_its_headers() {
+    let (io, mut sessions, _done) = serve(H2Options::default());
+    let mut send = client(io, 65_535).await;
+    let (resp, _) = send.send_request(request(), true).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let mut head = ResponseHeader::build(200, None).unwrap();
+    head.insert_header("grpc-status", "12").unwrap();
+    session.write_response_header(head).await.unwrap();
+    // An empty piece of body sends nothing.
+    session.write_body(b"").await.unwrap();
+    session.finish_response(None).await.unwrap();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "12");
+    assert!(resp.body().is_end_stream());
+
+    let (resp, _) = send.send_request(request(), true).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let head = ResponseHeader::build(200, None).unwrap();
+    session.write_response_header(head).await.unwrap();
+    session.flush().unwrap();
+    let resp = resp.await.unwrap();
+    assert!(!resp.body().is_end_stream());
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    session.finish_response(Some(&trailers)).await.unwrap();
+    let mut body = resp.into_body();
+    assert!(body.data().await.is_none());
+    assert_eq!(body.trailers().await.unwrap().unwrap()["grpc-status"], "0");
+}
+
+/// A response to a request still being sent waits `request_end_wait`
+/// at most for the rest (a client that never ends its request gets its
+/// response that much later); one to a client waiting for 100 before it
+/// sends its body does not wait at all.
+#[tokio::test(start_paused = true)]
+async fn ending_a_response_waits_a_little_for_the_request_end() {
+    let (io, mut sessions, _done) = serve(H2Options::default());
+    let mut send = client(io, 65_535).await;
+    let (resp, _body) = send.send_request(request(), false).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let start = Instant::now();
+    session
+        .write_response_header(ResponseHeader::build(200, None).unwrap())
+        .await
+        .unwrap();
+    session.finish_response(None).await.unwrap();
+    assert_eq!(start.elapsed(), H2Options::default().request_end_wait);
+    assert!(resp.await.unwrap().body().is_end_stream());
+
+    let mut expecting = request();
+    expecting
+        .headers_mut()
+        .insert("expect", "100-continue".parse().unwrap());
+    let (resp, _body) = send.send_request(expecting, false).unwrap();
+    let mut session = sessions.recv().await.unwrap();
+    let start = Instant::now();
+    session
+        .write_response_header(ResponseHeader::build(417, None).unwrap())
+        .await
+        .unwrap();
+    session.finish_response(None).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(resp.await.unwrap().status(), 417);
+}
+
 /// A small seeded generator, so failures replay.
 struct Lcg(u64);
 
