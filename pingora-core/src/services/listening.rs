@@ -250,8 +250,10 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
     shutdown: ShutdownWatch,
     _drain: mpsc::Sender<()>,
 ) {
+    // The handshake's state is boxed: kept inline, its size would stay in
+    // every connection's task for as long as the connection lives.
     let mut stream = match tls {
-        Some(acceptor) => match acceptor.accept(stream).await {
+        Some(acceptor) => match Box::pin(acceptor.accept(stream)).await {
             Ok(stream) => stream,
             Err(e) => {
                 log::debug!("tls handshake failed: {e}");

@@ -1,30 +1,56 @@
-//! The I/O half of an HTTP/1 connection: the stream, its reused read and
-//! write buffers, and the timeouts around every read and write.
+//! The I/O half of an HTTP/1 connection: the stream, its read and write
+//! buffers, and the timeouts around every read and write.
+//!
+//! The buffers cost memory only while there is something to hold: both
+//! start empty, and a read that has to wait while holding no bytes gives
+//! its buffer back for the wait (see [`Conn::read_lean`]). A connection
+//! idle between requests, or not yet sent a byte, so holds no buffer at
+//! all, and one that sent half a head holds about what it sent.
 
 use super::H1Config;
 use crate::protocols::Stream;
 use bytes::BytesMut;
 use pingora_error::{Error, ErrorType, Result};
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::pin;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How much room each read asks for.
+/// How much room a body or response read asks for.
 const READ_CHUNK: usize = 16 * 1024;
+/// How much room the first read of a request head gets; a longer head
+/// grows the buffer as it arrives. Most request heads fit (nginx starts
+/// from the same size), and a buffer this small comes from the
+/// allocator's per-thread cache.
+pub(crate) const HEAD_CHUNK: usize = 1024;
+/// The room the write buffer gets when it is first written to: a
+/// response head with a short body (shorter than the copy limit of
+/// `encode`, 4 KiB) goes out in one write.
+const WRITE_CHUNK: usize = 4 * 1024;
+/// A head read asks for at least this much room, so that it never reads
+/// a few bytes at a time into the end of a buffer.
+const MIN_READ: usize = 256;
+/// A buffer waiting with part of a head is cut down to its contents when
+/// it holds less than half its size (and this much): it then grows again
+/// by at least doubling, so however slowly a head arrives, it is copied
+/// a bounded number of times.
+const WAIT_SLACK: usize = 256;
 /// After a connection is closed on an error, how long and how much we keep
 /// reading and discarding so the peer gets our last response instead of a
 /// reset (RFC 9112 §9.6 on closing with unread data).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// A stream plus the buffers that live as long as the connection.
+/// A stream plus its buffers, allocated when first needed.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) stream: Stream,
     /// Bytes read but not yet consumed: the rest of a head, body bytes, or
     /// the next pipelined message.
     pub(crate) buf: BytesMut,
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written. Server code writes through
+    /// [`Conn::wbuf`], which gives a released buffer its room back.
     pub(crate) wbuf: BytesMut,
     /// How much of `wbuf` a flush that was cancelled wrote already.
     written: usize,
@@ -35,8 +61,8 @@ impl Conn {
     pub(crate) fn new(stream: Stream, config: H1Config) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
             written: 0,
             config,
         }
@@ -59,9 +85,9 @@ impl Conn {
     }
 
     /// Read more bytes into `buf` with no timer of its own, for a caller
-    /// that already bounds the whole wait (a head read under the header
-    /// timeout): a second timer would only cost a wheel slot per read.
-    /// `Ok(0)` means the peer closed its side.
+    /// that already bounds the whole wait (a response head read under the
+    /// header timeout): a second timer would only cost a wheel slot per
+    /// read. `Ok(0)` means the peer closed its side.
     ///
     /// # Cancel safety
     ///
@@ -72,6 +98,53 @@ impl Conn {
             Ok(n) => Ok(n),
             Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
         }
+    }
+
+    /// Read more of a request head into `buf`, waiting at most `wait`, as
+    /// [`read_lean`](Self::read_lean) does. `Ok(0)` means the peer closed
+    /// its side.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`read_more`](Self::read_more).
+    pub(crate) async fn read_lean_bounded(&mut self, wait: Duration) -> Result<usize> {
+        let read = read_lean(&mut self.stream, &mut self.buf, &mut self.wbuf);
+        match self.config.bounded(wait, read).await {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
+            Err(_) => Error::e_explain(ErrorType::ReadTimedout, "reading http/1"),
+        }
+    }
+
+    /// Read more of a request head into `buf`, with no timer of its own,
+    /// for a caller that already bounds the whole wait (a head read under
+    /// the header timeout): a second timer would only cost a wheel slot
+    /// per read. `Ok(0)` means the peer closed its side.
+    ///
+    /// Lean on memory while it waits: an empty `buf` starts at
+    /// [`HEAD_CHUNK`] and grows as bytes come. While the read waits, a
+    /// `buf` holding nothing is released, with `wbuf` when that is empty
+    /// too, and one holding part of a head is cut to its contents. A
+    /// client that keeps a connection idle, or sends a head slowly, so
+    /// costs buffer memory in proportion to what it sent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`read_more`](Self::read_more).
+    pub(crate) async fn read_lean(&mut self) -> Result<usize> {
+        match read_lean(&mut self.stream, &mut self.buf, &mut self.wbuf).await {
+            Ok(n) => Ok(n),
+            Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
+        }
+    }
+
+    /// The write buffer, with room for a response head and a short body
+    /// when it was released.
+    pub(crate) fn wbuf(&mut self) -> &mut BytesMut {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf.reserve(WRITE_CHUNK);
+        }
+        &mut self.wbuf
     }
 
     /// Write and flush everything in `wbuf`, each write bounded by the
@@ -167,6 +240,42 @@ impl Conn {
             }
         };
         let _ = pingora_timeout::timeout(LINGER_TIME, linger).await;
+    }
+}
+
+/// The read of [`Conn::read_lean`], on the parts of a [`Conn`] it uses.
+async fn read_lean(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        if buf.capacity() - buf.len() < MIN_READ {
+            // At least doubles a buffer that is (nearly) full, so a long
+            // head takes a few reads, not one per kilobyte.
+            buf.reserve(buf.len().max(HEAD_CHUNK));
+        }
+        // A fresh read future per poll: it holds only the two borrows,
+        // which must end before the buffer can be released below.
+        let polled = pin!(stream.read_buf(&mut *buf)).poll(cx);
+        if polled.is_pending() {
+            release_for_wait(buf, wbuf);
+        }
+        polled
+    })
+    .await
+}
+
+/// Give back what a connection waiting for bytes does not need: an empty
+/// buffer, and the room of one holding part of a head.
+fn release_for_wait(buf: &mut BytesMut, wbuf: &mut BytesMut) {
+    if buf.is_empty() {
+        *buf = BytesMut::new();
+    } else if buf.capacity() > 2 * buf.len() + WAIT_SLACK {
+        *buf = BytesMut::from(&buf[..]);
+    }
+    if wbuf.is_empty() {
+        *wbuf = BytesMut::new();
     }
 }
 

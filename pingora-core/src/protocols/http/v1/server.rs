@@ -75,11 +75,38 @@ impl ServerConnection {
         self.s.conn.stream.digest()
     }
 
+    /// Wait until the first bytes of the next request arrive, holding no
+    /// buffer meanwhile (see `Conn::read_lean`): under the header timeout
+    /// before the first request, the idle timeout after one. `Ok(false)`
+    /// when the client closed the connection, or let a kept-alive one sit
+    /// idle past the idle timeout.
+    async fn wait_for_request(&mut self) -> Result<bool> {
+        if !self.s.conn.buf.is_empty() {
+            return Ok(true);
+        }
+        let wait = if self.s.served == 0 {
+            self.s.conn.config.header_timeout
+        } else {
+            self.s.conn.config.idle_timeout
+        };
+        match self.s.conn.read_lean_bounded(wait).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) if self.s.served > 0 && e.etype() == &ErrorType::ReadTimedout => Ok(false),
+            Err(e) => Err(e.into_down()),
+        }
+    }
+
     /// Read the next request head.
     ///
     /// Returns `Ok(None)` when the client closed the connection, or let a
     /// kept-alive connection sit idle past the idle timeout, before sending
     /// a byte of the next request.
+    ///
+    /// Lean on memory, as this future is what a connection keeps while it
+    /// waits: it holds no buffer until bytes arrive, gives its buffers
+    /// back whenever it waits with nothing read, and keeps a head that
+    /// arrives slowly in a buffer about the size of what came so far.
     ///
     /// # Errors
     ///
@@ -94,25 +121,14 @@ impl ServerConnection {
     ///
     /// Dropping the future drops (and so closes) the connection.
     pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
-        let config = self.s.conn.config;
-        if self.s.conn.buf.is_empty() {
-            let wait = if self.s.served == 0 {
-                config.header_timeout
-            } else {
-                config.idle_timeout
-            };
-            match self.s.conn.read_more(wait).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if self.s.served > 0 && e.etype() == &ErrorType::ReadTimedout => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into_down()),
-            }
+        if !self.wait_for_request().await? {
+            return Ok(None);
         }
-        let head = config
-            .bounded(config.header_timeout, self.read_head())
-            .await;
+        // Not `config.bounded`: a copy of the config would be held across
+        // the wait, in every connection waiting for a head.
+        let config = &self.s.conn.config;
+        let (coarse, wait) = (config.coarse_timers, config.header_timeout);
+        let head = super::config::bounded(coarse, wait, self.read_head()).await;
         let req = match head {
             Ok(Ok(Some(req))) => req,
             Ok(Ok(None)) => return Ok(None),
@@ -141,7 +157,7 @@ impl ServerConnection {
                 Err(bad) => return Err(HeadFail::Bad(bad)),
             }
             // The caller bounds the whole head read by the header timeout.
-            match self.s.conn.read_more_unbounded().await {
+            match self.s.conn.read_lean().await {
                 // Closing in the middle of a head is not an error to answer.
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
@@ -151,10 +167,17 @@ impl ServerConnection {
     }
 
     /// Answer a bad request with `status` and close.
+    ///
+    /// The writing and lingering run in a boxed future: inline, their
+    /// state would make [`read_request`](Self::read_request)'s future, kept
+    /// by every connection waiting for a request, several times larger.
     async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
-        write_error_head(&mut self.s.conn.wbuf, status);
-        let _ = self.s.conn.flush_wbuf().await;
-        self.s.conn.linger_close().await;
+        write_error_head(self.s.conn.wbuf(), status);
+        Box::pin(async move {
+            let _ = self.s.conn.flush_wbuf().await;
+            self.s.conn.linger_close().await;
+        })
+        .await;
         Error::explain(etype, why).into_down()
     }
 }
@@ -323,7 +346,7 @@ impl ServerSession {
             self.s.cont = Continue::Sent;
             self.s
                 .conn
-                .wbuf
+                .wbuf()
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             return self.flush_wbuf().await;
         }
@@ -354,7 +377,7 @@ impl ServerSession {
     async fn body_error(&mut self, e: DecodeError) -> Box<Error> {
         self.s.keepalive = false;
         if matches!(self.s.response, Response::NotStarted) {
-            write_error_head(&mut self.s.conn.wbuf, 400);
+            write_error_head(self.s.conn.wbuf(), 400);
             let _ = self.flush_wbuf().await;
             self.s.response = Response::Done;
         }
@@ -401,7 +424,7 @@ impl ServerSession {
             None if self.s.req.version() == Version::HTTP_10 => return Ok(()),
             None => {}
         }
-        resp.write_h1(&mut self.s.conn.wbuf);
+        resp.write_h1(self.s.conn.wbuf());
         // A final head with body still to come waits in the buffer for the
         // first piece of body or the end of the response, so that a small
         // response leaves in one write: one segment and one wakeup of the
@@ -532,7 +555,7 @@ impl ServerSession {
         };
         let res = match encoder.pass_through(data.len()) {
             Ok(true) => return self.flush_with(data).await,
-            Ok(false) => encoder.encode(data, &mut self.s.conn.wbuf),
+            Ok(false) => encoder.encode(data, self.s.conn.wbuf()),
             Err(e) => Err(e),
         };
         if let Err(e) = res {
@@ -556,7 +579,7 @@ impl ServerSession {
                 _ => Error::e_explain(ErrorType::InternalError, "no response to finish"),
             };
         };
-        let res = encoder.finish(trailers, &mut self.s.conn.wbuf);
+        let res = encoder.finish(trailers, self.s.conn.wbuf());
         self.s.response = Response::Done;
         if let Err(e) = res {
             self.s.keepalive = false;
@@ -577,7 +600,7 @@ impl ServerSession {
         }
         self.s.keepalive = false;
         self.s.response = Response::Done;
-        write_error_head(&mut self.s.conn.wbuf, status);
+        write_error_head(self.s.conn.wbuf(), status);
         self.flush_wbuf().await
     }
 
