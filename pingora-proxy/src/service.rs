@@ -219,23 +219,32 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // This future lives as long as the connection, and is as large as
-        // its largest state: the HTTP/2 connection and the h2c sniffing
-        // are boxed so that an HTTP/1 connection does not carry their
-        // size (kilobytes) all its life.
-        let (h2, stream) = match v2::negotiated_h2(&stream) {
-            false if self.h2c() => {
-                let timeout = self.h2_options().handshake_timeout;
-                Box::pin(v2::detect_h2c(stream, timeout)).await
-            }
-            alpn_h2 => (alpn_h2, stream),
-        };
-        if h2 {
-            Box::pin(serve_h2(self, stream, shutdown)).await;
-            return None;
-        }
-        serve_h1(self, stream, shutdown).await
+        serve_connection(self, stream, shutdown).await
     }
+}
+
+/// Serve one client connection, HTTP/1 or HTTP/2 as negotiated.
+async fn serve_connection<SV: ProxyHttp + 'static>(
+    proxy: &Arc<HttpProxy<SV>>,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+) -> Option<Stream> {
+    // This future lives as long as the connection, and is as large as
+    // its largest state: the HTTP/2 connection and the h2c sniffing
+    // are boxed so that an HTTP/1 connection does not carry their
+    // size (kilobytes) all its life.
+    let (h2, stream) = match v2::negotiated_h2(&stream) {
+        false if proxy.h2c() => {
+            let timeout = proxy.h2_options().handshake_timeout;
+            Box::pin(v2::detect_h2c(stream, timeout)).await
+        }
+        alpn_h2 => (alpn_h2, stream),
+    };
+    if h2 {
+        Box::pin(serve_h2(proxy, stream, shutdown)).await;
+        return None;
+    }
+    serve_h1(proxy, stream, shutdown).await
 }
 
 /// Completes once `shutdown` turns true (or its sender is gone), and is
@@ -399,6 +408,22 @@ mod tests {
         async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
             Error::e_explain(ErrorType::InternalError, "never asked")
         }
+    }
+
+    /// What every connection keeps for as long as it is open: the future
+    /// serving it, which holds the HTTP/1 wait for a request but not the
+    /// request phases, the HTTP/2 connection or h2c sniffing (kilobytes;
+    /// boxed while they run). Debug builds lay futures out more loosely
+    /// than release ones, so the budget is the debug size with a margin.
+    #[tokio::test]
+    async fn a_connection_future_stays_small() {
+        const BUDGET: usize = 1280;
+        let proxy = Arc::new(HttpProxy::new(Nowhere, &ServerConf::default()).unwrap());
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (stream, _client) = tokio::io::duplex(64);
+        let serving = serve_connection(&proxy, Box::new(stream), &shutdown);
+        let size = std::mem::size_of_val(&serving);
+        assert!(size <= BUDGET, "{size} bytes per connection");
     }
 
     #[test]

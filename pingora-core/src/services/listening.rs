@@ -389,6 +389,29 @@ mod tests {
         assert_eq!(&byte, b"!");
     }
 
+    /// The task of every connection stays small for as long as the
+    /// connection lives: the TLS handshake's state is not part of it.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        use crate::tls::{CertKey, CertStore, TlsSettings};
+        const BUDGET: usize = 320;
+        let cert = rcgen::generate_simple_self_signed(vec!["tls.test".to_owned()]).unwrap();
+        let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+        let key = CertKey::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+        let acceptor = TlsSettings::new(CertStore::new().with_default(key))
+            .build()
+            .unwrap();
+        let app = Arc::new(Slow {
+            hold: Duration::ZERO,
+        });
+        let (stream, _client) = tokio::io::duplex(64);
+        let (_tx, shutdown) = watch::channel(false);
+        let (drain, _) = mpsc::channel(1);
+        let task = serve(app, Box::new(stream), Some(acceptor), shutdown, drain);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= BUDGET, "{size} bytes per connection");
+    }
+
     #[tokio::test]
     async fn bind_error_is_returned() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

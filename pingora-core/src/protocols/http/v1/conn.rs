@@ -317,6 +317,31 @@ mod tests {
         conn.flush_wbuf().await.unwrap();
     }
 
+    /// Waiting, an empty buffer is let go, and one holding a little is cut
+    /// to size; one at least half full is kept as it is, so a head that
+    /// arrives a byte at a time is not copied once per byte.
+    #[test]
+    fn a_waiting_read_keeps_only_what_it_holds() {
+        let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
+        let mut wbuf = BytesMut::with_capacity(WRITE_CHUNK);
+        release_for_wait(&mut buf, &mut wbuf);
+        assert_eq!((buf.capacity(), wbuf.capacity()), (0, 0));
+
+        buf.reserve(HEAD_CHUNK);
+        buf.extend_from_slice(b"GET / HT");
+        release_for_wait(&mut buf, &mut wbuf);
+        assert_eq!((buf.len(), buf.capacity()), (8, 8));
+
+        let mut half_full = BytesMut::with_capacity(2 * HEAD_CHUNK);
+        half_full.extend_from_slice(&[b'a'; HEAD_CHUNK]);
+        let before = half_full.as_ptr();
+        // Written but not yet flushed bytes are kept too.
+        wbuf.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        release_for_wait(&mut half_full, &mut wbuf);
+        assert_eq!(half_full.as_ptr(), before, "copied needlessly");
+        assert_eq!(wbuf.len(), 17);
+    }
+
     /// An in-memory stream that writes one buffer at a time, as TLS does.
     #[derive(Debug)]
     struct OneBufferAtATime(tokio::io::DuplexStream);

@@ -656,4 +656,6 @@ fn strip_framing(resp: &mut ResponseHeader) {
 }
 
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod tests;
