@@ -7,6 +7,8 @@
 //! idle between requests, or not yet sent a byte, so holds no buffer at
 //! all, and one that sent half a head holds about what it sent.
 
+mod spare;
+
 use super::H1Config;
 use crate::protocols::Stream;
 use bytes::BytesMut;
@@ -24,10 +26,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// from the same size), and a buffer this small comes from the
 /// allocator's per-thread cache.
 pub(crate) const HEAD_CHUNK: usize = 1024;
-/// The room the write buffer gets when it is first written to: a
-/// response head with a short body (shorter than the copy limit of
-/// `encode`, 4 KiB) goes out in one write.
-const WRITE_CHUNK: usize = 4 * 1024;
+/// The room the write buffer gets when it is first written to: enough
+/// for a usual response head and a short body, and small enough to come
+/// from the allocator's per-thread cache, since a kept-alive connection
+/// gets it anew for each response. Longer ones grow it.
+const WRITE_CHUNK: usize = 1024;
 /// A head read asks for at least this much room, so that it never reads
 /// a few bytes at a time into the end of a buffer.
 const MIN_READ: usize = 256;
@@ -142,7 +145,7 @@ impl Conn {
     /// when it was released.
     pub(crate) fn wbuf(&mut self) -> &mut BytesMut {
         if self.wbuf.capacity() == 0 {
-            self.wbuf.reserve(WRITE_CHUNK);
+            self.wbuf = spare::take(WRITE_CHUNK);
         }
         &mut self.wbuf
     }
@@ -250,7 +253,9 @@ async fn read_lean(
     wbuf: &mut BytesMut,
 ) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| {
-        if buf.capacity() - buf.len() < MIN_READ {
+        if buf.capacity() == 0 {
+            *buf = spare::take(HEAD_CHUNK);
+        } else if buf.capacity() - buf.len() < MIN_READ {
             // At least doubles a buffer that is (nearly) full, so a long
             // head takes a few reads, not one per kilobyte.
             buf.reserve(buf.len().max(HEAD_CHUNK));
@@ -270,12 +275,12 @@ async fn read_lean(
 /// buffer, and the room of one holding part of a head.
 fn release_for_wait(buf: &mut BytesMut, wbuf: &mut BytesMut) {
     if buf.is_empty() {
-        *buf = BytesMut::new();
+        spare::give_back(std::mem::take(buf));
     } else if buf.capacity() > 2 * buf.len() + WAIT_SLACK {
         *buf = BytesMut::from(&buf[..]);
     }
     if wbuf.is_empty() {
-        *wbuf = BytesMut::new();
+        spare::give_back(std::mem::take(wbuf));
     }
 }
 
