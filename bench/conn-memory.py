@@ -337,7 +337,7 @@ def main():
     ap.add_argument("--settle", type=float, default=3.0)
     args = ap.parse_args()
 
-    raise_fd_limit(args.count * 2 + 200)
+    raise_fd_limit(args.count + 200)
     cases = [c for c in args.cases.split(",") if c]
     for c in cases:
         if c not in ("plain", "partial", "tls"):

@@ -422,7 +422,7 @@ mod tests {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let (stream, _client) = tokio::io::duplex(64);
         let serving = serve_connection(&proxy, Box::new(stream), &shutdown);
-        let size = std::mem::size_of_val(&serving);
+        let size = size_of_val(&serving);
         assert!(size <= BUDGET, "{size} bytes per connection");
     }
 

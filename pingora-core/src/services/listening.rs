@@ -408,7 +408,7 @@ mod tests {
         let (_tx, shutdown) = watch::channel(false);
         let (drain, _) = mpsc::channel(1);
         let task = serve(app, Box::new(stream), Some(acceptor), shutdown, drain);
-        let size = std::mem::size_of_val(&task);
+        let size = size_of_val(&task);
         assert!(size <= BUDGET, "{size} bytes per connection");
     }
 

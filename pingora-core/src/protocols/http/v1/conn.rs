@@ -25,7 +25,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// grows the buffer as it arrives. Most request heads fit (nginx starts
 /// from the same size), and a buffer this small comes from the
 /// allocator's per-thread cache.
-pub(crate) const HEAD_CHUNK: usize = 1024;
+const HEAD_CHUNK: usize = 1024;
 /// The room the write buffer gets when it is first written to: enough
 /// for a usual response head and a short body, and small enough to come
 /// from the allocator's per-thread cache, since a kept-alive connection
