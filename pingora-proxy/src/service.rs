@@ -417,7 +417,7 @@ mod tests {
     /// than release ones, so the budget is the debug size with a margin.
     #[tokio::test]
     async fn a_connection_future_stays_small() {
-        const BUDGET: usize = 1280;
+        const BUDGET: usize = 768;
         let proxy = Arc::new(HttpProxy::new(Nowhere, &ServerConf::default()).unwrap());
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let (stream, _client) = tokio::io::duplex(64);

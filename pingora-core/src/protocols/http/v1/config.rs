@@ -62,34 +62,20 @@ impl H1Config {
     pub const MAX_HEADERS_CAP: usize = 256;
 
     /// Run `future` for at most `wait`, on the timer this config picks.
-    pub(crate) fn bounded<F: Future>(
+    pub(crate) async fn bounded<F: Future>(
         &self,
         wait: Duration,
         future: F,
-    ) -> impl Future<Output = Result<F::Output, pingora_timeout::Elapsed>> + use<F> {
-        bounded(self.coarse_timers, wait, future)
+    ) -> Result<F::Output, pingora_timeout::Elapsed> {
+        if self.coarse_timers {
+            pingora_timeout::fast::timeout(wait, future).await
+        } else {
+            pingora_timeout::timeout(wait, future).await
+        }
     }
 
     pub(crate) fn header_slots(&self) -> usize {
         self.max_headers.clamp(1, Self::MAX_HEADERS_CAP)
-    }
-}
-
-/// Run `future` for at most `wait`, on the coarse timers or the precise
-/// ones (see [`H1Config::coarse_timers`]).
-///
-/// The precise timer's state (a tokio sleep, over a hundred bytes) is
-/// boxed: this future is part of every idle connection's, which is kept
-/// small for the coarse timers used outside tests.
-pub(crate) async fn bounded<F: Future>(
-    coarse: bool,
-    wait: Duration,
-    future: F,
-) -> Result<F::Output, pingora_timeout::Elapsed> {
-    if coarse {
-        pingora_timeout::fast::timeout(wait, future).await
-    } else {
-        Box::pin(pingora_timeout::timeout(wait, future)).await
     }
 }
 

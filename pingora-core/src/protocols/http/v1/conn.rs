@@ -15,7 +15,8 @@ use bytes::BytesMut;
 use pingora_error::{Error, ErrorType, Result};
 use std::future::Future;
 use std::io::IoSlice;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -111,11 +112,10 @@ impl Conn {
     ///
     /// Cancel safe, as [`read_more`](Self::read_more).
     pub(crate) async fn read_lean_bounded(&mut self, wait: Duration) -> Result<usize> {
-        let read = read_lean(&mut self.stream, &mut self.buf, &mut self.wbuf);
-        match self.config.bounded(wait, read).await {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
-            Err(_) => Error::e_explain(ErrorType::ReadTimedout, "reading http/1"),
+        let deadline = Deadline::new(&self.config, wait);
+        match deadline.bound(pin!(self.read_lean())).await {
+            Ok(res) => res,
+            Err(TimedOut) => Error::e_explain(ErrorType::ReadTimedout, "reading http/1"),
         }
     }
 
@@ -129,16 +129,34 @@ impl Conn {
     /// `buf` holding nothing is released, with `wbuf` when that is empty
     /// too, and one holding part of a head is cut to its contents. A
     /// client that keeps a connection idle, or sends a head slowly, so
-    /// costs buffer memory in proportion to what it sent.
+    /// costs buffer memory in proportion to what it sent. The future is a
+    /// few words: it is what every idle connection keeps.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe, as [`read_more`](Self::read_more).
     pub(crate) async fn read_lean(&mut self) -> Result<usize> {
-        match read_lean(&mut self.stream, &mut self.buf, &mut self.wbuf).await {
+        match std::future::poll_fn(|cx| self.poll_read_lean(cx)).await {
             Ok(n) => Ok(n),
             Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
         }
+    }
+
+    fn poll_read_lean(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if self.buf.capacity() == 0 {
+            self.buf = spare::take(HEAD_CHUNK);
+        } else if self.buf.capacity() - self.buf.len() < MIN_READ {
+            // At least doubles a buffer that is (nearly) full, so a long
+            // head takes a few reads, not one per kilobyte.
+            self.buf.reserve(self.buf.len().max(HEAD_CHUNK));
+        }
+        // A fresh read future per poll: it holds only the two borrows,
+        // which must end before the buffer can be released below.
+        let polled = pin!(self.stream.read_buf(&mut self.buf)).poll(cx);
+        if polled.is_pending() {
+            release_for_wait(&mut self.buf, &mut self.wbuf);
+        }
+        polled
     }
 
     /// The write buffer, with room for a response head and a short body
@@ -246,29 +264,63 @@ impl Conn {
     }
 }
 
-/// The read of [`Conn::read_lean`], on the parts of a [`Conn`] it uses.
-async fn read_lean(
-    stream: &mut Stream,
-    buf: &mut BytesMut,
-    wbuf: &mut BytesMut,
-) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| {
-        if buf.capacity() == 0 {
-            *buf = spare::take(HEAD_CHUNK);
-        } else if buf.capacity() - buf.len() < MIN_READ {
-            // At least doubles a buffer that is (nearly) full, so a long
-            // head takes a few reads, not one per kilobyte.
-            buf.reserve(buf.len().max(HEAD_CHUNK));
+/// When a wait ends, on the timers [`H1Config::coarse_timers`] picks.
+///
+/// Used with [`Deadline::bound`] instead of a timeout future wrapping the
+/// read: that would hold the read future twice (once as an argument), in
+/// every connection waiting for a request. The precise timer's state (a
+/// tokio sleep, over a hundred bytes) is boxed; it serves tests.
+#[derive(Debug)]
+pub(crate) enum Deadline {
+    Coarse(pingora_timeout::fast::Sleep),
+    Precise(Pin<Box<pingora_timeout::Sleep>>),
+}
+
+/// A [`Deadline`] passed before the future it bounds completed.
+#[derive(Debug)]
+pub(crate) struct TimedOut;
+
+impl Deadline {
+    /// `wait` from the first poll of [`bound`](Self::bound)'s future.
+    pub(crate) fn new(config: &H1Config, wait: Duration) -> Self {
+        if config.coarse_timers {
+            Self::Coarse(pingora_timeout::fast::sleep(wait))
+        } else {
+            Self::Precise(Box::pin(pingora_timeout::sleep(wait)))
         }
-        // A fresh read future per poll: it holds only the two borrows,
-        // which must end before the buffer can be released below.
-        let polled = pin!(stream.read_buf(&mut *buf)).poll(cx);
-        if polled.is_pending() {
-            release_for_wait(buf, wbuf);
+    }
+
+    /// Run `fut` (pinned by the caller, so it is stored once) until it
+    /// completes or the deadline passes; `fut` is polled first.
+    pub(crate) fn bound<F: Future>(self, fut: Pin<&mut F>) -> Bounded<'_, F> {
+        Bounded {
+            fut,
+            deadline: self,
         }
-        polled
-    })
-    .await
+    }
+}
+
+/// The future of [`Deadline::bound`].
+#[derive(Debug)]
+pub(crate) struct Bounded<'a, F> {
+    fut: Pin<&'a mut F>,
+    deadline: Deadline,
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = std::result::Result<F::Output, TimedOut>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let passed = match &mut this.deadline {
+            Deadline::Coarse(sleep) => Pin::new(sleep).poll(cx),
+            Deadline::Precise(sleep) => sleep.as_mut().poll(cx),
+        };
+        passed.map(|()| Err(TimedOut))
+    }
 }
 
 /// Give back what a connection waiting for bytes does not need: an empty

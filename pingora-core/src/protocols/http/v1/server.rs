@@ -8,7 +8,7 @@
 //! previous response is written, so pipelined requests never mix.
 
 use super::H1Config;
-use super::conn::Conn;
+use super::conn::{Conn, Deadline, TimedOut};
 use super::decode::{BodyDecoder, DecodeError, Decoded};
 use super::encode::BodyEncoder;
 use super::framing::{self, Framing};
@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
+use std::pin::pin;
 
 /// A downstream HTTP/1 connection between requests.
 ///
@@ -124,28 +125,35 @@ impl ServerConnection {
         if !self.wait_for_request().await? {
             return Ok(None);
         }
-        // Not `config.bounded`: a copy of the config would be held across
-        // the wait, in every connection waiting for a head.
-        let config = &self.s.conn.config;
-        let (coarse, wait) = (config.coarse_timers, config.header_timeout);
-        let head = super::config::bounded(coarse, wait, self.read_head()).await;
-        let req = match head {
-            Ok(Ok(Some(req))) => req,
-            Ok(Ok(None)) => return Ok(None),
-            Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
-            Ok(Err(HeadFail::Bad(bad))) => {
-                let etype = ErrorType::InvalidHTTPHeader;
-                return Err(self.reject(bad.status(), etype, bad.as_str()).await);
-            }
-            Err(_) => {
-                return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
-                    .map_err(Error::into_down);
+        // What to refuse, if anything, worked out in a block, so that the
+        // head and its request (hundreds of bytes) are not kept across
+        // the refusal's await: that would grow the future of every
+        // connection waiting for a request.
+        let (status, etype, why) = {
+            // A deadline rather than `config.bounded`, which would hold a
+            // copy of the config and the head read twice.
+            let head = {
+                let config = &self.s.conn.config;
+                let deadline = Deadline::new(config, config.header_timeout);
+                deadline.bound(pin!(self.read_head())).await
+            };
+            match head {
+                Ok(Ok(Some(req))) => match framing::request_framing(&req) {
+                    Ok(framing) => return Ok(Some(ServerSession::new(self, req, framing))),
+                    Err(why) => (400, ErrorType::H1Error, why),
+                },
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
+                Ok(Err(HeadFail::Bad(bad))) => {
+                    (bad.status(), ErrorType::InvalidHTTPHeader, bad.as_str())
+                }
+                Err(TimedOut) => {
+                    return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
+                        .map_err(Error::into_down);
+                }
             }
         };
-        match framing::request_framing(&req) {
-            Ok(framing) => Ok(Some(ServerSession::new(self, req, framing))),
-            Err(why) => Err(self.reject(400, ErrorType::H1Error, why).await),
-        }
+        Err(self.reject(status, etype, why).await)
     }
 
     async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {

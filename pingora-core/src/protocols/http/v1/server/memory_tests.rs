@@ -108,3 +108,17 @@ async fn a_partial_head_waits_in_a_buffer_of_its_size() {
     assert_eq!(agent.as_bytes(), b"slow");
     answer(s, &mut client).await;
 }
+
+/// What a connection waiting for a request keeps (its `read_request`
+/// future) stays small: the head's parsing, a refusal's write and linger
+/// and the request head itself are not part of it while it waits. Debug
+/// builds lay futures out more loosely than release ones; the budget is
+/// the debug size with a margin.
+#[tokio::test]
+async fn a_connection_waiting_for_a_request_keeps_a_small_future() {
+    const BUDGET: usize = 256;
+    let (conn, _client) = tcp_pair().await;
+    let waiting = conn.read_request();
+    let size = size_of_val(&waiting);
+    assert!(size <= BUDGET, "{size} bytes per waiting connection");
+}
