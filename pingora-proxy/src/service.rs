@@ -219,18 +219,32 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (h2, stream) = match v2::negotiated_h2(&stream) {
-            false if self.h2c() => {
-                v2::detect_h2c(stream, self.h2_options().handshake_timeout).await
-            }
-            alpn_h2 => (alpn_h2, stream),
-        };
-        if h2 {
-            serve_h2(self, stream, shutdown).await;
-            return None;
-        }
-        serve_h1(self, stream, shutdown).await
+        serve_connection(self, stream, shutdown).await
     }
+}
+
+/// Serve one client connection, HTTP/1 or HTTP/2 as negotiated.
+async fn serve_connection<SV: ProxyHttp + 'static>(
+    proxy: &Arc<HttpProxy<SV>>,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+) -> Option<Stream> {
+    // This future lives as long as the connection, and is as large as
+    // its largest state: the HTTP/2 connection and the h2c sniffing
+    // are boxed so that an HTTP/1 connection does not carry their
+    // size (kilobytes) all its life.
+    let (h2, stream) = match v2::negotiated_h2(&stream) {
+        false if proxy.h2c() => {
+            let timeout = proxy.h2_options().handshake_timeout;
+            Box::pin(v2::detect_h2c(stream, timeout)).await
+        }
+        alpn_h2 => (alpn_h2, stream),
+    };
+    if h2 {
+        Box::pin(serve_h2(proxy, stream, shutdown)).await;
+        return None;
+    }
+    serve_h1(proxy, stream, shutdown).await
 }
 
 /// Completes once `shutdown` turns true (or its sender is gone), and is
@@ -257,6 +271,12 @@ async fn stop_signal(mut shutdown: ShutdownWatch) {
 
 /// The HTTP/1 adapter: read requests one after another on the connection
 /// and run each through the shared phases.
+///
+/// This future lives as long as the connection, so it is kept small:
+/// while the connection waits for a request, or for the rest of a head,
+/// it holds only that read (and no buffer while nothing arrived, see
+/// [`ServerConnection::read_request`]). Running the phases, whose state
+/// is several kilobytes, happens in a future boxed for that one request.
 async fn serve_h1<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
     stream: Stream,
@@ -296,7 +316,7 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
             }
         }
         let read = conn.read_request().await;
-        let mut session = match read {
+        let session = match read {
             Ok(Some(h1)) => Session::new(h1, reused),
             Ok(None) => return None,
             Err(e) => {
@@ -305,11 +325,21 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
                 return None;
             }
         };
-        session.set_shutdown_watch(watch.take());
-        proxy.process_request(&mut session).await;
-        watch = session.take_shutdown_watch();
-        conn = next_request(session).await?;
+        conn = Box::pin(serve_h1_request(proxy, session, &mut watch)).await?;
     }
+}
+
+/// Run one request through the phases and hand back the connection when
+/// it can serve another.
+async fn serve_h1_request<SV: ProxyHttp + 'static>(
+    proxy: &Arc<HttpProxy<SV>>,
+    mut session: Session,
+    watch: &mut Option<ShutdownWatch>,
+) -> Option<ServerConnection> {
+    session.set_shutdown_watch(watch.take());
+    proxy.process_request(&mut session).await;
+    *watch = session.take_shutdown_watch();
+    next_request(session).await
 }
 
 /// The HTTP/2 adapter: each stream is a request, run through the shared
@@ -396,6 +426,22 @@ mod tests {
         async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
             Error::e_explain(ErrorType::InternalError, "never asked")
         }
+    }
+
+    /// What every connection keeps for as long as it is open: the future
+    /// serving it, which holds the HTTP/1 wait for a request but not the
+    /// request phases, the HTTP/2 connection or h2c sniffing (kilobytes;
+    /// boxed while they run). Debug builds lay futures out more loosely
+    /// than release ones, so the budget is the debug size with a margin.
+    #[tokio::test]
+    async fn a_connection_future_stays_small() {
+        const BUDGET: usize = 768;
+        let proxy = Arc::new(HttpProxy::new(Nowhere, &ServerConf::default()).unwrap());
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (stream, _client) = tokio::io::duplex(64);
+        let serving = serve_connection(&proxy, Box::new(stream), &shutdown);
+        let size = size_of_val(&serving);
+        assert!(size <= BUDGET, "{size} bytes per connection");
     }
 
     #[test]

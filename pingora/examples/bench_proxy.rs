@@ -4,6 +4,9 @@
 //! cargo build --release --example bench_proxy --features proxy
 //! target/release/examples/bench_proxy 127.0.0.1:8000 127.0.0.1:6190
 //! #                                    upstream       listen
+//! # optionally also TLS (h2 and http/1.1 by ALPN):
+//! target/release/examples/bench_proxy 127.0.0.1:8000 127.0.0.1:6190 \
+//!     127.0.0.1:6443 cert.pem key.pem
 //! ```
 //!
 //! One worker thread, no per-request logging. `../shared/bench/proxy-bench.sh`
@@ -47,6 +50,12 @@ fn main() {
         ToUpstream(HttpPeer::new(upstream, false, "")),
     );
     proxy.add_tcp(&listen);
+    if let (Some(tls_listen), Some(cert), Some(key)) = (args.next(), args.next(), args.next()) {
+        proxy.add_tls(&tls_listen, &cert, &key).unwrap_or_else(|e| {
+            eprintln!("bench_proxy: TLS listener: {e}");
+            std::process::exit(2)
+        });
+    }
     server.add_service(proxy);
     server.run_forever();
 }

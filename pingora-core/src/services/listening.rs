@@ -257,8 +257,10 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
     shutdown: ShutdownWatch,
     _drain: mpsc::Sender<()>,
 ) {
+    // The handshake's state is boxed: kept inline, its size would stay in
+    // every connection's task for as long as the connection lives.
     let mut stream = match tls {
-        Some(acceptor) => match acceptor.accept(stream).await {
+        Some(acceptor) => match Box::pin(acceptor.accept(stream)).await {
             Ok(stream) => stream,
             Err(e) => {
                 log::debug!("tls handshake failed: {e}");
@@ -453,6 +455,29 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(plain).await.unwrap();
         client.read_exact(&mut byte).await.unwrap();
         assert_eq!(&byte, b"!");
+    }
+
+    /// The task of every connection stays small for as long as the
+    /// connection lives: the TLS handshake's state is not part of it.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        use crate::tls::{CertKey, CertStore, TlsSettings};
+        const BUDGET: usize = 320;
+        let cert = rcgen::generate_simple_self_signed(vec!["tls.test".to_owned()]).unwrap();
+        let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+        let key = CertKey::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+        let acceptor = TlsSettings::new(CertStore::new().with_default(key))
+            .build()
+            .unwrap();
+        let app = Arc::new(Slow {
+            hold: Duration::ZERO,
+        });
+        let (stream, _client) = tokio::io::duplex(64);
+        let (_tx, shutdown) = watch::channel(false);
+        let (drain, _) = mpsc::channel(1);
+        let task = serve(app, Box::new(stream), Some(acceptor), shutdown, drain);
+        let size = size_of_val(&task);
+        assert!(size <= BUDGET, "{size} bytes per connection");
     }
 
     #[tokio::test]

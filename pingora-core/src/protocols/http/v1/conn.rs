@@ -1,30 +1,60 @@
-//! The I/O half of an HTTP/1 connection: the stream, its reused read and
-//! write buffers, and the timeouts around every read and write.
+//! The I/O half of an HTTP/1 connection: the stream, its read and write
+//! buffers, and the timeouts around every read and write.
+//!
+//! The buffers cost memory only while there is something to hold: both
+//! start empty, and a read that has to wait while holding no bytes gives
+//! its buffer back for the wait (see [`Conn::read_lean`]). A connection
+//! idle between requests, or not yet sent a byte, so holds no buffer at
+//! all, and one that sent half a head holds about what it sent.
+
+mod spare;
 
 use super::H1Config;
 use crate::protocols::Stream;
 use bytes::BytesMut;
 use pingora_error::{Error, ErrorType, Result};
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How much room each read asks for.
+/// How much room a body or response read asks for.
 const READ_CHUNK: usize = 16 * 1024;
+/// How much room the first read of a request head gets; a longer head
+/// grows the buffer as it arrives. Most request heads fit (nginx starts
+/// from the same size), and a buffer this small comes from the
+/// allocator's per-thread cache.
+const HEAD_CHUNK: usize = 1024;
+/// The room the write buffer gets when it is first written to: enough
+/// for a usual response head and a short body, and small enough to come
+/// from the allocator's per-thread cache, since a kept-alive connection
+/// gets it anew for each response. Longer ones grow it.
+const WRITE_CHUNK: usize = 1024;
+/// A head read asks for at least this much room, so that it never reads
+/// a few bytes at a time into the end of a buffer.
+const MIN_READ: usize = 256;
+/// A buffer waiting with part of a head is cut down to its contents when
+/// it holds less than half its size (and this much): it then grows again
+/// by at least doubling, so however slowly a head arrives, it is copied
+/// a bounded number of times.
+const WAIT_SLACK: usize = 256;
 /// After a connection is closed on an error, how long and how much we keep
 /// reading and discarding so the peer gets our last response instead of a
 /// reset (RFC 9112 §9.6 on closing with unread data).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// A stream plus the buffers that live as long as the connection.
+/// A stream plus its buffers, allocated when first needed.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) stream: Stream,
     /// Bytes read but not yet consumed: the rest of a head, body bytes, or
     /// the next pipelined message.
     pub(crate) buf: BytesMut,
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written. Server code writes through
+    /// [`Conn::wbuf`], which gives a released buffer its room back.
     pub(crate) wbuf: BytesMut,
     /// How much of `wbuf` a flush that was cancelled wrote already.
     written: usize,
@@ -35,8 +65,8 @@ impl Conn {
     pub(crate) fn new(stream: Stream, config: H1Config) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
             written: 0,
             config,
         }
@@ -59,9 +89,9 @@ impl Conn {
     }
 
     /// Read more bytes into `buf` with no timer of its own, for a caller
-    /// that already bounds the whole wait (a head read under the header
-    /// timeout): a second timer would only cost a wheel slot per read.
-    /// `Ok(0)` means the peer closed its side.
+    /// that already bounds the whole wait (a response head read under the
+    /// header timeout): a second timer would only cost a wheel slot per
+    /// read. `Ok(0)` means the peer closed its side.
     ///
     /// # Cancel safety
     ///
@@ -72,6 +102,70 @@ impl Conn {
             Ok(n) => Ok(n),
             Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
         }
+    }
+
+    /// Read more of a request head into `buf`, waiting at most `wait`, as
+    /// [`read_lean`](Self::read_lean) does. `Ok(0)` means the peer closed
+    /// its side.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`read_more`](Self::read_more).
+    pub(crate) async fn read_lean_bounded(&mut self, wait: Duration) -> Result<usize> {
+        let deadline = Deadline::new(&self.config, wait);
+        match deadline.bound(pin!(self.read_lean())).await {
+            Ok(res) => res,
+            Err(TimedOut) => Error::e_explain(ErrorType::ReadTimedout, "reading http/1"),
+        }
+    }
+
+    /// Read more of a request head into `buf`, with no timer of its own,
+    /// for a caller that already bounds the whole wait (a head read under
+    /// the header timeout): a second timer would only cost a wheel slot
+    /// per read. `Ok(0)` means the peer closed its side.
+    ///
+    /// Lean on memory while it waits: an empty `buf` starts at
+    /// [`HEAD_CHUNK`] and grows as bytes come. While the read waits, a
+    /// `buf` holding nothing is released, with `wbuf` when that is empty
+    /// too, and one holding part of a head is cut to its contents. A
+    /// client that keeps a connection idle, or sends a head slowly, so
+    /// costs buffer memory in proportion to what it sent. The future is a
+    /// few words: it is what every idle connection keeps.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`read_more`](Self::read_more).
+    pub(crate) async fn read_lean(&mut self) -> Result<usize> {
+        match std::future::poll_fn(|cx| self.poll_read_lean(cx)).await {
+            Ok(n) => Ok(n),
+            Err(e) => Error::e_because(ErrorType::ReadError, "reading http/1", e),
+        }
+    }
+
+    fn poll_read_lean(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if self.buf.capacity() == 0 {
+            self.buf = spare::take(HEAD_CHUNK);
+        } else if self.buf.capacity() - self.buf.len() < MIN_READ {
+            // At least doubles a buffer that is (nearly) full, so a long
+            // head takes a few reads, not one per kilobyte.
+            self.buf.reserve(self.buf.len().max(HEAD_CHUNK));
+        }
+        // A fresh read future per poll: it holds only the two borrows,
+        // which must end before the buffer can be released below.
+        let polled = pin!(self.stream.read_buf(&mut self.buf)).poll(cx);
+        if polled.is_pending() {
+            release_for_wait(&mut self.buf, &mut self.wbuf);
+        }
+        polled
+    }
+
+    /// The write buffer, with room for a response head and a short body
+    /// when it was released.
+    pub(crate) fn wbuf(&mut self) -> &mut BytesMut {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = spare::take(WRITE_CHUNK);
+        }
+        &mut self.wbuf
     }
 
     /// Write and flush everything in `wbuf`, each write bounded by the
@@ -170,6 +264,78 @@ impl Conn {
     }
 }
 
+/// When a wait ends, on the timers [`H1Config::coarse_timers`] picks.
+///
+/// Used with [`Deadline::bound`] instead of a timeout future wrapping the
+/// read: that would hold the read future twice (once as an argument), in
+/// every connection waiting for a request. The precise timer's state (a
+/// tokio sleep, over a hundred bytes) is boxed; it serves tests.
+#[derive(Debug)]
+pub(crate) enum Deadline {
+    Coarse(pingora_timeout::fast::Sleep),
+    Precise(Pin<Box<pingora_timeout::Sleep>>),
+}
+
+/// A [`Deadline`] passed before the future it bounds completed.
+#[derive(Debug)]
+pub(crate) struct TimedOut;
+
+impl Deadline {
+    /// `wait` from the first poll of [`bound`](Self::bound)'s future.
+    pub(crate) fn new(config: &H1Config, wait: Duration) -> Self {
+        if config.coarse_timers {
+            Self::Coarse(pingora_timeout::fast::sleep(wait))
+        } else {
+            Self::Precise(Box::pin(pingora_timeout::sleep(wait)))
+        }
+    }
+
+    /// Run `fut` (pinned by the caller, so it is stored once) until it
+    /// completes or the deadline passes; `fut` is polled first.
+    pub(crate) fn bound<F: Future>(self, fut: Pin<&mut F>) -> Bounded<'_, F> {
+        Bounded {
+            fut,
+            deadline: self,
+        }
+    }
+}
+
+/// The future of [`Deadline::bound`].
+#[derive(Debug)]
+pub(crate) struct Bounded<'a, F> {
+    fut: Pin<&'a mut F>,
+    deadline: Deadline,
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = std::result::Result<F::Output, TimedOut>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let passed = match &mut this.deadline {
+            Deadline::Coarse(sleep) => Pin::new(sleep).poll(cx),
+            Deadline::Precise(sleep) => sleep.as_mut().poll(cx),
+        };
+        passed.map(|()| Err(TimedOut))
+    }
+}
+
+/// Give back what a connection waiting for bytes does not need: an empty
+/// buffer, and the room of one holding part of a head.
+fn release_for_wait(buf: &mut BytesMut, wbuf: &mut BytesMut) {
+    if buf.is_empty() {
+        spare::give_back(std::mem::take(buf));
+    } else if buf.capacity() > 2 * buf.len() + WAIT_SLACK {
+        *buf = BytesMut::from(&buf[..]);
+    }
+    if wbuf.is_empty() {
+        spare::give_back(std::mem::take(wbuf));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,41 +374,63 @@ mod tests {
         conn.flush_wbuf().await.unwrap();
     }
 
+    /// Waiting, an empty buffer is let go, and one holding a little is cut
+    /// to size; one at least half full is kept as it is, so a head that
+    /// arrives a byte at a time is not copied once per byte.
+    #[test]
+    fn a_waiting_read_keeps_only_what_it_holds() {
+        let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
+        let mut wbuf = BytesMut::with_capacity(WRITE_CHUNK);
+        release_for_wait(&mut buf, &mut wbuf);
+        assert_eq!((buf.capacity(), wbuf.capacity()), (0, 0));
+
+        buf.reserve(HEAD_CHUNK);
+        buf.extend_from_slice(b"GET / HT");
+        release_for_wait(&mut buf, &mut wbuf);
+        assert_eq!((buf.len(), buf.capacity()), (8, 8));
+
+        let mut half_full = BytesMut::with_capacity(2 * HEAD_CHUNK);
+        half_full.extend_from_slice(&[b'a'; HEAD_CHUNK]);
+        let before = half_full.as_ptr();
+        // Written but not yet flushed bytes are kept too.
+        wbuf.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        release_for_wait(&mut half_full, &mut wbuf);
+        assert_eq!(half_full.as_ptr(), before, "copied needlessly");
+        assert_eq!(wbuf.len(), 17);
+    }
+
     /// An in-memory stream that writes one buffer at a time, as TLS does.
     #[derive(Debug)]
     struct OneBufferAtATime(tokio::io::DuplexStream);
 
     impl tokio::io::AsyncRead for OneBufferAtATime {
         fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
             buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
         }
     }
 
     impl tokio::io::AsyncWrite for OneBufferAtATime {
         fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
             buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
         }
 
-        fn poll_flush(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
         }
 
         fn poll_shutdown(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
         }
     }
 

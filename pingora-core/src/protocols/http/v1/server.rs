@@ -8,7 +8,7 @@
 //! previous response is written, so pipelined requests never mix.
 
 use super::H1Config;
-use super::conn::Conn;
+use super::conn::{Conn, Deadline, TimedOut};
 use super::decode::{BodyDecoder, DecodeError, Decoded};
 use super::encode::BodyEncoder;
 use super::framing::{self, Framing};
@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
+use std::pin::pin;
 
 /// Once a connection drains (the server is shutting down), how long it
 /// still waits for a next request before it closes. A client that sends
@@ -138,7 +139,8 @@ impl ServerConnection {
             wait = wait.min(DRAIN_IDLE_WAIT);
         }
         let idle_ok = self.s.served > 0 || self.s.draining;
-        match self.s.conn.read_more(wait).await {
+        // Holds no buffer while it waits (see `Conn::read_lean`).
+        match self.s.conn.read_lean_bounded(wait).await {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),
             Err(e) if idle_ok && e.etype() == &ErrorType::ReadTimedout => Ok(false),
@@ -163,6 +165,11 @@ impl ServerConnection {
     /// a byte of the next request; a draining connection (see
     /// [`drain`](Self::drain)) is then closed gracefully.
     ///
+    /// Lean on memory, as this future is what a connection keeps while it
+    /// waits: it holds no buffer until bytes arrive, gives its buffers
+    /// back whenever it waits with nothing read, and keeps a head that
+    /// arrives slowly in a buffer about the size of what came so far.
+    ///
     /// # Errors
     ///
     /// A malformed or over-limit head is answered (400, 414 or 431, see
@@ -178,32 +185,41 @@ impl ServerConnection {
     pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
         if !self.wait_for_request().await? {
             if self.s.draining {
-                // See `drain`: a FIN, then a lingering read.
-                self.s.conn.linger_close().await;
+                // See `drain`: a FIN, then a lingering read. Boxed: this
+                // future is what every waiting connection keeps.
+                Box::pin(self.s.conn.linger_close()).await;
             }
             return Ok(None);
         }
-        let config = self.s.conn.config;
-        let head = config
-            .bounded(config.header_timeout, self.read_head())
-            .await;
-        let req = match head {
-            Ok(Ok(Some(req))) => req,
-            Ok(Ok(None)) => return Ok(None),
-            Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
-            Ok(Err(HeadFail::Bad(bad))) => {
-                let etype = ErrorType::InvalidHTTPHeader;
-                return Err(self.reject(bad.status(), etype, bad.as_str()).await);
-            }
-            Err(_) => {
-                return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
-                    .map_err(Error::into_down);
+        // What to refuse, if anything, worked out in a block, so that the
+        // head and its request (hundreds of bytes) are not kept across
+        // the refusal's await: that would grow the future of every
+        // connection waiting for a request.
+        let (status, etype, why) = {
+            // A deadline rather than `config.bounded`, which would hold a
+            // copy of the config and the head read twice.
+            let head = {
+                let config = &self.s.conn.config;
+                let deadline = Deadline::new(config, config.header_timeout);
+                deadline.bound(pin!(self.read_head())).await
+            };
+            match head {
+                Ok(Ok(Some(req))) => match framing::request_framing(&req) {
+                    Ok(framing) => return Ok(Some(ServerSession::new(self, req, framing))),
+                    Err(why) => (400, ErrorType::H1Error, why),
+                },
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
+                Ok(Err(HeadFail::Bad(bad))) => {
+                    (bad.status(), ErrorType::InvalidHTTPHeader, bad.as_str())
+                }
+                Err(TimedOut) => {
+                    return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
+                        .map_err(Error::into_down);
+                }
             }
         };
-        match framing::request_framing(&req) {
-            Ok(framing) => Ok(Some(ServerSession::new(self, req, framing))),
-            Err(why) => Err(self.reject(400, ErrorType::H1Error, why).await),
-        }
+        Err(self.reject(status, etype, why).await)
     }
 
     async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
@@ -215,7 +231,7 @@ impl ServerConnection {
                 Err(bad) => return Err(HeadFail::Bad(bad)),
             }
             // The caller bounds the whole head read by the header timeout.
-            match self.s.conn.read_more_unbounded().await {
+            match self.s.conn.read_lean().await {
                 // Closing in the middle of a head is not an error to answer.
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
@@ -225,10 +241,17 @@ impl ServerConnection {
     }
 
     /// Answer a bad request with `status` and close.
+    ///
+    /// The writing and lingering run in a boxed future: inline, their
+    /// state would make [`read_request`](Self::read_request)'s future, kept
+    /// by every connection waiting for a request, several times larger.
     async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
-        write_error_head(&mut self.s.conn.wbuf, status);
-        let _ = self.s.conn.flush_wbuf().await;
-        self.s.conn.linger_close().await;
+        write_error_head(self.s.conn.wbuf(), status);
+        Box::pin(async move {
+            let _ = self.s.conn.flush_wbuf().await;
+            self.s.conn.linger_close().await;
+        })
+        .await;
         Error::explain(etype, why).into_down()
     }
 }
@@ -399,7 +422,7 @@ impl ServerSession {
             self.s.cont = Continue::Sent;
             self.s
                 .conn
-                .wbuf
+                .wbuf()
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             return self.flush_wbuf().await;
         }
@@ -430,7 +453,7 @@ impl ServerSession {
     async fn body_error(&mut self, e: DecodeError) -> Box<Error> {
         self.s.keepalive = false;
         if matches!(self.s.response, Response::NotStarted) {
-            write_error_head(&mut self.s.conn.wbuf, 400);
+            write_error_head(self.s.conn.wbuf(), 400);
             let _ = self.flush_wbuf().await;
             self.s.response = Response::Done;
         }
@@ -477,7 +500,7 @@ impl ServerSession {
             None if self.s.req.version() == Version::HTTP_10 => return Ok(()),
             None => {}
         }
-        resp.write_h1(&mut self.s.conn.wbuf);
+        resp.write_h1(self.s.conn.wbuf());
         // A final head with body still to come waits in the buffer for the
         // first piece of body or the end of the response, so that a small
         // response leaves in one write: one segment and one wakeup of the
@@ -608,7 +631,7 @@ impl ServerSession {
         };
         let res = match encoder.pass_through(data.len()) {
             Ok(true) => return self.flush_with(data).await,
-            Ok(false) => encoder.encode(data, &mut self.s.conn.wbuf),
+            Ok(false) => encoder.encode(data, self.s.conn.wbuf()),
             Err(e) => Err(e),
         };
         if let Err(e) = res {
@@ -632,7 +655,7 @@ impl ServerSession {
                 _ => Error::e_explain(ErrorType::InternalError, "no response to finish"),
             };
         };
-        let res = encoder.finish(trailers, &mut self.s.conn.wbuf);
+        let res = encoder.finish(trailers, self.s.conn.wbuf());
         self.s.response = Response::Done;
         if let Err(e) = res {
             self.s.keepalive = false;
@@ -653,7 +676,7 @@ impl ServerSession {
         }
         self.s.keepalive = false;
         self.s.response = Response::Done;
-        write_error_head(&mut self.s.conn.wbuf, status);
+        write_error_head(self.s.conn.wbuf(), status);
         self.flush_wbuf().await
     }
 
@@ -708,5 +731,7 @@ fn strip_framing(resp: &mut ResponseHeader) {
     resp.remove_header("transfer-encoding");
 }
 
+#[cfg(test)]
+mod memory_tests;
 #[cfg(test)]
 mod tests;
