@@ -172,6 +172,7 @@ mod known;
 mod list;
 mod request;
 mod response;
+pub(crate) mod target;
 
 pub use request::RequestHeader;
 pub use response::ResponseHeader;
