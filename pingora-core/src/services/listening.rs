@@ -2,7 +2,7 @@
 //! with an app.
 
 use super::{Service, ServiceContext};
-use crate::apps::ServerApp;
+use crate::apps::{ListenerOptions, ServerApp};
 use crate::listeners::{Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
@@ -42,6 +42,9 @@ pub struct ListeningService<A> {
     listeners: Listeners,
     /// The TLS acceptor of each listener, by its index in `listeners`.
     tls: Vec<Option<TlsAcceptor>>,
+    /// The options of each listener handed to the app, by index; missing
+    /// ones are the default.
+    options: Vec<Arc<ListenerOptions>>,
     app: Arc<A>,
     threads: Option<usize>,
     bound: BoundAddrs,
@@ -67,6 +70,7 @@ impl<A> ListeningService<A> {
         Self {
             name: name.to_string(),
             tls: vec![None; listeners.len()],
+            options: Vec::new(),
             listeners,
             app,
             threads: None,
@@ -108,6 +112,39 @@ impl<A> ListeningService<A> {
         self.listeners.add_tcp_with_settings(addr, options);
         self.tls.resize(self.listeners.len() - 1, None);
         self.tls.push(Some(acceptor));
+    }
+
+    /// Listen on `addr`, with TLS when `tls` is given, and hand `options`
+    /// to the app with each connection it accepts (see
+    /// [`ServerApp::process_new_on`]): per-listener limits and timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_core::apps::{ListenerOptions, ServerApp};
+    /// # use pingora_core::listeners::{ServerAddress, TcpSocketOptions};
+    /// # use pingora_core::services::listening::ListeningService;
+    /// # use pingora_core::protocols::http::v1::H1Config;
+    /// # use std::time::Duration;
+    /// # fn add<A>(service: &mut ListeningService<A>) {
+    /// let mut h1 = H1Config::default();
+    /// h1.header_timeout = Duration::from_secs(5);
+    /// let public = ServerAddress::Tcp("0.0.0.0:80".into(), TcpSocketOptions::default());
+    /// service.add_listener(public, None, ListenerOptions::default().with_h1(h1));
+    /// # }
+    /// ```
+    pub fn add_listener(
+        &mut self,
+        addr: ServerAddress,
+        tls: Option<TlsAcceptor>,
+        options: ListenerOptions,
+    ) {
+        self.listeners.add_address(addr);
+        let index = self.listeners.len() - 1;
+        self.tls.resize(index, None);
+        self.tls.push(tls);
+        self.options.resize_with(index, Arc::default);
+        self.options.push(Arc::new(options));
     }
 
     /// Run on `threads` threads instead of the server's setting.
@@ -160,6 +197,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
                 let acceptor = Acceptor {
                     listener: Arc::clone(listener),
                     tls: self.tls.get(i).cloned().flatten(),
+                    options: self.options.get(i).cloned().unwrap_or_default(),
                     app: Arc::clone(&self.app),
                     shutdown: ctx.shutdown.clone(),
                     drain: drain_tx.clone(),
@@ -199,6 +237,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
 struct Acceptor<A> {
     listener: Arc<Listener>,
     tls: Option<TlsAcceptor>,
+    options: Arc<ListenerOptions>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
     drain: mpsc::Sender<()>,
@@ -228,6 +267,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
                         Arc::clone(&self.app),
                         Box::new(stream),
                         self.tls.clone(),
+                        Arc::clone(&self.options),
                         self.shutdown.clone(),
                         self.drain.clone(),
                     );
@@ -247,6 +287,7 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
     app: Arc<A>,
     stream: Stream,
     tls: Option<TlsAcceptor>,
+    options: Arc<ListenerOptions>,
     shutdown: ShutdownWatch,
     _drain: mpsc::Sender<()>,
 ) {
@@ -261,7 +302,7 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
         None => stream,
     };
     loop {
-        match app.process_new(stream, &shutdown).await {
+        match app.process_new_on(stream, &shutdown, &options).await {
             Some(reusable) if !*shutdown.borrow() => stream = reusable,
             _ => return,
         }

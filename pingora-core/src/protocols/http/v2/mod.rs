@@ -68,7 +68,7 @@ mod server;
 mod tests;
 
 pub use client::{ClientConnection, ClientSession};
-pub use detect::detect_h2c;
+pub use detect::{Detected, detect_h2c};
 pub use server::{ServerConnection, ServerSession, serve_connection};
 
 use std::time::Duration;
@@ -122,9 +122,21 @@ pub struct H2Options {
     /// Default 1 MiB.
     pub initial_connection_window: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE: largest decoded header block we take
-    /// (RFC 9113 §6.5.2). A larger request is refused with 431.
-    /// Default 64 KiB.
+    /// (RFC 9113 §6.5.2), counting 32 bytes per field on top of its name
+    /// and value, so it bounds the number of fields too (at most 2048 at
+    /// the default). A larger request is refused with 431. Default 64 KiB,
+    /// the HTTP/1 head limit ([`H1Config::max_header_bytes`]).
+    ///
+    /// [`H1Config::max_header_bytes`]: crate::protocols::http::v1::H1Config::max_header_bytes
     pub max_header_list_size: u32,
+    /// Largest request body a server accepts, in bytes; `None` for no
+    /// limit. A `content-length` above it is answered with 413 before the
+    /// request is handed on; a body that grows past it is answered with
+    /// 413 (or the stream reset, when a response was already started).
+    /// Default `None`, as [`H1Config::max_request_body`].
+    ///
+    /// [`H1Config::max_request_body`]: crate::protocols::http::v1::H1Config::max_request_body
+    pub max_request_body: Option<u64>,
     /// SETTINGS_MAX_FRAME_SIZE: largest frame payload the peer may send,
     /// 16 KiB to 16 MiB - 1 (RFC 9113 §4.2). Default 16 KiB.
     pub max_frame_size: u32,
@@ -181,6 +193,7 @@ impl Default for H2Options {
             initial_stream_window: 256 * 1024,
             initial_connection_window: 1024 * 1024,
             max_header_list_size: 64 * 1024,
+            max_request_body: None,
             max_frame_size: 16_384,
             max_send_buffer: 256 * 1024,
             keepalive_interval: Some(Duration::from_secs(30)),
