@@ -428,6 +428,72 @@ mod tests {
         assert_eq!(&byte, b"!");
     }
 
+    /// Writes the header timeout of the H1 options it was given, if any.
+    struct ShowOptions;
+
+    #[async_trait]
+    impl ServerApp for ShowOptions {
+        async fn process_new(self: &Arc<Self>, _: Stream, _: &ShutdownWatch) -> Option<Stream> {
+            None
+        }
+
+        async fn process_new_on(
+            self: &Arc<Self>,
+            mut stream: Stream,
+            _: &ShutdownWatch,
+            options: &ListenerOptions,
+        ) -> Option<Stream> {
+            let shown = options
+                .h1
+                .map_or("none".to_owned(), |h1| format!("{:?}", h1.header_timeout));
+            let _ = stream.write_all(shown.as_bytes()).await;
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn each_listener_hands_the_app_its_options() {
+        use crate::protocols::http::v1::H1Config;
+        let mut service = ListeningService::new("options", Arc::new(ShowOptions));
+        let mut h1 = H1Config::default();
+        h1.header_timeout = Duration::from_millis(250);
+        let tcp = |a: &str| ServerAddress::Tcp(a.into(), TcpSocketOptions::default());
+        service.add_tcp("127.0.0.3:0");
+        service.add_listener(
+            tcp("127.0.0.1:0"),
+            None,
+            ListenerOptions::default().with_h1(h1),
+        );
+        service.add_listener(tcp("127.0.0.2:0"), None, ListenerOptions::default());
+        let bound = service.bound_addrs();
+        let (_tx, shutdown) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let ctx = ServiceContext {
+            fds: ListenFds::new(),
+            shutdown,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addrs = bound.get().unwrap();
+        let mut shown = Vec::new();
+        for addr in &addrs {
+            let mut client = tokio::net::TcpStream::connect(addr.as_inet().unwrap())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            let read = client.read_to_string(&mut out);
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .unwrap()
+                .unwrap();
+            shown.push(out);
+        }
+        assert_eq!(shown, ["none", "250ms", "none"]);
+    }
+
     #[tokio::test]
     async fn bind_error_is_returned() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

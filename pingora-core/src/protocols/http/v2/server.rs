@@ -315,8 +315,9 @@ pub async fn serve_connection<F, Fut>(
     }
 }
 
-/// Answer a stream with a bodyless `status` and, when the client is still
-/// sending, reset its side: the response is complete (RFC 9113 §8.1).
+/// Answer a stream with a complete bodyless `status`. When the client is
+/// still sending, `h2` resets its side with NO_ERROR once the stream is
+/// dropped (RFC 9113 §8.1).
 fn refuse(respond: &mut SendResponse<Bytes>, status: u16) {
     let mut head = http::Response::new(());
     *head.status_mut() =
@@ -325,8 +326,8 @@ fn refuse(respond: &mut SendResponse<Bytes>, status: u16) {
         http::header::CONTENT_LENGTH,
         http::HeaderValue::from_static("0"),
     );
-    if respond.send_response(head, true).is_ok() {
-        respond.send_reset(Reason::NO_ERROR);
+    if let Err(e) = respond.send_response(head, true) {
+        log::debug!("h2 error response not sent: {e}");
     }
 }
 
