@@ -455,8 +455,10 @@ mod tests {
     async fn each_listener_hands_the_app_its_options() {
         use crate::protocols::http::v1::H1Config;
         let mut service = ListeningService::new("options", Arc::new(ShowOptions));
-        let mut h1 = H1Config::default();
-        h1.header_timeout = Duration::from_millis(250);
+        let h1 = H1Config {
+            header_timeout: Duration::from_millis(250),
+            ..H1Config::default()
+        };
         let tcp = |a: &str| ServerAddress::Tcp(a.into(), TcpSocketOptions::default());
         service.add_tcp("127.0.0.3:0");
         service.add_listener(

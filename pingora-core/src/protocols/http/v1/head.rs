@@ -225,9 +225,8 @@ fn check_request_line(line: &mut [u8]) -> Result<(), HeadError> {
 /// Any other major version gets 505. A line whose end does not look like a
 /// version is left to the parser, which refuses it.
 fn settle_version(line: &mut [u8]) -> Result<(), HeadError> {
-    let body = match line {
-        [body @ .., b'\r', b'\n'] | [body @ .., b'\n'] => body,
-        _ => return Ok(()),
+    let ([body @ .., b'\r', b'\n'] | [body @ .., b'\n']) = line else {
+        return Ok(());
     };
     let Some(at) = body.len().checked_sub(9) else {
         return Ok(());
