@@ -373,3 +373,29 @@ async fn slow_heads_get_408_on_the_listener_that_asks() {
         String::from_utf8_lossy(&out)
     );
 }
+
+/// HTTP/2 has the HTTP/1 head limits: field count (431) and target
+/// length (414), per listener like the rest of `H2Options`.
+#[tokio::test]
+async fn h2_field_count_and_path_length_are_limited() {
+    let (_origin, proxy, phases) = setup(|p| p.with_h2c(true)).await;
+    let send = h2_client(proxy.addr).await;
+    let mut req = http::Request::get("http://a.test/");
+    for i in 0..129 {
+        req = req.header(format!("x-{i}"), "v");
+    }
+    let answer = h2_exchange(&send, req.body(()).unwrap(), b"", None).await;
+    assert_eq!(answer.status, 431);
+    let long = format!("http://a.test/{}", "a".repeat(8 * 1024));
+    let req = http::Request::get(long).body(()).unwrap();
+    assert_eq!(h2_exchange(&send, req, b"", None).await.status, 414);
+    assert_eq!(phases.load(Ordering::SeqCst), 0);
+    // Below them: served (the origin's own HTTP/1 limits, 8 KiB of
+    // request line and 128 fields, apply to what is forwarded).
+    let mut req = http::Request::get(format!("http://a.test/{}", "a".repeat(4 * 1024)));
+    for i in 0..100 {
+        req = req.header(format!("x-{i}"), "v");
+    }
+    let answer = h2_exchange(&send, req.body(()).unwrap(), b"", None).await;
+    assert_eq!(answer.status, 200);
+}

@@ -37,6 +37,20 @@
 //!   `Authority`, which carries the host to an HTTP/2 upstream, refuses
 //!   them); and a port, when the `:` is there, is 1 to 5 digits no larger
 //!   than 65535.
+//!
+//! HTTP/1.x minor versions past 1 are served as 1.1 and other major
+//! versions get 505; that rule lives with the request-line parser.
+//!
+//! # Testing
+//!
+//! Besides unit tests, property tests named `strict_*` generate targets,
+//! hosts, request lines and `Connection` fields. `cargo test` runs a
+//! CI-sized slice (1024 cases each); a long run takes the count from
+//! `PINGORA_PROPTEST_CASES`:
+//!
+//! ```text
+//! PINGORA_PROPTEST_CASES=1000000 cargo test -p pingora-core --release --lib strict_
+//! ```
 
 use std::net::Ipv6Addr;
 

@@ -129,6 +129,17 @@ pub struct H2Options {
     ///
     /// [`H1Config::max_header_bytes`]: crate::protocols::http::v1::H1Config::max_header_bytes
     pub max_header_list_size: u32,
+    /// Most header fields in one request, as
+    /// [`H1Config::max_headers`]. More gets 431. Default 128.
+    ///
+    /// [`H1Config::max_headers`]: crate::protocols::http::v1::H1Config::max_headers
+    pub max_headers: usize,
+    /// Longest `:path` (with its query), in bytes, as
+    /// [`H1Config::max_request_line`] bounds an HTTP/1 target. Longer gets
+    /// 414. Default 8 KiB.
+    ///
+    /// [`H1Config::max_request_line`]: crate::protocols::http::v1::H1Config::max_request_line
+    pub max_path_bytes: usize,
     /// Largest request body a server accepts, in bytes; `None` for no
     /// limit. A `content-length` above it is answered with 413 before the
     /// request is handed on; a body that grows past it is answered with
@@ -194,6 +205,8 @@ impl Default for H2Options {
             initial_connection_window: 1024 * 1024,
             max_header_list_size: 64 * 1024,
             max_request_body: None,
+            max_headers: 128,
+            max_path_bytes: 8 * 1024,
             max_frame_size: 16_384,
             max_send_buffer: 256 * 1024,
             keepalive_interval: Some(Duration::from_secs(30)),

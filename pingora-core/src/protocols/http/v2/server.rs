@@ -159,8 +159,10 @@ impl ServerConnection {
                     self.deadline = Instant::now() + self.options.idle_timeout;
                 }
                 let (parts, body) = req.into_parts();
-                let checked = request_from_h2(&parts).map_err(|why| (400, why));
-                let req = match checked.and_then(|req| self.check_length(req, &body)) {
+                let checked = self.check_limits(&parts, &body);
+                let checked =
+                    checked.and_then(|()| request_from_h2(&parts).map_err(|why| (400, why)));
+                let req = match checked {
                     Ok(req) => req,
                     Err((status, why)) => {
                         log::debug!("h2 request refused: {why}");
@@ -193,20 +195,29 @@ impl ServerConnection {
         })
     }
 
-    /// Refuse a request whose `content-length` is over the body limit.
-    fn check_length(
+    /// Refuse a request over the limits of [`H2Options`]: too many
+    /// fields (431), a `:path` too long (414), a `content-length` over the
+    /// body limit (413).
+    fn check_limits(
         &self,
-        req: RequestHeader,
+        parts: &http::request::Parts,
         body: &RecvStream,
-    ) -> std::result::Result<RequestHeader, (u16, &'static str)> {
+    ) -> std::result::Result<(), (u16, &'static str)> {
+        if parts.headers.len() > self.options.max_headers {
+            return Err((431, "too many header fields"));
+        }
+        let path = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if path > self.options.max_path_bytes {
+            return Err((414, "path too long"));
+        }
         let Some(max) = self.options.max_request_body else {
-            return Ok(req);
+            return Ok(());
         };
-        let length = req.get_header(http::header::CONTENT_LENGTH.as_str());
+        let length = parts.headers.get(http::header::CONTENT_LENGTH);
         let length = length.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         match length {
             Some(n) if n > max && !body.is_end_stream() => Err((413, "request body too large")),
-            _ => Ok(req),
+            _ => Ok(()),
         }
     }
 
