@@ -399,3 +399,40 @@ async fn h2_field_count_and_path_length_are_limited() {
     let answer = h2_exchange(&send, req.body(()).unwrap(), b"", None).await;
     assert_eq!(answer.status, 200);
 }
+
+/// Many stalled heads at once: every one is answered 408 and closed at
+/// the header timeout, none is left hanging.
+#[tokio::test]
+async fn many_slow_heads_all_get_408() {
+    let origin = start_origin(Reflect).await;
+    let sv = Counting {
+        origin: origin.addr,
+        phases: Arc::default(),
+    };
+    let proxy = Arc::new(HttpProxy::new(sv, &ServerConf::default()).unwrap());
+    let mut short = H1Config::default();
+    short.header_timeout = Duration::from_millis(300);
+    let listener = serve_with(&proxy, ListenerOptions::default().with_h1(short)).await;
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        let mut c = TcpStream::connect(listener.addr).await.unwrap();
+        c.write_all(format!("GET /{i} HTTP/1.1\r\nHost: a\r\nX-").as_bytes())
+            .await
+            .unwrap();
+        clients.push(c);
+    }
+    let started = tokio::time::Instant::now();
+    for mut c in clients {
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+            .await
+            .expect("a stalled connection was left open")
+            .unwrap();
+        assert!(
+            out.starts_with(b"HTTP/1.1 408 "),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

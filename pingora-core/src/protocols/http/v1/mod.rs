@@ -49,8 +49,9 @@ use pingora_error::{Error, ErrorType, Result};
 ///
 /// # Errors
 ///
-/// [`ErrorType::InvalidHTTPHeader`] for a malformed or over-limit head;
-/// the context says which rule failed.
+/// [`ErrorType::InvalidHTTPHeader`] for a malformed or over-limit head,
+/// an invalid target or `Host`, or an HTTP version other than 1.x; the
+/// context says which rule failed.
 ///
 /// # Examples
 ///
