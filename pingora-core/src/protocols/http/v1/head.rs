@@ -118,11 +118,19 @@ impl HeadReader {
         buf: &mut BytesMut,
         config: &H1Config,
     ) -> Result<Option<RequestHeader>, HeadError> {
-        // RFC 9112 §2.2: empty lines before the request line are skipped.
+        // RFC 9112 §2.2: empty lines before the request line are skipped,
+        // but no more of them than a request line may hold, so that every
+        // call scans a bounded prefix.
         let start = buf
             .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(buf.len());
+            .take(config.max_request_line)
+            .position(|&b| b != b'\r' && b != b'\n');
+        let Some(start) = start else {
+            if buf.len() >= config.max_request_line {
+                return Err(HeadError::Malformed("too many empty lines"));
+            }
+            return Ok(None);
+        };
         let line_end = buf[start..]
             .iter()
             .take(config.max_request_line + 1)

@@ -340,3 +340,17 @@ fn targets_and_hosts() {
     assert_eq!(r.uri().authority().unwrap(), "b.test:8080");
     assert_eq!(r.headers()["x"], "y");
 }
+
+#[test]
+fn empty_lines_before_the_request_line_are_bounded() {
+    let mut config = cfg();
+    config.max_request_line = 64;
+    let mut reader = HeadReader::default();
+    let mut buf = BytesMut::from(&b"\r\n"[..]);
+    assert!(matches!(reader.parse_request(&mut buf, &config), Ok(None)));
+    buf.extend_from_slice(&b"\r\n".repeat(40));
+    assert!(matches!(
+        reader.parse_request(&mut buf, &config),
+        Err(HeadError::Malformed(_))
+    ));
+}
