@@ -99,6 +99,25 @@ const fn query_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !matches!(b, b'#' | b'"' | b'<' | b'>')
 }
 
+/// Byte classes as tables: one load per byte on the hot path.
+const fn tables() -> [[bool; 256]; 3] {
+    let mut t = [[false; 256]; 3];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[0][i] = path_byte(b);
+        t[1][i] = query_byte(b);
+        t[2][i] = unreserved_or_sub_delim(b);
+        i += 1;
+    }
+    t
+}
+
+const TABLES: [[bool; 256]; 3] = tables();
+const PATH: [bool; 256] = TABLES[0];
+const QUERY: [bool; 256] = TABLES[1];
+const REG_NAME: [bool; 256] = TABLES[2];
+
 /// Whether `rest` starts with two hex digits (the tail of a `%XX`).
 fn escaped(rest: &[u8]) -> bool {
     matches!(rest, [a, b, ..] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit())
@@ -107,21 +126,20 @@ fn escaped(rest: &[u8]) -> bool {
 /// Check `path-abempty [ "?" query ]` by the byte rules in the module docs.
 fn check_path_and_query(pq: &[u8]) -> Result<(), &'static str> {
     let mut i = 0;
-    while let Some(&b) = pq.get(i) {
-        match b {
-            b'?' => {
-                return match pq[i + 1..].iter().all(|&b| query_byte(b)) {
-                    true => Ok(()),
-                    false => Err("invalid byte in query"),
-                };
-            }
-            b'%' if escaped(&pq[i + 1..]) => i += 3,
-            b'%' => return Err("invalid percent-encoding in path"),
-            b if path_byte(b) => i += 1,
-            _ => return Err("invalid byte in path"),
+    loop {
+        i += pq[i..]
+            .iter()
+            .position(|&b| !PATH[usize::from(b)])
+            .unwrap_or(pq.len() - i);
+        match pq.get(i) {
+            None => return Ok(()),
+            Some(b'?') if pq[i + 1..].iter().all(|&b| QUERY[usize::from(b)]) => return Ok(()),
+            Some(b'?') => return Err("invalid byte in query"),
+            Some(b'%') if escaped(&pq[i + 1..]) => i += 3,
+            Some(b'%') => return Err("invalid percent-encoding in path"),
+            Some(_) => return Err("invalid byte in path"),
         }
     }
-    Ok(())
 }
 
 /// Check a request target against `method` and say which form it is.
@@ -201,11 +219,13 @@ pub(crate) fn check_authority(value: &[u8]) -> Result<(), &'static str> {
             check_ip_literal(&rest[..close])?;
             close + 2
         }
-        _ => {
-            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-            check_reg_name(&value[..end])?;
-            end
-        }
+        // A reg-name (not empty) runs up to the first byte it cannot
+        // hold, which must be the `:` of a port, or the end.
+        _ => match value.iter().position(|&b| !REG_NAME[usize::from(b)]) {
+            Some(0) => return Err("invalid host"),
+            Some(end) => end,
+            None => value.len(),
+        },
     };
     match &value[host_end..] {
         [] => Ok(()),
@@ -246,16 +266,6 @@ fn check_port(port: &[u8]) -> Result<(), &'static str> {
         && port.iter().all(u8::is_ascii_digit)
         && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65_535;
     if valid { Ok(()) } else { Err("invalid port") }
-}
-
-/// `reg-name = *( unreserved / sub-delims )`, not empty: the RFC 3986
-/// grammar without `pct-encoded`, see the module docs.
-fn check_reg_name(name: &[u8]) -> Result<(), &'static str> {
-    match name {
-        [] => Err("empty host"),
-        _ if name.iter().all(|&b| unreserved_or_sub_delim(b)) => Ok(()),
-        _ => Err("invalid host"),
-    }
 }
 
 /// The inside of `[...]`: an IPv6 address or `v` HEX `.` IPvFuture.
