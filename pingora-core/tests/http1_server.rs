@@ -85,12 +85,24 @@ async fn malformed_gets_400() {
     let addr = serve_http(EchoApp).await;
     for bad in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n"[..],
-        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.\r\n\r\n",
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",
         b"GET\r\n\r\n",
     ] {
         let out = exchange_tcp(addr, bad).await;
         assert_eq!(statuses(&out), [400], "{out}");
+    }
+}
+
+#[tokio::test]
+async fn other_major_versions_get_505() {
+    let addr = serve_http(EchoApp).await;
+    for bad in [
+        &b"GET / HTTP/9.9\r\n\r\n"[..],
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    ] {
+        let out = exchange_tcp(addr, bad).await;
+        assert_eq!(statuses(&out), [505], "{out}");
     }
 }
 

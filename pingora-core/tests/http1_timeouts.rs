@@ -46,21 +46,29 @@ async fn silent_new_connection_hits_header_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn slow_head_hits_header_timeout() {
-    let (conn, mut client) = server(4096);
+async fn slow_head_hits_header_timeout_and_gets_408() {
+    let (conn, client) = server(4096);
+    let (mut rd, mut wr) = tokio::io::split(client);
     let drip = tokio::spawn(async move {
         // One byte a second: each read is quick, the whole head is not.
         for b in b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: yes\r\n\r\n" {
-            client.write_all(&[*b]).await.unwrap();
+            wr.write_all(&[*b]).await.unwrap();
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        client
+        wr
     });
     let start = Instant::now();
-    let err = conn.read_request().await.unwrap_err();
-    assert_eq!(err.etype(), &ErrorType::ReadTimedout);
-    // First byte at once, then five seconds for the rest.
+    let served = tokio::spawn(conn.read_request());
+    // First byte at once, then five seconds for the rest: then 408
+    // (RFC 9110 §15.5.9), and the connection closes.
+    let mut answer = Vec::new();
+    rd.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
     assert_eq!(secs(start), 5);
+    let err = served.await.unwrap().unwrap_err();
+    assert_eq!(err.etype(), &ErrorType::ReadTimedout);
     drip.abort();
 }
 

@@ -2,11 +2,11 @@
 
 use crate::{HttpProxy, ProxyHttp, Session};
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
-use pingora_core::listeners::TcpSocketOptions;
+use pingora_core::apps::{ListenerOptions, ServerApp};
+use pingora_core::listeners::{ServerAddress, TcpSocketOptions};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::http::v1::ServerConnection;
+use pingora_core::protocols::http::v1::{H1Config, ServerConnection};
 use pingora_core::protocols::http::v2;
 use pingora_core::server::{ServerConf, ShutdownWatch};
 use pingora_core::services::listening::{BoundAddrs, ListeningService};
@@ -120,6 +120,42 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
         self.inner.add_uds(path, mode);
     }
 
+    /// Listen on `addr`, with TLS `settings` when given, using the HTTP/1
+    /// and HTTP/2 limits and timeouts of `options` instead of the proxy's
+    /// for the connections it accepts: for example a short header timeout
+    /// and a body limit on a public port.
+    ///
+    /// # Errors
+    ///
+    /// When the TLS settings do not build an acceptor.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_proxy::{HttpProxyService, ProxyHttp};
+    /// # fn add<SV: ProxyHttp + 'static>(service: &mut HttpProxyService<SV>) -> pingora_error::Result<()> {
+    /// use pingora_core::apps::ListenerOptions;
+    /// use pingora_core::listeners::{ServerAddress, TcpSocketOptions};
+    /// use pingora_core::protocols::http::v1::H1Config;
+    /// use std::time::Duration;
+    ///
+    /// let mut h1 = H1Config::default();
+    /// h1.header_timeout = Duration::from_secs(10);
+    /// let addr = ServerAddress::Tcp("0.0.0.0:80".into(), TcpSocketOptions::default());
+    /// service.add_listener(addr, None, ListenerOptions::default().with_h1(h1))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_listener(
+        &mut self,
+        addr: ServerAddress,
+        settings: Option<TlsSettings>,
+        options: ListenerOptions,
+    ) -> Result<()> {
+        let acceptor = settings.map(TlsSettings::build).transpose()?;
+        self.inner.add_listener(addr, acceptor, options);
+        Ok(())
+    }
+
     /// Run on `threads` threads instead of the server's setting.
     pub fn set_threads(&mut self, threads: usize) {
         self.inner.set_threads(threads);
@@ -219,32 +255,50 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        serve_connection(self, stream, shutdown).await
+        self.process_new_on(stream, shutdown, &ListenerOptions::default())
+            .await
+    }
+
+    async fn process_new_on(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        options: &ListenerOptions,
+    ) -> Option<Stream> {
+        serve_connection(self, stream, shutdown, options).await
     }
 }
 
-/// Serve one client connection, HTTP/1 or HTTP/2 as negotiated.
+/// Serve one client connection, HTTP/1 or HTTP/2 as negotiated, with
+/// the listener's settings where it has its own.
 async fn serve_connection<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
     stream: Stream,
     shutdown: &ShutdownWatch,
+    options: &ListenerOptions,
 ) -> Option<Stream> {
+    let h2 = options.h2.as_ref().unwrap_or(proxy.h2_options());
     // This future lives as long as the connection, and is as large as
     // its largest state: the HTTP/2 connection and the h2c sniffing
     // are boxed so that an HTTP/1 connection does not carry their
     // size (kilobytes) all its life.
-    let (h2, stream) = match v2::negotiated_h2(&stream) {
-        false if proxy.h2c() => {
-            let timeout = proxy.h2_options().handshake_timeout;
-            Box::pin(v2::detect_h2c(stream, timeout)).await
-        }
-        alpn_h2 => (alpn_h2, stream),
+    let detected = match v2::negotiated_h2(&stream) {
+        false if proxy.h2c() => Box::pin(v2::detect_h2c(stream, h2.handshake_timeout)).await,
+        true => v2::Detected::Http2(stream),
+        false => v2::Detected::Http1(stream),
     };
-    if h2 {
-        Box::pin(serve_h2(proxy, stream, shutdown)).await;
-        return None;
+    match detected {
+        v2::Detected::Http1(stream) => {
+            let h1 = options.h1.unwrap_or(proxy.downstream_config());
+            serve_h1(proxy, stream, h1, shutdown).await
+        }
+        v2::Detected::Http2(stream) => {
+            Box::pin(serve_h2(proxy, stream, h2, shutdown)).await;
+            None
+        }
+        // Already answered with an HTTP/2 connection error.
+        _ => None,
     }
-    serve_h1(proxy, stream, shutdown).await
 }
 
 /// Completes once `shutdown` turns true (or its sender is gone), and is
@@ -280,11 +334,12 @@ async fn stop_signal(mut shutdown: ShutdownWatch) {
 async fn serve_h1<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
     stream: Stream,
+    config: H1Config,
     shutdown: &ShutdownWatch,
 ) -> Option<Stream> {
     // One wait for the whole connection, not a new one per request.
     let mut stop = std::pin::pin!(stop_signal(shutdown.clone()));
-    let mut conn = ServerConnection::new(stream, proxy.downstream_config());
+    let mut conn = ServerConnection::new(stream, config);
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
     let mut draining = false;
@@ -347,6 +402,7 @@ async fn serve_h1_request<SV: ProxyHttp + 'static>(
 async fn serve_h2<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
     stream: Stream,
+    options: &v2::H2Options,
     shutdown: &ShutdownWatch,
 ) {
     let watch = shutdown.clone();
@@ -361,7 +417,7 @@ async fn serve_h2<SV: ProxyHttp + 'static>(
             proxy.process_request(&mut session).await;
         }
     };
-    v2::serve_connection(stream, proxy.h2_options(), shutdown, serve).await;
+    v2::serve_connection(stream, options, shutdown, serve).await;
 }
 
 /// The connection for the next request, when keep-alive allows.
@@ -439,7 +495,8 @@ mod tests {
         let proxy = Arc::new(HttpProxy::new(Nowhere, &ServerConf::default()).unwrap());
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let (stream, _client) = tokio::io::duplex(64);
-        let serving = serve_connection(&proxy, Box::new(stream), &shutdown);
+        let options = ListenerOptions::default();
+        let serving = serve_connection(&proxy, Box::new(stream), &shutdown, &options);
         let size = size_of_val(&serving);
         assert!(size <= BUDGET, "{size} bytes per connection");
     }

@@ -32,7 +32,7 @@
 //! # }
 //! ```
 
-use super::ServerApp;
+use super::{ListenerOptions, ServerApp};
 use crate::header::{HeaderList, RequestHeader, ResponseHeader};
 use crate::protocols::Stream;
 use crate::protocols::http::ServerSession;
@@ -295,27 +295,44 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (h2, stream) = match v2::negotiated_h2(&stream) {
-            false if self.h2c => v2::detect_h2c(stream, self.h2.handshake_timeout).await,
-            alpn_h2 => (alpn_h2, stream),
+        self.process_new_on(stream, shutdown, &ListenerOptions::default())
+            .await
+    }
+
+    async fn process_new_on(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        options: &ListenerOptions,
+    ) -> Option<Stream> {
+        let h2 = options.h2.as_ref().unwrap_or(&self.h2);
+        let stream = match v2::negotiated_h2(&stream) {
+            false if self.h2c => v2::detect_h2c(stream, h2.handshake_timeout).await,
+            true => v2::Detected::Http2(stream),
+            false => v2::Detected::Http1(stream),
         };
-        if h2 {
-            let serve = |session: v2::ServerSession| {
-                let app = Arc::clone(self);
-                // HTTP/2 streams need no `Connection: close`: the
-                // connection sends GOAWAY itself.
-                let watch = shutdown.clone();
-                async move {
-                    if let Err(e) = app.serve(&mut session.into(), &watch).await {
-                        log::debug!("h2 exchange failed: {e}");
+        let stream = match stream {
+            v2::Detected::Http1(stream) => stream,
+            v2::Detected::Http2(stream) => {
+                let serve = |session: v2::ServerSession| {
+                    let app = Arc::clone(self);
+                    // HTTP/2 streams need no `Connection: close`: the
+                    // connection sends GOAWAY itself.
+                    let watch = shutdown.clone();
+                    async move {
+                        if let Err(e) = app.serve(&mut session.into(), &watch).await {
+                            log::debug!("h2 exchange failed: {e}");
+                        }
                     }
-                }
-            };
-            v2::serve_connection(stream, &self.h2, shutdown, serve).await;
-            return None;
-        }
+                };
+                v2::serve_connection(stream, h2, shutdown, serve).await;
+                return None;
+            }
+            // A broken HTTP/2 preface, already answered with GOAWAY.
+            _ => return None,
+        };
         let mut stop = shutdown.clone();
-        let mut conn = ServerConnection::new(stream, self.config);
+        let mut conn = ServerConnection::new(stream, options.h1.unwrap_or(self.config));
         loop {
             // Only the wait for a request races shutdown: a request in
             // progress is always finished. Once shutting down, the

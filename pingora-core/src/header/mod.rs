@@ -177,6 +177,7 @@ mod known;
 mod list;
 mod request;
 mod response;
+pub(crate) mod target;
 
 pub use request::RequestHeader;
 pub use response::ResponseHeader;

@@ -2,7 +2,7 @@
 //! with an app.
 
 use super::{Service, ServiceContext};
-use crate::apps::ServerApp;
+use crate::apps::{ListenerOptions, ServerApp};
 use crate::listeners::{AcceptBackoff, Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
@@ -42,6 +42,9 @@ pub struct ListeningService<A> {
     listeners: Listeners,
     /// The TLS acceptor of each listener, by its index in `listeners`.
     tls: Vec<Option<TlsAcceptor>>,
+    /// The options of each listener handed to the app, by index; missing
+    /// ones are the default.
+    options: Vec<Arc<ListenerOptions>>,
     app: Arc<A>,
     threads: Option<usize>,
     bound: BoundAddrs,
@@ -67,6 +70,7 @@ impl<A> ListeningService<A> {
         Self {
             name: name.to_string(),
             tls: vec![None; listeners.len()],
+            options: Vec::new(),
             listeners,
             app,
             threads: None,
@@ -108,6 +112,39 @@ impl<A> ListeningService<A> {
         self.listeners.add_tcp_with_settings(addr, options);
         self.tls.resize(self.listeners.len() - 1, None);
         self.tls.push(Some(acceptor));
+    }
+
+    /// Listen on `addr`, with TLS when `tls` is given, and hand `options`
+    /// to the app with each connection it accepts (see
+    /// [`ServerApp::process_new_on`]): per-listener limits and timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_core::apps::{ListenerOptions, ServerApp};
+    /// # use pingora_core::listeners::{ServerAddress, TcpSocketOptions};
+    /// # use pingora_core::services::listening::ListeningService;
+    /// # use pingora_core::protocols::http::v1::H1Config;
+    /// # use std::time::Duration;
+    /// # fn add<A>(service: &mut ListeningService<A>) {
+    /// let mut h1 = H1Config::default();
+    /// h1.header_timeout = Duration::from_secs(5);
+    /// let public = ServerAddress::Tcp("0.0.0.0:80".into(), TcpSocketOptions::default());
+    /// service.add_listener(public, None, ListenerOptions::default().with_h1(h1));
+    /// # }
+    /// ```
+    pub fn add_listener(
+        &mut self,
+        addr: ServerAddress,
+        tls: Option<TlsAcceptor>,
+        options: ListenerOptions,
+    ) {
+        self.listeners.add_address(addr);
+        let index = self.listeners.len() - 1;
+        self.tls.resize(index, None);
+        self.tls.push(tls);
+        self.options.resize_with(index, Arc::default);
+        self.options.push(Arc::new(options));
     }
 
     /// Run on `threads` threads instead of the server's setting.
@@ -160,6 +197,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
                 let acceptor = Acceptor {
                     listener: Arc::clone(listener),
                     tls: self.tls.get(i).cloned().flatten(),
+                    options: self.options.get(i).cloned().unwrap_or_default(),
                     app: Arc::clone(&self.app),
                     shutdown: ctx.shutdown.clone(),
                     draining: ctx.draining.clone(),
@@ -201,6 +239,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
 struct Acceptor<A> {
     listener: Arc<Listener>,
     tls: Option<TlsAcceptor>,
+    options: Arc<ListenerOptions>,
     app: Arc<A>,
     shutdown: ShutdownWatch,
     /// What the app is given: turns `true` before `shutdown`.
@@ -235,6 +274,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
                         Arc::clone(&self.app),
                         Box::new(stream),
                         self.tls.clone(),
+                        Arc::clone(&self.options),
                         self.draining.clone(),
                         self.drain.clone(),
                     );
@@ -254,6 +294,7 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
     app: Arc<A>,
     stream: Stream,
     tls: Option<TlsAcceptor>,
+    options: Arc<ListenerOptions>,
     shutdown: ShutdownWatch,
     _drain: mpsc::Sender<()>,
 ) {
@@ -270,7 +311,7 @@ async fn serve<A: ServerApp + Send + Sync + 'static>(
         None => stream,
     };
     loop {
-        match app.process_new(stream, &shutdown).await {
+        match app.process_new_on(stream, &shutdown, &options).await {
             Some(reusable) if !*shutdown.borrow() => stream = reusable,
             _ => return,
         }
@@ -475,9 +516,85 @@ mod tests {
         let (stream, _client) = tokio::io::duplex(64);
         let (_tx, shutdown) = watch::channel(false);
         let (drain, _) = mpsc::channel(1);
-        let task = serve(app, Box::new(stream), Some(acceptor), shutdown, drain);
+        let task = serve(
+            app,
+            Box::new(stream),
+            Some(acceptor),
+            Arc::default(),
+            shutdown,
+            drain,
+        );
         let size = size_of_val(&task);
         assert!(size <= BUDGET, "{size} bytes per connection");
+    }
+
+    /// Writes the header timeout of the H1 options it was given, if any.
+    struct ShowOptions;
+
+    #[async_trait]
+    impl ServerApp for ShowOptions {
+        async fn process_new(self: &Arc<Self>, _: Stream, _: &ShutdownWatch) -> Option<Stream> {
+            None
+        }
+
+        async fn process_new_on(
+            self: &Arc<Self>,
+            mut stream: Stream,
+            _: &ShutdownWatch,
+            options: &ListenerOptions,
+        ) -> Option<Stream> {
+            let shown = options
+                .h1
+                .map_or("none".to_owned(), |h1| format!("{:?}", h1.header_timeout));
+            let _ = stream.write_all(shown.as_bytes()).await;
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn each_listener_hands_the_app_its_options() {
+        use crate::protocols::http::v1::H1Config;
+        let mut service = ListeningService::new("options", Arc::new(ShowOptions));
+        let h1 = H1Config {
+            header_timeout: Duration::from_millis(250),
+            ..H1Config::default()
+        };
+        let tcp = |a: &str| ServerAddress::Tcp(a.into(), TcpSocketOptions::default());
+        service.add_tcp("127.0.0.3:0");
+        service.add_listener(
+            tcp("127.0.0.1:0"),
+            None,
+            ListenerOptions::default().with_h1(h1),
+        );
+        service.add_listener(tcp("127.0.0.2:0"), None, ListenerOptions::default());
+        let bound = service.bound_addrs();
+        let (_tx, shutdown) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let ctx = ServiceContext {
+            fds: ListenFds::new(),
+            draining: shutdown.clone(),
+            shutdown,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addrs = bound.get().unwrap();
+        let mut shown = Vec::new();
+        for addr in &addrs {
+            let mut client = tokio::net::TcpStream::connect(addr.as_inet().unwrap())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            let read = client.read_to_string(&mut out);
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .unwrap()
+                .unwrap();
+            shown.push(out);
+        }
+        assert_eq!(shown, ["none", "250ms", "none"]);
     }
 
     #[tokio::test]

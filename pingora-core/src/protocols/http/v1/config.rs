@@ -27,8 +27,19 @@ pub struct H1Config {
     /// More gets 431. Default 128.
     pub max_headers: usize,
     /// Longest request line, in bytes. Longer gets 414 (RFC 9112 §3).
-    /// Default 8 KiB.
+    /// Default 8 KiB, as nginx's `large_client_header_buffers`.
     pub max_request_line: usize,
+    /// Largest request body a server accepts, in bytes; `None` for no
+    /// limit. A Content-Length above it is answered with 413 (RFC 9110
+    /// §15.5.14) before any of the body is read, and a chunked body is
+    /// refused with 413 as soon as its chunk sizes add up to more (the
+    /// decoded bytes are counted, not the framing). The connection then
+    /// closes. Default `None`: a proxy streams bodies with backpressure,
+    /// so their size costs no memory and the limit is a policy choice
+    /// (nginx defaults to 1 MiB because it buffers bodies; the
+    /// [`HttpServer`](crate::apps::http_app::HttpServer) app, which
+    /// does too, keeps its own 1 MiB limit).
+    pub max_request_body: Option<u64>,
     /// Largest trailer section of a chunked body, in bytes. Default 16 KiB.
     pub max_trailer_bytes: usize,
     /// Most unread request body a server reads and discards so that the
@@ -40,7 +51,11 @@ pub struct H1Config {
     pub idle_timeout: Duration,
     /// How long reading one head may take: on a new connection from accept
     /// to the first byte, then from the first byte to the end of the head.
-    /// Default 30 s.
+    /// A client that started a head and did not finish it in time (a
+    /// slowloris) gets 408 with `Connection: close` (RFC 9110 §15.5.9);
+    /// one that sent nothing is closed without a response. Default 30 s.
+    /// Set it per listener with
+    /// [`ListenerOptions`](crate::apps::ListenerOptions).
     pub header_timeout: Duration,
     /// How long one read of body bytes may wait. Default 60 s.
     pub body_read_timeout: Duration,
@@ -85,6 +100,7 @@ impl Default for H1Config {
             max_header_bytes: 64 * 1024,
             max_headers: 128,
             max_request_line: 8 * 1024,
+            max_request_body: None,
             max_trailer_bytes: 16 * 1024,
             max_drain_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(60),

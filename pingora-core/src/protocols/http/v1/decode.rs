@@ -36,6 +36,8 @@ pub(crate) enum DecodeError {
     Trailers(&'static str),
     /// The peer closed before the body was complete.
     Incomplete,
+    /// A chunked body announced more data than its limit (413).
+    TooLarge,
 }
 
 impl DecodeError {
@@ -43,6 +45,7 @@ impl DecodeError {
         match self {
             Self::Chunk(why) | Self::Trailers(why) => why,
             Self::Incomplete => "connection closed before the body was complete",
+            Self::TooLarge => "body too large",
         }
     }
 }
@@ -63,6 +66,17 @@ impl BodyDecoder {
             Framing::Chunked => Self::Chunked(Chunked::new(max_trailer_bytes)),
             Framing::UntilClose => Self::UntilClose { closed: false },
         }
+    }
+
+    /// Refuse a chunked body whose data adds up to more than `max` bytes,
+    /// as soon as a chunk size line announces it (before its data is
+    /// read). A length-delimited body is the caller's to check against
+    /// its Content-Length.
+    pub(crate) fn with_body_limit(mut self, max: Option<u64>) -> Self {
+        if let (Self::Chunked(c), Some(max)) = (&mut self, max) {
+            c.budget = max;
+        }
+        self
     }
 
     /// Take the next piece of body out of `buf`.
@@ -153,6 +167,8 @@ pub(crate) struct Chunked {
     ext_bytes: usize,
     max_trailer_bytes: usize,
     trailers: Option<HeaderMap>,
+    /// Data bytes the rest of the body may hold.
+    budget: u64,
 }
 
 impl ChunkState {
@@ -207,6 +223,7 @@ impl Chunked {
             ext_bytes: 0,
             max_trailer_bytes,
             trailers: None,
+            budget: u64::MAX,
         }
     }
 
@@ -241,6 +258,12 @@ impl Chunked {
                         }
                     }
                     self.state = line_state.step_line(b)?;
+                    if let ChunkState::Data { remaining } = self.state {
+                        self.budget = self
+                            .budget
+                            .checked_sub(remaining)
+                            .ok_or(DecodeError::TooLarge)?;
+                    }
                 }
             }
         }

@@ -214,3 +214,106 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A `Connection` value built from the tokens that matter to framing and
+/// routing, in any case, with odd separators.
+fn connection_value() -> impl Strategy<Value = String> {
+    let token = prop::sample::select(
+        &[
+            "close",
+            "keep-alive",
+            "upgrade",
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "te",
+            "x-foo",
+            "",
+        ][..],
+    );
+    let cased = (token, any::<u64>()).prop_map(|(t, bits)| {
+        t.chars()
+            .enumerate()
+            .map(|(i, c)| match bits >> (i % 64) & 1 {
+                1 => c.to_ascii_uppercase(),
+                _ => c,
+            })
+            .collect::<String>()
+    });
+    let sep = prop::sample::select(&[",", ", ", " ,", ",,", "\t,"][..]);
+    prop::collection::vec((cased, sep), 1..6).prop_map(|parts| {
+        let mut v = String::new();
+        for (t, s) in parts {
+            v.push_str(&t);
+            v.push_str(s);
+        }
+        v.trim_matches([' ', '\t']).to_owned()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        crate::header::target::tests::proptest_cases(1024),
+    ))]
+
+    /// Whatever `Connection` says, the parsed head keeps Host,
+    /// Content-Length and Transfer-Encoding, and the body framing is the
+    /// one the length fields alone give.
+    #[test]
+    fn strict_connection_keeps_framing_and_host(
+        conns in prop::collection::vec(connection_value(), 1..3),
+        chunked in any::<bool>(),
+        len in 0u64..100_000,
+        http10 in any::<bool>(),
+    ) {
+        let version = if http10 { "1.0" } else { "1.1" };
+        let length = if chunked && !http10 {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {len}")
+        };
+        let mut wire = format!("POST /p HTTP/{version}\r\nHost: h.test\r\n{length}\r\n");
+        let plain = format!("{wire}\r\n");
+        for c in &conns {
+            wire.push_str(&format!("Connection: {c}\r\n"));
+        }
+        wire.push_str("\r\n");
+        let config = H1Config::default();
+        let parsed = super::parse_request_head(&mut BytesMut::from(wire.as_bytes()), &config);
+        let req = parsed.unwrap().unwrap();
+        let baseline = super::parse_request_head(&mut BytesMut::from(plain.as_bytes()), &config);
+        let baseline = baseline.unwrap().unwrap();
+        prop_assert_eq!(req.headers().get("host").unwrap(), "h.test");
+        prop_assert_eq!(
+            req.headers().get("content-length"),
+            baseline.headers().get("content-length")
+        );
+        prop_assert_eq!(
+            req.headers().get("transfer-encoding"),
+            baseline.headers().get("transfer-encoding")
+        );
+        prop_assert_eq!(
+            framing::request_framing(&req),
+            framing::request_framing(&baseline)
+        );
+    }
+
+    /// Any `HTTP/x.y` request line: 1.0 and 1.1 as sent, later 1.x as 1.1,
+    /// any other major version refused with 505 (never 400, never served).
+    #[test]
+    fn strict_request_line_versions(major in 0u8..10, minor in 0u8..10, target_ok in any::<bool>()) {
+        let target = if target_ok { "/" } else { "/a b" };
+        let wire = format!("GET {target} HTTP/{major}.{minor}\r\nHost: h\r\n\r\n");
+        let res = HeadReader::default().parse_request(&mut BytesMut::from(wire.as_bytes()), &H1Config::default());
+        match (major, res) {
+            (1, Ok(Some(req))) => {
+                prop_assert!(target_ok);
+                let want = if minor == 0 { http::Version::HTTP_10 } else { http::Version::HTTP_11 };
+                prop_assert_eq!(req.version(), want);
+            }
+            (1, Err(e)) => prop_assert!(!target_ok && e.status() == 400),
+            (_, Err(e)) => prop_assert_eq!(e.status(), 505),
+            (_, other) => prop_assert!(false, "{other:?}"),
+        }
+    }
+}

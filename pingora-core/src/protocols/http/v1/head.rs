@@ -7,6 +7,7 @@
 //! it, so field values are not copied.
 
 use super::H1Config;
+use crate::header::target::{self, TargetForm};
 use crate::header::{HeaderList, RequestHeader, ResponseHeader, static_spelling};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode, Uri, Version};
@@ -23,6 +24,8 @@ pub(crate) enum HeadError {
     TooManyHeaders,
     /// The request line is over its limit (414).
     UriTooLong,
+    /// An HTTP major version other than 1 (505, RFC 9110 §15.6.6).
+    VersionNotSupported,
 }
 
 impl HeadError {
@@ -32,6 +35,7 @@ impl HeadError {
             Self::Malformed(_) => 400,
             Self::TooLarge | Self::TooManyHeaders => 431,
             Self::UriTooLong => 414,
+            Self::VersionNotSupported => 505,
         }
     }
 
@@ -41,6 +45,7 @@ impl HeadError {
             Self::TooLarge => "head too large",
             Self::TooManyHeaders => "too many header fields",
             Self::UriTooLong => "request line too long",
+            Self::VersionNotSupported => "http version not supported",
         }
     }
 }
@@ -113,17 +118,30 @@ impl HeadReader {
         buf: &mut BytesMut,
         config: &H1Config,
     ) -> Result<Option<RequestHeader>, HeadError> {
-        let line_end = buf
+        // RFC 9112 §2.2: empty lines before the request line are skipped,
+        // but no more of them than a request line may hold, so that every
+        // call scans a bounded prefix.
+        let start = buf
+            .iter()
+            .take(config.max_request_line)
+            .position(|&b| b != b'\r' && b != b'\n');
+        let Some(start) = start else {
+            if buf.len() >= config.max_request_line {
+                return Err(HeadError::Malformed("too many empty lines"));
+            }
+            return Ok(None);
+        };
+        let line_end = buf[start..]
             .iter()
             .take(config.max_request_line + 1)
             .position(|&b| b == b'\n');
-        if line_end.is_none() && buf.len() > config.max_request_line {
+        if line_end.is_none() && buf.len() - start > config.max_request_line {
             return Err(HeadError::UriTooLong);
         }
         if let Some(end) = line_end
             && !self.line_checked
         {
-            check_request_line(&buf[..=end])?;
+            check_request_line(&mut buf[start..=start + end])?;
             self.line_checked = true;
         }
         self.parse_with(buf, config, parse_request)
@@ -196,13 +214,44 @@ impl KeepHead for ResponseHeader {
 
 /// Validate a complete request line (with its line ending) on its own:
 /// with no room for fields, httparse stops after the line and reports
-/// only whether the line itself is well formed.
-fn check_request_line(line: &[u8]) -> Result<(), HeadError> {
+/// only whether the line itself is well formed. The version is settled
+/// first, see [`settle_version`].
+fn check_request_line(line: &mut [u8]) -> Result<(), HeadError> {
+    settle_version(line)?;
     let mut no_fields = [httparse::EMPTY_HEADER; 0];
     let mut req = httparse::Request::new(&mut no_fields);
     match req.parse(line) {
         Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
         Err(e) => Err(map_httparse(e)),
+    }
+}
+
+/// RFC 9112 §2.3: `HTTP-version = "HTTP/" DIGIT "." DIGIT`. A later
+/// minor version of HTTP/1 is served as HTTP/1.1, the highest we speak
+/// (RFC 9110 §6.2: a recipient treats it as the highest minor version it
+/// implements): its digit is rewritten in place, so the parser sees 1.1.
+/// Any other major version gets 505. A line whose end does not look like a
+/// version is left to the parser, which refuses it.
+fn settle_version(line: &mut [u8]) -> Result<(), HeadError> {
+    let ([body @ .., b'\r', b'\n'] | [body @ .., b'\n']) = line else {
+        return Ok(());
+    };
+    let Some(at) = body.len().checked_sub(9) else {
+        return Ok(());
+    };
+    match &mut body[at..] {
+        [b' ', b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if *major != b'1' {
+                return Err(HeadError::VersionNotSupported);
+            }
+            if *minor > b'1' {
+                *minor = b'1';
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -276,9 +325,29 @@ fn parse_request(
     };
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| HeadError::Malformed("invalid method"))?;
+    let form = target::check_target(&method, path.as_bytes()).map_err(HeadError::Malformed)?;
+    let hosts = req
+        .headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("host"));
+    target::check_host_fields(hosts.map(|f| f.value), req.version == Some(0))
+        .map_err(HeadError::Malformed)?;
+    // RFC 9112 §3.2.2: the authority of an absolute-form target wins over
+    // Host. A proxy sends it on as Host, so it becomes Host here already
+    // and every phase sees the host the origin will see.
+    let authority = match form {
+        TargetForm::Absolute { start, end } => Some(&path.as_bytes()[start..end]),
+        _ => None,
+    };
+    let authority = authority.map(http::HeaderValue::from_bytes).transpose();
+    let authority = authority.map_err(|_| HeadError::Malformed("invalid request target"))?;
     let path = span_of(buf, path.as_bytes());
     let version = version_of(req.version);
-    let list = fields(buf, buf, req.headers);
+    let mut list = fields(buf, buf, req.headers);
+    if let Some(authority) = authority {
+        list.insert("Host", authority)
+            .map_err(|_| HeadError::Malformed("invalid request target"))?;
+    }
     let uri = Uri::from_maybe_shared(slice(buf, path))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
     let req = RequestHeader::from_parts(method, uri, version, list);

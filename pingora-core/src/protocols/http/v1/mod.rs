@@ -16,6 +16,14 @@
 //! a Transfer-Encoding other than a lone `chunked`, invalid chunk sizes and
 //! obsolete line folding end the connection. A client gets 400; an
 //! upstream's response becomes an upstream error and is never forwarded.
+//!
+//! A server also refuses, before anything above sees the request: a
+//! target or `Host` that breaks the rules of
+//! [`header::target`](crate::header) (400), a version other than HTTP/1.x
+//! (505; HTTP/1.2 and later minor versions are served as 1.1), a head
+//! over its limits (414, 431), a body over
+//! [`H1Config::max_request_body`] (413), and a head not finished within
+//! the header timeout (408).
 
 mod client;
 mod config;
@@ -41,8 +49,9 @@ use pingora_error::{Error, ErrorType, Result};
 ///
 /// # Errors
 ///
-/// [`ErrorType::InvalidHTTPHeader`] for a malformed or over-limit head;
-/// the context says which rule failed.
+/// [`ErrorType::InvalidHTTPHeader`] for a malformed or over-limit head,
+/// an invalid target or `Host`, or an HTTP version other than 1.x; the
+/// context says which rule failed.
 ///
 /// # Examples
 ///

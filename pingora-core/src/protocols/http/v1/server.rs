@@ -172,12 +172,14 @@ impl ServerConnection {
     ///
     /// # Errors
     ///
-    /// A malformed or over-limit head is answered (400, 414 or 431, see
-    /// [`H1Config`]) and the connection closed before the error returns:
-    /// [`ErrorType::InvalidHTTPHeader`] for bad heads,
-    /// [`ErrorType::H1Error`] for smuggling-prone framing,
-    /// [`ErrorType::ReadTimedout`] when the head took longer than the header
-    /// timeout, and read errors. All are marked downstream.
+    /// A malformed or over-limit head is answered (400, 413, 414, 431 or
+    /// 505, see [`H1Config`]) and the connection closed before the error
+    /// returns: [`ErrorType::InvalidHTTPHeader`] for bad heads,
+    /// [`ErrorType::H1Error`] for smuggling-prone framing and a
+    /// Content-Length over the body limit, [`ErrorType::ReadTimedout`]
+    /// when the head took longer than the header timeout (answered 408
+    /// once part of a head came; a connection that sent nothing is just
+    /// closed), and read errors. All are marked downstream.
     ///
     /// # Cancel safety
     ///
@@ -205,6 +207,11 @@ impl ServerConnection {
             };
             match head {
                 Ok(Ok(Some(req))) => match framing::request_framing(&req) {
+                    Ok(Framing::Length(n))
+                        if self.s.conn.config.max_request_body.is_some_and(|max| n > max) =>
+                    {
+                        (413, ErrorType::H1Error, "request body too large")
+                    }
                     Ok(framing) => return Ok(Some(ServerSession::new(self, req, framing))),
                     Err(why) => (400, ErrorType::H1Error, why),
                 },
@@ -213,10 +220,9 @@ impl ServerConnection {
                 Ok(Err(HeadFail::Bad(bad))) => {
                     (bad.status(), ErrorType::InvalidHTTPHeader, bad.as_str())
                 }
-                Err(TimedOut) => {
-                    return Error::e_explain(ErrorType::ReadTimedout, "reading request head")
-                        .map_err(Error::into_down);
-                }
+                // The client started a head and did not finish it in time
+                // (RFC 9110 §15.5.9): say so before closing.
+                Err(TimedOut) => (408, ErrorType::ReadTimedout, "reading request head"),
             }
         };
         Err(self.reject(status, etype, why).await)
@@ -324,7 +330,8 @@ impl ServerSession {
             Continue::NotExpected
         };
         let mut s = parent.s;
-        s.body = BodyDecoder::new(framing, s.conn.config.max_trailer_bytes);
+        s.body = BodyDecoder::new(framing, s.conn.config.max_trailer_bytes)
+            .with_body_limit(s.conn.config.max_request_body);
         s.keepalive = framing::request_keepalive(&req) && !s.draining;
         s.req = req;
         s.trailers = None;
@@ -394,7 +401,8 @@ impl ServerSession {
     ///
     /// [`ErrorType::H1Error`] for an invalid body (such as a bad chunk
     /// size): it is answered with 400 when no response has started, and
-    /// the connection will close. [`ErrorType::ReadTimedout`] when the body
+    /// the connection will close; the same with 413 for a chunked body
+    /// over [`H1Config::max_request_body`]. [`ErrorType::ReadTimedout`] when the body
     /// read timeout passes, [`ErrorType::ConnectionClosed`] when the client
     /// closes early, and read errors. All are marked downstream.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
@@ -453,7 +461,8 @@ impl ServerSession {
     async fn body_error(&mut self, e: DecodeError) -> Box<Error> {
         self.s.keepalive = false;
         if matches!(self.s.response, Response::NotStarted) {
-            write_error_head(self.s.conn.wbuf(), 400);
+            let status = if e == DecodeError::TooLarge { 413 } else { 400 };
+            write_error_head(self.s.conn.wbuf(), status);
             let _ = self.flush_wbuf().await;
             self.s.response = Response::Done;
         }

@@ -7,7 +7,7 @@
 //! the connection-specific fields HTTP/2 forbids are dropped (RFC 9113
 //! §8.2.2).
 
-use crate::header::{HeaderList, RequestHeader, ResponseHeader};
+use crate::header::{HeaderList, RequestHeader, ResponseHeader, target};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -43,10 +43,44 @@ fn list_from(map: &HeaderMap) -> HeaderList {
     list
 }
 
-/// The request `h2` decoded, as the HTTP/1-shaped [`RequestHeader`].
-pub(crate) fn request_from_h2(parts: &http::request::Parts) -> RequestHeader {
-    let mut list = list_from(&parts.headers);
+/// The request `h2` decoded, as the HTTP/1-shaped [`RequestHeader`],
+/// once it passed the checks HTTP/1 requests get (see
+/// [`target`](crate::header::target)): a valid `:authority` without
+/// userinfo, at most one valid `Host` that names the same host, at least
+/// one of them, and a `:path` by the HTTP/1 target rules (RFC 9113
+/// §8.3.1).
+///
+/// # Errors
+///
+/// Why the request is refused (answer 400).
+pub(crate) fn request_from_h2(parts: &http::request::Parts) -> Result<RequestHeader, &'static str> {
     let uri = &parts.uri;
+    let authority = uri.authority().map(|a| a.as_str().as_bytes());
+    if let Some(authority) = authority {
+        if authority.contains(&b'@') {
+            return Err("userinfo in :authority");
+        }
+        target::check_authority(authority)?;
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next(), authority) {
+        (Some(_), Some(_), _) => return Err("repeated host"),
+        (None, _, None) => return Err("missing :authority and host"),
+        (Some(host), None, authority) => {
+            target::check_authority(host.as_bytes())?;
+            if authority.is_some_and(|a| !a.eq_ignore_ascii_case(host.as_bytes())) {
+                return Err("host differs from :authority");
+            }
+        }
+        (None, _, Some(_)) => {}
+    }
+    if parts.method == Method::CONNECT {
+        target::check_target(&parts.method, authority.unwrap_or_default())?;
+    } else {
+        let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        target::check_target(&parts.method, path.as_bytes())?;
+    }
+    let mut list = list_from(&parts.headers);
     if let (false, Some(authority)) = (parts.headers.contains_key(header::HOST), uri.authority()) {
         // An authority is always a valid header value.
         let _ = list.append("host", authority.as_str());
@@ -55,9 +89,14 @@ pub(crate) fn request_from_h2(parts: &http::request::Parts) -> RequestHeader {
         uri.clone()
     } else {
         let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"))
+        Uri::try_from(path).map_err(|_| "invalid :path")?
     };
-    RequestHeader::from_parts(parts.method.clone(), target, Version::HTTP_2, list)
+    Ok(RequestHeader::from_parts(
+        parts.method.clone(),
+        target,
+        Version::HTTP_2,
+        list,
+    ))
 }
 
 /// A response head as `h2` sends it.
@@ -159,11 +198,39 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let head = request_from_h2(&parts);
+        let head = request_from_h2(&parts).unwrap();
         assert_eq!(head.uri(), "/a/b?c=d");
         assert_eq!(head.version(), Version::HTTP_2);
         assert_eq!(head.headers()["host"], "example.com:8443");
         assert_eq!(head.headers()["x-id"], "1");
+    }
+
+    fn checked(uri: &str, hosts: &[&str]) -> Result<RequestHeader, &'static str> {
+        let mut req = Request::builder().method("GET").uri(uri);
+        for h in hosts {
+            req = req.header("host", *h);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        request_from_h2(&parts)
+    }
+
+    #[test]
+    fn authority_and_host_are_checked() {
+        assert!(checked("https://a.test/x", &[]).is_ok());
+        assert!(checked("https://a.test/x", &["A.TEST"]).is_ok());
+        assert!(checked("/x", &["a.test"]).is_ok());
+        for (uri, hosts) in [
+            ("/x", &[][..]),
+            ("https://a.test/x", &["b.test"]),
+            ("https://a.test/x", &["a.test", "a.test"]),
+            ("/x", &["a b"]),
+            ("/x", &["user@a"]),
+            ("https://user@a.test/x", &[]),
+            ("https://a.test:99999/x", &[]),
+            ("https://a.test/x{y}", &[]),
+        ] {
+            assert!(checked(uri, hosts).is_err(), "{uri} {hosts:?}");
+        }
     }
 
     #[test]

@@ -12,48 +12,98 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Read the first bytes of `stream` and say whether they are the HTTP/2
-/// preface. The bytes read are replayed to whoever reads the returned
+/// How much of the preface makes a connection HTTP/2: its request line.
+/// Bytes that match it and then differ are a broken HTTP/2 preface, not
+/// an HTTP/1 request (to HTTP/1 it would be an unsupported version).
+const PREFACE_LINE: usize = b"PRI * HTTP/2.0".len();
+
+/// An empty SETTINGS frame (the server preface, RFC 9113 §3.4), then a
+/// GOAWAY with last stream 0 and PROTOCOL_ERROR (RFC 9113 §6.8, §7).
+const PREFACE_ERROR: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, //
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, //
+    0, 0, 0, 0, 0, 0, 0, 0x1,
+];
+
+/// What the first bytes of a cleartext connection said.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Detected {
+    /// Not HTTP/2: serve HTTP/1 on the stream, which replays the bytes
+    /// read.
+    Http1(Stream),
+    /// The HTTP/2 preface (or a client that stalled inside it): serve
+    /// HTTP/2 on the stream, which replays the bytes read.
+    Http2(Stream),
+    /// A preface that started like HTTP/2's and then went wrong. It was
+    /// answered as the connection error RFC 9113 §3.4 calls for (SETTINGS
+    /// and GOAWAY with PROTOCOL_ERROR) and the connection closed.
+    BadPreface,
+}
+
+/// Read the first bytes of `stream` and tell HTTP/2 with prior knowledge
+/// from HTTP/1. The bytes read are replayed to whoever reads the returned
 /// stream next, so neither protocol misses them.
 ///
 /// A client that sends nothing within `timeout`, closes, or fails a read
 /// is taken as HTTP/1: the HTTP/1 session then sees the same silence,
 /// close or error and handles it with its own timeouts. One that stops
 /// part way into the preface is taken as HTTP/2, whose handshake timeout
-/// then closes it.
-pub async fn detect_h2c(mut stream: Stream, timeout: Duration) -> (bool, Stream) {
+/// then closes it. Bytes that begin `PRI * HTTP/2.0` and then differ from
+/// the preface get an HTTP/2 connection error, see
+/// [`Detected::BadPreface`].
+pub async fn detect_h2c(mut stream: Stream, timeout: Duration) -> Detected {
     let mut seen = Vec::with_capacity(PREFACE.len());
     let read = pingora_timeout::timeout(timeout, async {
         let mut buf = [0u8; 24];
         while seen.len() < PREFACE.len() {
             let want = PREFACE.len() - seen.len();
             match stream.read(&mut buf[..want]).await {
-                Ok(0) | Err(_) => return false,
+                Ok(0) | Err(_) => return Some(false),
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
             }
             if !PREFACE.starts_with(&seen) {
-                return false;
+                let matched = seen.iter().zip(PREFACE).take_while(|(a, b)| a == b);
+                return if matched.count() >= PREFACE_LINE {
+                    None
+                } else {
+                    Some(false)
+                };
             }
         }
-        true
+        Some(true)
     })
     .await;
     // A client that stopped part way into the preface is a slow or
     // stalling h2c client: the HTTP/2 handshake timeout deals with it.
-    let is_h2 = read.unwrap_or(!seen.is_empty());
-    if seen.is_empty() {
-        return (is_h2, stream);
-    }
-    let rewound = Rewind {
-        prefix: Bytes::from(seen),
-        inner: stream,
+    let is_h2 = match read {
+        Ok(Some(is_h2)) => is_h2,
+        Err(_) => !seen.is_empty(),
+        Ok(None) => {
+            let _ = pingora_timeout::timeout(timeout, async {
+                stream.write_all(&PREFACE_ERROR).await?;
+                stream.shutdown().await
+            })
+            .await;
+            return Detected::BadPreface;
+        }
     };
-    (is_h2, Box::new(rewound))
+    if !seen.is_empty() {
+        stream = Box::new(Rewind {
+            prefix: Bytes::from(seen),
+            inner: stream,
+        });
+    }
+    if is_h2 {
+        Detected::Http2(stream)
+    } else {
+        Detected::Http1(stream)
+    }
 }
 
 /// A stream that first yields bytes already read from it.
@@ -100,11 +150,35 @@ mod tests {
         if close {
             client.shutdown().await.unwrap();
         }
-        let (h2, mut stream) = detect_h2c(Box::new(server), Duration::from_millis(50)).await;
+        let detected = detect_h2c(Box::new(server), Duration::from_millis(50)).await;
+        let (h2, mut stream) = match detected {
+            Detected::Http1(s) => (false, s),
+            Detected::Http2(s) => (true, s),
+            Detected::BadPreface => panic!("bad preface"),
+        };
         drop(client);
         let mut replay = Vec::new();
         stream.read_to_end(&mut replay).await.unwrap();
         (h2, replay)
+    }
+
+    #[tokio::test]
+    async fn a_broken_preface_is_an_h2_connection_error() {
+        for sent in [
+            &b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"[..],
+            b"PRI * HTTP/2.0\n\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\r",
+        ] {
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(sent).await.unwrap();
+            let detected = detect_h2c(Box::new(server), Duration::from_secs(5)).await;
+            assert!(matches!(detected, Detected::BadPreface));
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            assert_eq!(answer, PREFACE_ERROR);
+            // The GOAWAY: type 7, error code PROTOCOL_ERROR (1).
+            assert_eq!((answer[12], &answer[22..]), (7, &[0, 0, 0, 1][..]));
+        }
     }
 
     #[tokio::test]

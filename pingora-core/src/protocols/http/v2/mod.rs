@@ -69,7 +69,7 @@ mod tests;
 
 pub use body::is_unprocessed;
 pub use client::{ClientConnection, ClientSession};
-pub use detect::detect_h2c;
+pub use detect::{Detected, detect_h2c};
 pub use server::{ServerConnection, ServerSession, serve_connection};
 
 use std::time::Duration;
@@ -123,9 +123,32 @@ pub struct H2Options {
     /// Default 1 MiB.
     pub initial_connection_window: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE: largest decoded header block we take
-    /// (RFC 9113 §6.5.2). A larger request is refused with 431.
-    /// Default 64 KiB.
+    /// (RFC 9113 §6.5.2), counting 32 bytes per field on top of its name
+    /// and value, so it bounds the number of fields too (at most 2048 at
+    /// the default). A larger request is refused with 431. Default 64 KiB,
+    /// the HTTP/1 head limit ([`H1Config::max_header_bytes`]).
+    ///
+    /// [`H1Config::max_header_bytes`]: crate::protocols::http::v1::H1Config::max_header_bytes
     pub max_header_list_size: u32,
+    /// Most header fields in one request, as
+    /// [`H1Config::max_headers`]. More gets 431. Default 128.
+    ///
+    /// [`H1Config::max_headers`]: crate::protocols::http::v1::H1Config::max_headers
+    pub max_headers: usize,
+    /// Longest `:path` (with its query), in bytes, as
+    /// [`H1Config::max_request_line`] bounds an HTTP/1 target. Longer gets
+    /// 414. Default 8 KiB.
+    ///
+    /// [`H1Config::max_request_line`]: crate::protocols::http::v1::H1Config::max_request_line
+    pub max_path_bytes: usize,
+    /// Largest request body a server accepts, in bytes; `None` for no
+    /// limit. A `content-length` above it is answered with 413 before the
+    /// request is handed on; a body that grows past it is answered with
+    /// 413 (or the stream reset, when a response was already started).
+    /// Default `None`, as [`H1Config::max_request_body`].
+    ///
+    /// [`H1Config::max_request_body`]: crate::protocols::http::v1::H1Config::max_request_body
+    pub max_request_body: Option<u64>,
     /// SETTINGS_MAX_FRAME_SIZE: largest frame payload the peer may send,
     /// 16 KiB to 16 MiB - 1 (RFC 9113 §4.2). Default 16 KiB.
     pub max_frame_size: u32,
@@ -192,6 +215,9 @@ impl Default for H2Options {
             initial_stream_window: 256 * 1024,
             initial_connection_window: 1024 * 1024,
             max_header_list_size: 64 * 1024,
+            max_request_body: None,
+            max_headers: 128,
+            max_path_bytes: 8 * 1024,
             max_frame_size: 16_384,
             max_send_buffer: 256 * 1024,
             keepalive_interval: Some(Duration::from_secs(30)),

@@ -19,6 +19,7 @@ use h2::{Reason, RecvStream, SendStream};
 use http::HeaderMap;
 use pingora_error::{Error, ErrorType, Result};
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -126,7 +127,11 @@ impl ServerConnection {
             tokio::select! {
                 biased;
                 why = wire.wait() => return Some(Err(self.cut_off(why).await)),
-                next = self.conn.accept() => return self.accepted(next),
+                next = self.conn.accept() => match self.accepted(next) {
+                    ControlFlow::Break(next) => return next,
+                    // Refused with an error response; wait for the next.
+                    ControlFlow::Continue(()) => {}
+                },
                 () = sleep_until(self.deadline) => {
                     if self.closing {
                         // Open streams overran the graceful timeout.
@@ -142,18 +147,35 @@ impl ServerConnection {
         }
     }
 
-    fn accepted(&mut self, next: Option<Accepted>) -> Option<Result<ServerSession>> {
-        match next? {
-            Ok((req, respond)) => {
+    /// A new stream as a session, or `Continue` when the request was
+    /// invalid and answered here (400 or 413) without being handed on.
+    fn accepted(&mut self, next: Option<Accepted>) -> ControlFlow<Option<Result<ServerSession>>> {
+        let Some(next) = next else {
+            return ControlFlow::Break(None);
+        };
+        ControlFlow::Break(match next {
+            Ok((req, mut respond)) => {
                 if !self.closing {
                     self.deadline = Instant::now() + self.options.idle_timeout;
                 }
                 let (parts, body) = req.into_parts();
+                let checked = self.check_limits(&parts, &body);
+                let checked =
+                    checked.and_then(|()| request_from_h2(&parts).map_err(|why| (400, why)));
+                let req = match checked {
+                    Ok(req) => req,
+                    Err((status, why)) => {
+                        log::debug!("h2 request refused: {why}");
+                        refuse(&mut respond, status);
+                        return ControlFlow::Continue(());
+                    }
+                };
                 let expects = parts.headers.get(http::header::EXPECT);
                 let expects_continue = !body.is_end_stream()
                     && expects.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
                 Some(Ok(ServerSession {
-                    req: request_from_h2(&parts),
+                    req,
+                    body_budget: self.options.max_request_body.unwrap_or(u64::MAX),
                     expects_continue,
                     body_done: body.is_end_stream(),
                     body,
@@ -171,6 +193,32 @@ impl ServerConnection {
             Err(e) if self.closing && e.is_io() => None,
             // h2 already sent the GOAWAY its error calls for.
             Err(e) => Some(Err(h2_error(e, "h2 connection").into_down())),
+        })
+    }
+
+    /// Refuse a request over the limits of [`H2Options`]: too many
+    /// fields (431), a `:path` too long (414), a `content-length` over the
+    /// body limit (413).
+    fn check_limits(
+        &self,
+        parts: &http::request::Parts,
+        body: &RecvStream,
+    ) -> std::result::Result<(), (u16, &'static str)> {
+        if parts.headers.len() > self.options.max_headers {
+            return Err((431, "too many header fields"));
+        }
+        let path = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if path > self.options.max_path_bytes {
+            return Err((414, "path too long"));
+        }
+        let Some(max) = self.options.max_request_body else {
+            return Ok(());
+        };
+        let length = parts.headers.get(http::header::CONTENT_LENGTH);
+        let length = length.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        match length {
+            Some(n) if n > max && !body.is_end_stream() => Err((413, "request body too large")),
+            _ => Ok(()),
         }
     }
 
@@ -279,6 +327,22 @@ pub async fn serve_connection<F, Fut>(
     }
 }
 
+/// Answer a stream with a complete bodyless `status`. When the client is
+/// still sending, `h2` resets its side with NO_ERROR once the stream is
+/// dropped (RFC 9113 §8.1).
+fn refuse(respond: &mut SendResponse<Bytes>, status: u16) {
+    let mut head = http::Response::new(());
+    *head.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    head.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("0"),
+    );
+    if let Err(e) = respond.send_response(head, true) {
+        log::debug!("h2 error response not sent: {e}");
+    }
+}
+
 /// Where the response stands.
 #[derive(Debug)]
 enum Response {
@@ -301,6 +365,9 @@ enum Response {
 #[derive(Debug)]
 pub struct ServerSession {
     req: RequestHeader,
+    /// Body bytes the rest of the request may hold
+    /// ([`H2Options::max_request_body`]).
+    body_budget: u64,
     /// The client waits for 100 before sending its body and none was
     /// sent yet (RFC 9110 §10.1.1).
     expects_continue: bool,
@@ -344,8 +411,10 @@ impl ServerSession {
     ///
     /// [`ErrorType::ReadTimedout`] when the client sent nothing for the
     /// stream read timeout (a stream opened and never finished),
-    /// [`ErrorType::H2Error`] when the client reset the stream. Both are
-    /// marked downstream.
+    /// [`ErrorType::H2Error`] when the client reset the stream, or sent
+    /// more than [`H2Options::max_request_body`] (answered with 413, or
+    /// the stream reset once a response started). All are marked
+    /// downstream.
     ///
     /// # Cancel safety
     ///
@@ -366,7 +435,19 @@ impl ServerSession {
         }
         let read = recv_data(&mut self.body, self.read_timeout).await;
         match read.map_err(Error::into_down)? {
-            Some(data) => Ok(Some(data)),
+            Some(data) if data.len() as u64 > self.body_budget => {
+                match self.response {
+                    Response::NotStarted => refuse(&mut self.respond, 413),
+                    _ => self.reset(Reason::CANCEL),
+                }
+                self.response = Response::Done;
+                Error::e_explain(ErrorType::H2Error, "request body too large")
+                    .map_err(Error::into_down)
+            }
+            Some(data) => {
+                self.body_budget -= data.len() as u64;
+                Ok(Some(data))
+            }
             None => {
                 // Done only once the trailers are in, so that a cancelled
                 // call loses nothing (the proxy races this read).

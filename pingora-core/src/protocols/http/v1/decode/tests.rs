@@ -132,3 +132,36 @@ fn length_and_close() {
     let (body, _, _) = run(Framing::UntilClose, b"all of it", 2).unwrap();
     assert_eq!(body, b"all of it");
 }
+
+#[test]
+fn chunked_body_limit_counts_decoded_bytes() {
+    // 3 + 4 = 7 data bytes: fine at a limit of 7, refused at 6 as soon as
+    // the second size line is in, before its data.
+    let wire = b"3;ext=long-extension\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n";
+    let mut dec = BodyDecoder::new(Framing::Chunked, 64).with_body_limit(Some(7));
+    let mut buf = BytesMut::from(&wire[..]);
+    let mut got = Vec::new();
+    loop {
+        match dec.decode(&mut buf).unwrap() {
+            Decoded::Data(d) => got.extend_from_slice(&d),
+            Decoded::Done => break,
+            Decoded::NeedMore => panic!("whole body given"),
+        }
+    }
+    assert_eq!(got, b"abcdefg");
+    let mut dec = BodyDecoder::new(Framing::Chunked, 64).with_body_limit(Some(6));
+    let mut buf = BytesMut::from(&b"3\r\nabc\r\n4\r\n"[..]);
+    assert_eq!(
+        dec.decode(&mut buf),
+        Ok(Decoded::Data(Bytes::from_static(b"abc")))
+    );
+    assert_eq!(dec.decode(&mut buf), Err(DecodeError::TooLarge));
+    // A huge announced chunk is refused without waiting for its data.
+    let mut dec = BodyDecoder::new(Framing::Chunked, 64).with_body_limit(Some(1 << 20));
+    let mut buf = BytesMut::from(&b"fffffff\r\n"[..]);
+    assert_eq!(dec.decode(&mut buf), Err(DecodeError::TooLarge));
+    // No limit: the same size line is fine.
+    let mut dec = BodyDecoder::new(Framing::Chunked, 64).with_body_limit(None);
+    let mut buf = BytesMut::from(&b"fffffff\r\n"[..]);
+    assert_eq!(dec.decode(&mut buf), Ok(Decoded::NeedMore));
+}

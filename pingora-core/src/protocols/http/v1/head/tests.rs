@@ -70,7 +70,6 @@ fn rejects_malformed() {
     for bad in [
         &b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
-        b"GET / HTTP/2.0\r\n\r\n",
         b"GET /a b HTTP/1.1\r\n\r\n",
         b"G(T / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nX\x01: a\r\n\r\n",
@@ -106,13 +105,13 @@ fn limits() {
     let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "b".repeat(100));
     assert_eq!(parse(big.as_bytes()).err(), Some(HeadError::TooLarge));
     assert_eq!(
-        parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").err(),
+        parse(b"GET / HTTP/1.1\r\nHost: h\r\nB: 2\r\nC: 3\r\n\r\n").err(),
         Some(HeadError::TooManyHeaders)
     );
     assert_eq!(HeadError::TooManyHeaders.status(), 431);
     assert_eq!(HeadError::UriTooLong.status(), 414);
     assert!(
-        parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n")
+        parse(b"GET / HTTP/1.1\r\nHost: h\r\nB: 2\r\n\r\n")
             .unwrap()
             .is_some()
     );
@@ -259,4 +258,99 @@ fn httparse_values_are_valid_header_values() {
     }
     // Tab, SP to `~` and 0x80 to 0xFF, in both heads.
     assert_eq!(accepted, 2 * (1 + 95 + 128));
+}
+
+#[test]
+fn versions() {
+    // RFC 9110 §6.2: a later HTTP/1 minor version is served as 1.1; RFC
+    // 9110 §15.6.6: another major version gets 505.
+    for (minor, want) in [(b'0', Version::HTTP_10), (b'1', Version::HTTP_11)]
+        .into_iter()
+        .chain((b'2'..=b'9').map(|d| (d, Version::HTTP_11)))
+    {
+        let line = [&b"GET / HTTP/1."[..], &[minor], b"\r\nHost: h\r\n\r\n"].concat();
+        assert_eq!(req(&line).unwrap().unwrap().version(), want);
+    }
+    for major in [b'0', b'2', b'3', b'9'] {
+        let line = [&b"GET / HTTP/"[..], &[major], b".0\r\nHost: h\r\n\r\n"].concat();
+        assert_eq!(req(&line).err(), Some(HeadError::VersionNotSupported));
+    }
+    assert_eq!(HeadError::VersionNotSupported.status(), 505);
+    // Also after empty lines, and refused as soon as the line is in.
+    assert!(
+        req(b"\r\nGET / HTTP/1.2\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        req(b"PRI * HTTP/2.0\r\n").err(),
+        Some(HeadError::VersionNotSupported)
+    );
+    for bad in [
+        &b"GET / HTTP/1.10\r\n\r\n"[..],
+        b"GET / HTTP/2\r\n\r\n",
+        b"GET / HTTP/1.x\r\n\r\n",
+        b"GET / http/1.1\r\n\r\n",
+    ] {
+        assert!(
+            matches!(req(bad), Err(HeadError::Malformed(_))),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn targets_and_hosts() {
+    for bad in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: \r\n\r\n",
+        b"GET a HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert!(
+            matches!(req(bad), Err(HeadError::Malformed(_))),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert!(req(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+    assert!(
+        req(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        req(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
+    // The authority of an absolute-form target wins over Host.
+    let r = req(b"GET http://b.test:8080/p?q HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.headers()["host"], "b.test:8080");
+    assert_eq!(r.headers().get_all("host").iter().count(), 1);
+    assert_eq!(r.uri().authority().unwrap(), "b.test:8080");
+    assert_eq!(r.headers()["x"], "y");
+}
+
+#[test]
+fn empty_lines_before_the_request_line_are_bounded() {
+    let mut config = cfg();
+    config.max_request_line = 64;
+    let mut reader = HeadReader::default();
+    let mut buf = BytesMut::from(&b"\r\n"[..]);
+    assert!(matches!(reader.parse_request(&mut buf, &config), Ok(None)));
+    buf.extend_from_slice(&b"\r\n".repeat(40));
+    assert!(matches!(
+        reader.parse_request(&mut buf, &config),
+        Err(HeadError::Malformed(_))
+    ));
 }
