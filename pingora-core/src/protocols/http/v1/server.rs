@@ -205,11 +205,10 @@ impl ServerConnection {
                 let deadline = Deadline::new(config, config.header_timeout);
                 deadline.bound(pin!(self.read_head())).await
             };
+            let max_body = self.s.conn.config.max_request_body;
             match head {
                 Ok(Ok(Some(req))) => match framing::request_framing(&req) {
-                    Ok(Framing::Length(n))
-                        if self.s.conn.config.max_request_body.is_some_and(|max| n > max) =>
-                    {
+                    Ok(Framing::Length(n)) if max_body.is_some_and(|max| n > max) => {
                         (413, ErrorType::H1Error, "request body too large")
                     }
                     Ok(framing) => return Ok(Some(ServerSession::new(self, req, framing))),
