@@ -79,4 +79,8 @@ mod book {
     #[cfg(feature = "proxy")]
     #[doc = include_str!("../../docs/src/failover.md")]
     struct Failover;
+
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/hardening.md")]
+    struct Hardening;
 }
