@@ -342,35 +342,12 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
     let mut conn = ServerConnection::new(stream, config);
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
-    let mut draining = false;
     loop {
         let reused = conn.served() > 0;
         // Only the wait for a request races shutdown: a request in
-        // progress is always finished. Once shutting down, the connection
-        // drains (see `ServerConnection::drain`): a request already sent
-        // is still served, with `Connection: close`, and only a silent
-        // connection is closed, gracefully.
-        if !draining {
-            let ready = tokio::select! {
-                // Bytes already here win over the signal.
-                biased;
-                ready = conn.wait_for_request() => ready,
-                () = &mut stop => {
-                    draining = true;
-                    conn.drain();
-                    Ok(true)
-                }
-            };
-            match ready {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => {
-                    log::debug!("no request: {e}");
-                    return None;
-                }
-            }
-        }
-        let read = conn.read_request().await;
+        // progress is always finished, and once shutting down the
+        // connection drains (see `ServerConnection::drain`).
+        let read = conn.read_request_until(stop.as_mut()).await;
         let session = match read {
             Ok(Some(h1)) => Session::new(h1, reused),
             Ok(None) => return None,

@@ -331,34 +331,17 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
             // A broken HTTP/2 preface, already answered with GOAWAY.
             _ => return None,
         };
-        let mut stop = shutdown.clone();
+        let mut watch = shutdown.clone();
+        let mut stop = std::pin::pin!(async move {
+            // A dropped sender counts as shutting down too.
+            let _ = watch.wait_for(|stop| *stop).await;
+        });
         let mut conn = ServerConnection::new(stream, options.h1.unwrap_or(self.config));
         loop {
             // Only the wait for a request races shutdown: a request in
-            // progress is always finished. Once shutting down, the
-            // connection drains (see `ServerConnection::drain`): a request
-            // already sent is still served, with `Connection: close`, and
-            // only a silent connection is closed, gracefully.
-            if !conn.is_draining() {
-                let ready = tokio::select! {
-                    // Bytes already here win over the signal.
-                    biased;
-                    ready = conn.wait_for_request() => ready,
-                    _ = stop.wait_for(|stop| *stop) => {
-                        conn.drain();
-                        Ok(true)
-                    }
-                };
-                match ready {
-                    Ok(true) => {}
-                    Ok(false) => return None,
-                    Err(e) => {
-                        log::debug!("no http request: {e}");
-                        return None;
-                    }
-                }
-            }
-            let read = conn.read_request().await;
+            // progress is always finished, and once shutting down the
+            // connection drains (see `ServerConnection::drain`).
+            let read = conn.read_request_until(stop.as_mut()).await;
             let mut session = match read {
                 Ok(Some(session)) => ServerSession::from(session),
                 Ok(None) => return None,

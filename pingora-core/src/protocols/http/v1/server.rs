@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 
 /// Once a connection drains (the server is shutting down), how long it
 /// still waits for a next request before it closes. A client that sends
@@ -225,6 +225,44 @@ impl ServerConnection {
             }
         };
         Err(self.reject(status, etype, why).await)
+    }
+
+    /// [`read_request`](Self::read_request), unless `stop` completes
+    /// first while the connection waits for the request's first byte:
+    /// the connection then [drains](Self::drain) and reads on, so a
+    /// request already sent is still served (with `Connection: close`)
+    /// and only a silent connection is closed, gracefully. Bytes already
+    /// here win over `stop`. Once draining, `stop` is not polled again,
+    /// so it may be a future that must not be polled after completing.
+    ///
+    /// The serving loop of an app calls this with its shutdown signal, one
+    /// `stop` future for the whole connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_request`](Self::read_request).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops (and so closes) the connection.
+    pub async fn read_request_until<F>(mut self, stop: Pin<&mut F>) -> Result<Option<ServerSession>>
+    where
+        F: Future<Output = ()>,
+    {
+        if !self.s.draining {
+            let ready = tokio::select! {
+                biased;
+                ready = self.wait_for_request() => ready?,
+                () = stop => {
+                    self.drain();
+                    true
+                }
+            };
+            if !ready {
+                return Ok(None);
+            }
+        }
+        self.read_request().await
     }
 
     async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
