@@ -35,6 +35,22 @@ pub(crate) struct LoadReport {
 }
 
 impl LoadReport {
+    /// Assert that no request was lost, that the load `went_on` after
+    /// the shutdown signal, and that at least `closes` answers announced
+    /// the connection's close (each answer after the signal does).
+    pub(crate) fn assert_none_lost(&self, went_on: bool, closes: usize) {
+        assert!(
+            self.failed.is_empty(),
+            "{} of {} requests lost: {:?}",
+            self.failed.len(),
+            self.sent,
+            &self.failed[..self.failed.len().min(5)]
+        );
+        assert!(went_on, "the load stalled after the signal: {self:?}");
+        assert_eq!(self.answered, self.sent);
+        assert!(self.closes >= closes, "{self:?}");
+    }
+
     fn merge(&mut self, other: Self) {
         self.sent += other.sent;
         self.answered += other.answered;
