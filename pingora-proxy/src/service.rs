@@ -279,14 +279,10 @@ async fn serve_connection<SV: ProxyHttp + 'static>(
 ) -> Option<Stream> {
     let h2 = options.h2.as_ref().unwrap_or(proxy.h2_options());
     // This future lives as long as the connection, and is as large as
-    // its largest state: the HTTP/2 connection and the h2c sniffing
-    // are boxed so that an HTTP/1 connection does not carry their
+    // its largest state: the HTTP/2 connection (like the h2c sniffing in
+    // `detect`) is boxed so that an HTTP/1 connection does not carry its
     // size (kilobytes) all its life.
-    let detected = match v2::negotiated_h2(&stream) {
-        false if proxy.h2c() => Box::pin(v2::detect_h2c(stream, h2.handshake_timeout)).await,
-        true => v2::Detected::Http2(stream),
-        false => v2::Detected::Http1(stream),
-    };
+    let detected = v2::detect(stream, proxy.h2c(), h2.handshake_timeout).await;
     match detected {
         v2::Detected::Http1(stream) => {
             let h1 = options.h1.unwrap_or(proxy.downstream_config());

@@ -306,12 +306,8 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         options: &ListenerOptions,
     ) -> Option<Stream> {
         let h2 = options.h2.as_ref().unwrap_or(&self.h2);
-        let stream = match v2::negotiated_h2(&stream) {
-            false if self.h2c => v2::detect_h2c(stream, h2.handshake_timeout).await,
-            true => v2::Detected::Http2(stream),
-            false => v2::Detected::Http1(stream),
-        };
-        let stream = match stream {
+        let detected = v2::detect(stream, self.h2c, h2.handshake_timeout).await;
+        let stream = match detected {
             v2::Detected::Http1(stream) => stream,
             v2::Detected::Http2(stream) => {
                 let serve = |session: v2::ServerSession| {

@@ -46,6 +46,22 @@ pub enum Detected {
     BadPreface,
 }
 
+/// Which protocol a client connection speaks: HTTP/2 when TLS's ALPN
+/// chose `h2`; otherwise, when `h2c` is on, what its first bytes say
+/// ([`detect_h2c`], under `timeout`); otherwise HTTP/1.
+///
+/// The sniffing is boxed: a server keeps the future that called this for
+/// the connection's whole life, and should not carry its size.
+pub async fn detect(stream: Stream, h2c: bool, timeout: Duration) -> Detected {
+    if super::negotiated_h2(&stream) {
+        Detected::Http2(stream)
+    } else if h2c {
+        Box::pin(detect_h2c(stream, timeout)).await
+    } else {
+        Detected::Http1(stream)
+    }
+}
+
 /// Read the first bytes of `stream` and tell HTTP/2 with prior knowledge
 /// from HTTP/1. The bytes read are replayed to whoever reads the returned
 /// stream next, so neither protocol misses them.

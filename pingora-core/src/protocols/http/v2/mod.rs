@@ -69,7 +69,7 @@ mod tests;
 
 pub use body::is_unprocessed;
 pub use client::{ClientConnection, ClientSession};
-pub use detect::{Detected, detect_h2c};
+pub use detect::{Detected, detect, detect_h2c};
 pub use server::{ServerConnection, ServerSession, serve_connection};
 
 use std::time::Duration;
