@@ -33,7 +33,8 @@
 //! fresh connection the same failure says the peer itself is broken.
 //! [`retry_before_response`] applies that rule
 //! ([`RetryType::ReusedOnly`], settled by whether the connection was
-//! reused).
+//! reused), and never to a non-idempotent request the upstream may have
+//! processed (RFC 9110 §9.2.2).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -299,9 +300,18 @@ fn h2_session(mut session: v2::ClientSession, peer: &HttpPeer) -> ClientSession 
 /// keep their own retry decision (a [`RetryType::ReusedOnly`] hint is
 /// settled the same way).
 ///
+/// `once_only` says the request's head reached the upstream and its
+/// method is not idempotent. The upstream may then have processed it
+/// before the connection failed, and RFC 9110 §9.2.2 forbids sending it
+/// again on one's own: the error is marked not retryable, unless it shows
+/// the upstream did not process the request (an HTTP/2 REFUSED_STREAM,
+/// or a GOAWAY below the stream, RFC 9113 §8.7, see
+/// [`v2::is_unprocessed`]). A caller that knows the request is safe to
+/// repeat may set the retry hint again afterwards.
+///
 /// The caller must only use this while no request body byte was lost: a
 /// retry resends the request from the start.
-pub fn retry_before_response(e: &mut Error, reused: bool) {
+pub fn retry_before_response(e: &mut Error, reused: bool, once_only: bool) {
     let connection_level = matches!(
         e.etype(),
         ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
@@ -310,6 +320,9 @@ pub fn retry_before_response(e: &mut Error, reused: bool) {
         e.set_retry_type(RetryType::ReusedOnly);
     }
     e.decide_reuse(reused);
+    if once_only && !v2::is_unprocessed(e) {
+        e.set_retry(false);
+    }
 }
 
 #[cfg(test)]
@@ -319,14 +332,22 @@ mod tests {
     #[test]
     fn reused_connection_failures_retry() {
         let mut e = Error::new_up(ErrorType::WriteError);
-        retry_before_response(&mut e, true);
+        retry_before_response(&mut e, true, false);
         assert!(e.retry());
         let mut e = Error::new_up(ErrorType::ConnectionClosed);
-        retry_before_response(&mut e, false);
+        retry_before_response(&mut e, false, false);
         assert!(!e.retry());
         // A malformed head fails again on any connection.
         let mut e = Error::new_up(ErrorType::InvalidHTTPHeader);
-        retry_before_response(&mut e, true);
+        retry_before_response(&mut e, true, false);
+        assert!(!e.retry());
+    }
+
+    #[test]
+    fn a_request_that_may_have_been_processed_is_not_retried() {
+        // A POST whose head went out: the upstream may have run it.
+        let mut e = Error::new_up(ErrorType::ConnectionClosed);
+        retry_before_response(&mut e, true, true);
         assert!(!e.retry());
     }
 

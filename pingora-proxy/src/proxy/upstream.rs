@@ -5,7 +5,6 @@ use super::body::SentBody;
 use super::exchange::Failure;
 use crate::{ProxyHttp, Session};
 use pingora_core::connectors::http::retry_before_response;
-use pingora_core::protocols::http::v2;
 use pingora_error::Result;
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -58,10 +57,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 Err(failure) => failure,
             };
             if before_response {
-                retry_before_response(&mut e, reused);
-            }
-            if body.may_be_processed_once_only() && !v2::is_unprocessed(&e) {
-                e.set_retry(false);
+                retry_before_response(&mut e, reused, body.may_be_processed_once_only());
             }
             let client_reused = session.is_downstream_reused();
             let e = self
