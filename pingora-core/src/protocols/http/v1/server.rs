@@ -7,303 +7,20 @@
 //! one connection strictly in order: the next head is read only after the
 //! previous response is written, so pipelined requests never mix.
 
-use super::H1Config;
-use super::conn::{Conn, Deadline, TimedOut};
+use super::conn::Conn;
 use super::decode::{BodyDecoder, DecodeError, Decoded};
 use super::encode::BodyEncoder;
 use super::framing::{self, Framing};
-use super::head::{HeadError, HeadReader};
 use crate::header::{RequestHeader, ResponseHeader};
 use crate::protocols::{Digest, Stream};
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
-use std::pin::{Pin, pin};
 
-/// Once a connection drains (the server is shutting down), how long it
-/// still waits for a next request before it closes. A client that sends
-/// requests back to back has its next one on the wire already; cutting
-/// the connection at once would lose it (see [`ServerConnection::drain`]).
-pub const DRAIN_IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+mod connection;
 
-/// A downstream HTTP/1 connection between requests.
-///
-/// # Examples
-///
-/// ```no_run
-/// use pingora_core::protocols::http::v1::{H1Config, ServerConnection};
-/// use pingora_core::header::ResponseHeader;
-/// # async fn serve(stream: pingora_core::protocols::Stream) -> pingora_core::Result<()> {
-/// let mut conn = ServerConnection::new(stream, H1Config::default());
-/// while let Some(mut session) = conn.read_request().await? {
-///     let mut resp = ResponseHeader::build(200, None)?;
-///     resp.insert_header("Content-Length", "2")?;
-///     session.write_response_header(resp).await?;
-///     session.write_body(b"ok").await?;
-///     session.finish_response(None).await?;
-///     match session.reuse().await {
-///         Some(next) => conn = next,
-///         None => break,
-///     }
-/// }
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct ServerConnection {
-    s: Box<State>,
-}
-
-impl ServerConnection {
-    /// Serve HTTP/1 on `stream` with `config`'s limits and timeouts.
-    pub fn new(stream: Stream, config: H1Config) -> Self {
-        let s = Box::new(State {
-            conn: Conn::new(stream, config),
-            served: 0,
-            req: RequestHeader::placeholder(),
-            body: BodyDecoder::new(Framing::Empty, 0),
-            trailers: None,
-            keepalive: true,
-            draining: false,
-            cont: Continue::NotExpected,
-            upgraded: false,
-            response: Response::NotStarted,
-        });
-        Self { s }
-    }
-
-    /// Drain the connection: the server is shutting down. Every response
-    /// from now on says `Connection: close`, and the wait for the next
-    /// request is cut to [`DRAIN_IDLE_WAIT`] (less when the idle timeout
-    /// is shorter). When nothing comes in that time,
-    /// [`read_request`](Self::read_request) closes the connection.
-    ///
-    /// Closing an idle keep-alive connection always races a request the
-    /// client may be sending at that moment (RFC 9112 §9.6). The drain
-    /// keeps that race as narrow as it can be:
-    ///
-    /// - a request already read, or in the socket, or still on the wire
-    ///   within the wait, is served, and its response announces the
-    ///   close, so the client sends nothing more on this connection;
-    /// - only a connection that stayed silent for the whole wait is
-    ///   closed, and then with a FIN (shutdown of our sending side)
-    ///   followed by a lingering read, never with a reset: a client
-    ///   learns of the close from the FIN before it sends again, so it
-    ///   knows its next request was never sent on this connection and
-    ///   can send it elsewhere, idempotent or not. Bytes that do arrive
-    ///   after our FIN (a request sent at the very moment the FIN was
-    ///   on its way) are read and dropped rather than answered with a
-    ///   reset, so the client sees the close it can recognise instead of
-    ///   an error that might have destroyed a response.
-    ///
-    /// A client that sent a request before our FIN reached it cannot tell
-    /// whether it was processed; it was not. Clients retry idempotent
-    /// requests in that case (RFC 9110 §9.2.2), as for any idle timeout.
-    pub fn drain(&mut self) {
-        self.s.draining = true;
-    }
-
-    /// Whether the connection is draining (see [`drain`](Self::drain)).
-    pub const fn is_draining(&self) -> bool {
-        self.s.draining
-    }
-
-    /// Wait until bytes of the next request are here: `Ok(true)` when
-    /// some are buffered, `Ok(false)` when the client closed, or let a
-    /// kept-alive (or draining) connection sit idle past its wait.
-    /// [`read_request`](Self::read_request) does this first; a caller that
-    /// races the wait against something else (a shutdown signal) calls
-    /// this, which is cancel safe.
-    ///
-    /// # Errors
-    ///
-    /// As [`read_request`](Self::read_request): read errors, and
-    /// [`ErrorType::ReadTimedout`] when a new connection sent nothing
-    /// within the header timeout.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: bytes read stay buffered for the next call.
-    pub async fn wait_for_request(&mut self) -> Result<bool> {
-        if !self.s.conn.buf.is_empty() {
-            return Ok(true);
-        }
-        let config = self.s.conn.config;
-        let mut wait = if self.s.served == 0 {
-            config.header_timeout
-        } else {
-            config.idle_timeout
-        };
-        if self.s.draining {
-            wait = wait.min(DRAIN_IDLE_WAIT);
-        }
-        let idle_ok = self.s.served > 0 || self.s.draining;
-        // Holds no buffer while it waits (see `Conn::read_lean`).
-        match self.s.conn.read_lean_bounded(wait).await {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(e) if idle_ok && e.etype() == &ErrorType::ReadTimedout => Ok(false),
-            Err(e) => Err(e.into_down()),
-        }
-    }
-
-    /// How many requests this connection has served.
-    pub const fn served(&self) -> u64 {
-        self.s.served
-    }
-
-    /// What is known about the underlying connection.
-    pub fn digest(&self) -> Option<&Digest> {
-        self.s.conn.stream.digest()
-    }
-
-    /// Read the next request head.
-    ///
-    /// Returns `Ok(None)` when the client closed the connection, or let a
-    /// kept-alive connection sit idle past the idle timeout, before sending
-    /// a byte of the next request; a draining connection (see
-    /// [`drain`](Self::drain)) is then closed gracefully.
-    ///
-    /// Lean on memory, as this future is what a connection keeps while it
-    /// waits: it holds no buffer until bytes arrive, gives its buffers
-    /// back whenever it waits with nothing read, and keeps a head that
-    /// arrives slowly in a buffer about the size of what came so far.
-    ///
-    /// # Errors
-    ///
-    /// A malformed or over-limit head is answered (400, 413, 414, 431 or
-    /// 505, see [`H1Config`]) and the connection closed before the error
-    /// returns: [`ErrorType::InvalidHTTPHeader`] for bad heads,
-    /// [`ErrorType::H1Error`] for smuggling-prone framing and a
-    /// Content-Length over the body limit, [`ErrorType::ReadTimedout`]
-    /// when the head took longer than the header timeout (answered 408
-    /// once part of a head came; a connection that sent nothing is just
-    /// closed), and read errors. All are marked downstream.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future drops (and so closes) the connection.
-    pub async fn read_request(mut self) -> Result<Option<ServerSession>> {
-        if !self.wait_for_request().await? {
-            if self.s.draining {
-                // See `drain`: a FIN, then a lingering read. Boxed: this
-                // future is what every waiting connection keeps.
-                Box::pin(self.s.conn.linger_close()).await;
-            }
-            return Ok(None);
-        }
-        // What to refuse, if anything, worked out in a block, so that the
-        // head and its request (hundreds of bytes) are not kept across
-        // the refusal's await: that would grow the future of every
-        // connection waiting for a request.
-        let (status, etype, why) = {
-            // A deadline rather than `config.bounded`, which would hold a
-            // copy of the config and the head read twice.
-            let head = {
-                let config = &self.s.conn.config;
-                let deadline = Deadline::new(config, config.header_timeout);
-                deadline.bound(pin!(self.read_head())).await
-            };
-            let max_body = self.s.conn.config.max_request_body;
-            match head {
-                Ok(Ok(Some(req))) => match framing::request_framing(&req) {
-                    Ok(Framing::Length(n)) if max_body.is_some_and(|max| n > max) => {
-                        (413, ErrorType::H1Error, "request body too large")
-                    }
-                    Ok(framing) => return Ok(Some(ServerSession::new(self, req, framing))),
-                    Err(why) => (400, ErrorType::H1Error, why),
-                },
-                Ok(Ok(None)) => return Ok(None),
-                Ok(Err(HeadFail::Io(e))) => return Err(e.into_down()),
-                Ok(Err(HeadFail::Bad(bad))) => {
-                    (bad.status(), ErrorType::InvalidHTTPHeader, bad.as_str())
-                }
-                // The client started a head and did not finish it in time
-                // (RFC 9110 §15.5.9): say so before closing.
-                Err(TimedOut) => (408, ErrorType::ReadTimedout, "reading request head"),
-            }
-        };
-        Err(self.reject(status, etype, why).await)
-    }
-
-    /// [`read_request`](Self::read_request), unless `stop` completes
-    /// first while the connection waits for the request's first byte:
-    /// the connection then [drains](Self::drain) and reads on, so a
-    /// request already sent is still served (with `Connection: close`)
-    /// and only a silent connection is closed, gracefully. Bytes already
-    /// here win over `stop`. Once draining, `stop` is not polled again,
-    /// so it may be a future that must not be polled after completing.
-    ///
-    /// The serving loop of an app calls this with its shutdown signal, one
-    /// `stop` future for the whole connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`read_request`](Self::read_request).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future drops (and so closes) the connection.
-    pub async fn read_request_until<F>(mut self, stop: Pin<&mut F>) -> Result<Option<ServerSession>>
-    where
-        F: Future<Output = ()>,
-    {
-        if !self.s.draining {
-            let ready = tokio::select! {
-                biased;
-                ready = self.wait_for_request() => ready?,
-                () = stop => {
-                    self.drain();
-                    true
-                }
-            };
-            if !ready {
-                return Ok(None);
-            }
-        }
-        self.read_request().await
-    }
-
-    async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
-        let mut reader = HeadReader::default();
-        loop {
-            match reader.parse_request(&mut self.s.conn.buf, &self.s.conn.config) {
-                Ok(Some(req)) => return Ok(Some(req)),
-                Ok(None) => {}
-                Err(bad) => return Err(HeadFail::Bad(bad)),
-            }
-            // The caller bounds the whole head read by the header timeout.
-            match self.s.conn.read_lean().await {
-                // Closing in the middle of a head is not an error to answer.
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) => return Err(HeadFail::Io(e)),
-            }
-        }
-    }
-
-    /// Answer a bad request with `status` and close.
-    ///
-    /// The writing and lingering run in a boxed future: inline, their
-    /// state would make [`read_request`](Self::read_request)'s future, kept
-    /// by every connection waiting for a request, several times larger.
-    async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
-        write_error_head(self.s.conn.wbuf(), status);
-        Box::pin(async move {
-            let _ = self.s.conn.flush_wbuf().await;
-            self.s.conn.linger_close().await;
-        })
-        .await;
-        Error::explain(etype, why).into_down()
-    }
-}
-
-/// Why reading a head failed.
-enum HeadFail {
-    Io(Box<Error>),
-    Bad(HeadError),
-}
+pub use connection::{DRAIN_IDLE_WAIT, ServerConnection};
 
 /// A bodyless error response that closes the connection.
 fn write_error_head(out: &mut bytes::BytesMut, status: u16) {
@@ -439,7 +156,7 @@ impl ServerSession {
     /// [`ErrorType::H1Error`] for an invalid body (such as a bad chunk
     /// size): it is answered with 400 when no response has started, and
     /// the connection will close; the same with 413 for a chunked body
-    /// over [`H1Config::max_request_body`]. [`ErrorType::ReadTimedout`] when the body
+    /// over [`H1Config::max_request_body`](super::H1Config::max_request_body). [`ErrorType::ReadTimedout`] when the body
     /// read timeout passes, [`ErrorType::ConnectionClosed`] when the client
     /// closes early, and read errors. All are marked downstream.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
@@ -730,7 +447,7 @@ impl ServerSession {
     /// request when keep-alive allows, or close it.
     ///
     /// The rest of an unread request body is read and discarded first, up
-    /// to [`H1Config::max_drain_bytes`]; a larger rest closes the
+    /// to [`H1Config::max_drain_bytes`](super::H1Config::max_drain_bytes); a larger rest closes the
     /// connection, since the next request starts only after it.
     pub async fn reuse(mut self) -> Option<ServerConnection> {
         let reusable = self.s.keepalive

@@ -2,6 +2,7 @@
 //! the size of what arrived when a head comes slowly.
 
 use super::*;
+use crate::protocols::http::v1::H1Config;
 use crate::protocols::l4::L4Stream;
 use std::future::Future;
 use std::pin::{Pin, pin};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocols::http::v1::H1Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// A server connection on one end of a pipe, the client end returned.
