@@ -212,18 +212,8 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
                     break;
                 }
                 Stop::Upgrade => {
-                    readiness.reloading();
-                    match send_sockets(&fds, &conf).await {
-                        Ok(()) => {
-                            log::info!("SIGQUIT: sockets handed over, graceful shutdown");
-                            // The new process writes its pid into the file.
-                            pidfile::release();
-                            break;
-                        }
-                        Err(e) => {
-                            log::error!("SIGQUIT: upgrade failed, still serving: {e}");
-                            readiness.still_serving();
-                        }
+                    if hand_over(&fds, &conf, readiness).await {
+                        break;
                     }
                 }
             },
@@ -254,6 +244,26 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     }
     let senders = (&draining_tx, &shutdown_tx);
     graceful_shutdown(&conf, &mut signals, senders, &mut done_rx, running).await
+}
+
+/// SIGQUIT: hand the listening sockets to the new process. `true` when
+/// it took them and this process should shut down gracefully; on failure
+/// this process keeps serving.
+async fn hand_over(fds: &ListenFds, conf: &ServerConf, readiness: &mut Readiness) -> bool {
+    readiness.reloading();
+    match send_sockets(fds, conf).await {
+        Ok(()) => {
+            log::info!("SIGQUIT: sockets handed over, graceful shutdown");
+            // The new process writes its pid into the file.
+            pidfile::release();
+            true
+        }
+        Err(e) => {
+            log::error!("SIGQUIT: upgrade failed, still serving: {e}");
+            readiness.still_serving();
+            false
+        }
+    }
 }
 
 /// Wait, on a task of its own, until every service is ready or gone; the
