@@ -70,10 +70,17 @@ pub(crate) struct Load {
 impl Load {
     /// Start `clients` looping clients of `addr`.
     pub(crate) fn start(addr: SocketAddr, clients: usize) -> Self {
+        Self::start_paced(addr, clients, Duration::ZERO)
+    }
+
+    /// Start `clients` clients of `addr` that leave their connection idle
+    /// for `pause` before each request after the first: long enough, and
+    /// a server parks idle connections between requests.
+    pub(crate) fn start_paced(addr: SocketAddr, clients: usize, pause: Duration) -> Self {
         let (stop, stopped) = watch::channel(false);
         let answered = Arc::new(AtomicUsize::new(0));
         let tasks = (0..clients)
-            .map(|_| tokio::spawn(client(addr, stopped.clone(), answered.clone())))
+            .map(|_| tokio::spawn(client(addr, stopped.clone(), answered.clone(), pause)))
             .collect();
         Self {
             stop,
@@ -116,6 +123,7 @@ async fn client(
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
     answered: Arc<AtomicUsize>,
+    pause: Duration,
 ) -> LoadReport {
     let mut report = LoadReport::default();
     let mut conn: Option<TcpStream> = None;
@@ -123,7 +131,12 @@ async fn client(
     let mut n = 0;
     while !*stop.borrow() {
         let tcp = match conn.as_mut() {
-            Some(tcp) => tcp,
+            Some(tcp) => {
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                tcp
+            }
             None => match TcpStream::connect(addr).await {
                 Ok(tcp) => {
                     tcp.set_nodelay(true).expect("nodelay");

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pingora_core::apps::http_app::{HelloApp, HttpServer};
+use pingora_core::protocols::http::v1::H1Config;
 use pingora_core::server::{Opt, Server, ServerConf, ShutdownWatch};
 use pingora_core::services::ReadyNotifier;
 use pingora_core::services::background::{BackgroundService, background_service};
@@ -63,7 +64,12 @@ fn child_server() {
     conf.graceful_shutdown_timeout_seconds = 5;
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
-    let mut listening = ListeningService::new("hello", Arc::new(HttpServer::new(HelloApp)));
+    // Connections idle for 2 ms are parked: the paced clients' are, at
+    // every pause, so the signal finds some of them parked.
+    let mut h1 = H1Config::default();
+    h1.park_idle_after = Some(Duration::from_millis(2));
+    let app = HttpServer::new(HelloApp).with_config(h1);
+    let mut listening = ListeningService::new("hello", Arc::new(app));
     listening.add_tcp("127.0.0.1:0");
     let announce = Announce {
         bound: listening.bound_addrs(),
@@ -108,8 +114,9 @@ fn wait_ready(ready_file: &Path) -> SocketAddr {
     }
 }
 
-/// Eight clients send requests back to back on keep-alive connections;
-/// the server gets SIGTERM; the clients go on through the grace period
+/// Eight clients send requests back to back on keep-alive connections,
+/// and eight more pause between requests (so that their connections are
+/// parked idle each time); the server gets SIGTERM; the clients go on through the grace period
 /// (on new connections, as each answer tells them) and stop before it
 /// ends. Every request sent is answered, every answer after the signal
 /// announces the close, and the server then exits cleanly.
@@ -133,11 +140,23 @@ fn no_request_is_lost_across_sigterm_under_keepalive_load() {
         .unwrap();
     let (report, went_on) = rt.block_on(async {
         let load = load::Load::start(addr, 8);
+        let paced = load::Load::start_paced(addr, 8, Duration::from_millis(10));
         assert!(load.wait_for_answers(400).await, "no load");
+        assert!(paced.wait_for_answers(40).await, "no paced load");
         let signalled = Instant::now();
         kill(pid, Signal::SIGTERM).unwrap();
-        let went_on = load.wait_for_answers(400).await;
-        let report = load.finish().await;
+        let went_on = load.wait_for_answers(400).await && paced.wait_for_answers(40).await;
+        let mut report = load.finish().await;
+        let paced = paced.finish().await;
+        // Every paced client's connection was parked at each pause: none
+        // of their requests may be lost either.
+        assert!(
+            paced.failed.is_empty(),
+            "paced clients lost requests: {paced:?}"
+        );
+        report.sent += paced.sent;
+        report.answered += paced.answered;
+        report.closes += paced.closes;
         assert!(
             signalled.elapsed() < Duration::from_secs(GRACE_SECONDS),
             "the load outlived the grace period; the test cannot tell"

@@ -2,11 +2,11 @@
 
 use crate::{HttpProxy, ProxyHttp, Session};
 use async_trait::async_trait;
-use pingora_core::apps::{ListenerOptions, ServerApp};
+use pingora_core::apps::{Handover, ListenerOptions, Served, ServerApp};
 use pingora_core::listeners::{ServerAddress, TcpSocketOptions};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::http::v1::{H1Config, ServerConnection};
+use pingora_core::protocols::http::v1::{NextRequest, ServerConnection};
 use pingora_core::protocols::http::v2;
 use pingora_core::server::{ServerConf, ShutdownWatch};
 use pingora_core::services::listening::{BoundAddrs, ListeningService};
@@ -265,7 +265,20 @@ impl<SV: ProxyHttp + 'static> ServerApp for HttpProxy<SV> {
         shutdown: &ShutdownWatch,
         options: &ListenerOptions,
     ) -> Option<Stream> {
-        serve_connection(self, stream, shutdown, options).await
+        // Not parkable: served to the end on this task.
+        let handover = Handover::default();
+        let served = serve_connection(self, stream, shutdown, options, handover);
+        served.await.into_reusable()
+    }
+
+    async fn process_connection(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        options: &ListenerOptions,
+        handover: Handover,
+    ) -> Served {
+        serve_connection(self, stream, shutdown, options, handover).await
     }
 }
 
@@ -276,25 +289,29 @@ async fn serve_connection<SV: ProxyHttp + 'static>(
     stream: Stream,
     shutdown: &ShutdownWatch,
     options: &ListenerOptions,
-) -> Option<Stream> {
-    let h2 = options.h2.as_ref().unwrap_or(proxy.h2_options());
-    // This future lives as long as the connection, and is as large as
-    // its largest state: the HTTP/2 connection (like the h2c sniffing in
-    // `detect`) is boxed so that an HTTP/1 connection does not carry its
-    // size (kilobytes) all its life.
-    let detected = v2::detect(stream, proxy.h2c(), h2.handshake_timeout).await;
-    match detected {
-        v2::Detected::Http1(stream) => {
-            let h1 = options.h1.unwrap_or(proxy.downstream_config());
-            serve_h1(proxy, stream, h1, shutdown).await
+    handover: Handover,
+) -> Served {
+    let h1 = || options.h1.unwrap_or(proxy.downstream_config());
+    let conn = if handover.resumed {
+        // An HTTP/1 connection that was parked idle.
+        ServerConnection::resumed(stream, h1())
+    } else {
+        let h2 = options.h2.as_ref().unwrap_or(proxy.h2_options());
+        // This future lives as long as the connection, and is as large as
+        // its largest state: the HTTP/2 connection (like the h2c sniffing
+        // in `detect`) is boxed so that an HTTP/1 connection does not
+        // carry its size (kilobytes) all its life.
+        match v2::detect(stream, proxy.h2c(), h2.handshake_timeout).await {
+            v2::Detected::Http1(stream) => ServerConnection::new(stream, h1()),
+            v2::Detected::Http2(stream) => {
+                Box::pin(serve_h2(proxy, stream, h2, shutdown)).await;
+                return Served::Closed;
+            }
+            // Already answered with an HTTP/2 connection error.
+            _ => return Served::Closed,
         }
-        v2::Detected::Http2(stream) => {
-            Box::pin(serve_h2(proxy, stream, h2, shutdown)).await;
-            None
-        }
-        // Already answered with an HTTP/2 connection error.
-        _ => None,
-    }
+    };
+    serve_h1(proxy, conn, shutdown, handover.parkable).await
 }
 
 /// Completes once `shutdown` turns true (or its sender is gone), and is
@@ -329,13 +346,14 @@ async fn stop_signal(mut shutdown: ShutdownWatch) {
 /// is several kilobytes, happens in a future boxed for that one request.
 async fn serve_h1<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
-    stream: Stream,
-    config: H1Config,
+    mut conn: ServerConnection,
     shutdown: &ShutdownWatch,
-) -> Option<Stream> {
+    parkable: bool,
+) -> Served {
     // One wait for the whole connection, not a new one per request.
     let mut stop = std::pin::pin!(stop_signal(shutdown.clone()));
-    let mut conn = ServerConnection::new(stream, config);
+    // Handed back idle once silent for `park_idle_after`, to be parked.
+    conn.set_parkable(parkable);
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
     loop {
@@ -343,17 +361,21 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
         // Only the wait for a request races shutdown: a request in
         // progress is always finished, and once shutting down the
         // connection drains (see `ServerConnection::drain`).
-        let read = conn.read_request_until(stop.as_mut()).await;
-        let session = match read {
-            Ok(Some(h1)) => Session::new(h1, reused),
-            Ok(None) => return None,
+        let next = conn.read_request_or_idle(stop.as_mut(), true).await;
+        let session = match next {
+            Ok(NextRequest::Request(h1)) => Session::new(h1, reused),
+            Ok(NextRequest::Idle { stream, wait }) => return Served::Idle { stream, wait },
+            Ok(NextRequest::Closed) => return Served::Closed,
             Err(e) => {
                 // Already answered (400, 414, 431) and closed.
                 log::debug!("request refused: {e}");
-                return None;
+                return Served::Closed;
             }
         };
-        conn = Box::pin(serve_h1_request(proxy, session, &mut watch)).await?;
+        match Box::pin(serve_h1_request(proxy, session, &mut watch)).await {
+            Some(next) => conn = next,
+            None => return Served::Closed,
+        }
     }
 }
 
@@ -464,12 +486,13 @@ mod tests {
     /// than release ones, so the budget is the debug size with a margin.
     #[tokio::test]
     async fn a_connection_future_stays_small() {
-        const BUDGET: usize = 768;
+        const BUDGET: usize = 704;
         let proxy = Arc::new(HttpProxy::new(Nowhere, &ServerConf::default()).unwrap());
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let (stream, _client) = tokio::io::duplex(64);
         let options = ListenerOptions::default();
-        let serving = serve_connection(&proxy, Box::new(stream), &shutdown, &options);
+        let handover = Handover::accepted(true);
+        let serving = serve_connection(&proxy, Box::new(stream), &shutdown, &options, handover);
         let size = size_of_val(&serving);
         assert!(size <= BUDGET, "{size} bytes per connection");
     }

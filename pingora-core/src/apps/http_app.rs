@@ -32,11 +32,11 @@
 //! # }
 //! ```
 
-use super::{ListenerOptions, ServerApp};
+use super::{Handover, ListenerOptions, Served, ServerApp};
 use crate::header::{HeaderList, RequestHeader, ResponseHeader};
 use crate::protocols::Stream;
 use crate::protocols::http::ServerSession;
-use crate::protocols::http::v1::{H1Config, ServerConnection};
+use crate::protocols::http::v1::{H1Config, NextRequest, ServerConnection};
 use crate::protocols::http::v2::{self, H2Options};
 use crate::server::{ServerConf, ShutdownWatch};
 use async_trait::async_trait;
@@ -305,6 +305,25 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
         shutdown: &ShutdownWatch,
         options: &ListenerOptions,
     ) -> Option<Stream> {
+        // Not parkable: served to the end on this task.
+        let handover = Handover::default();
+        let served = self.process_connection(stream, shutdown, options, handover);
+        served.await.into_reusable()
+    }
+
+    async fn process_connection(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        options: &ListenerOptions,
+        handover: Handover,
+    ) -> Served {
+        let config = || options.h1.unwrap_or(self.config);
+        if handover.resumed {
+            // An HTTP/1 connection that was parked idle.
+            let conn = ServerConnection::resumed(stream, config());
+            return self.serve_h1(conn, shutdown, handover).await;
+        }
         let h2 = options.h2.as_ref().unwrap_or(&self.h2);
         let detected = v2::detect(stream, self.h2c, h2.handshake_timeout).await;
         let stream = match detected {
@@ -322,28 +341,43 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
                     }
                 };
                 v2::serve_connection(stream, h2, shutdown, serve).await;
-                return None;
+                return Served::Closed;
             }
             // A broken HTTP/2 preface, already answered with GOAWAY.
-            _ => return None,
+            _ => return Served::Closed,
         };
+        let conn = ServerConnection::new(stream, config());
+        self.serve_h1(conn, shutdown, handover).await
+    }
+}
+
+impl<S: ServeHttp> HttpServer<S> {
+    /// Serve requests on an HTTP/1 connection until it closes, or, when
+    /// the listening service can park it, until it idles.
+    async fn serve_h1(
+        &self,
+        mut conn: ServerConnection,
+        shutdown: &ShutdownWatch,
+        handover: Handover,
+    ) -> Served {
         let mut watch = shutdown.clone();
         let mut stop = std::pin::pin!(async move {
             // A dropped sender counts as shutting down too.
             let _ = watch.wait_for(|stop| *stop).await;
         });
-        let mut conn = ServerConnection::new(stream, options.h1.unwrap_or(self.config));
+        conn.set_parkable(handover.parkable);
         loop {
             // Only the wait for a request races shutdown: a request in
             // progress is always finished, and once shutting down the
             // connection drains (see `ServerConnection::drain`).
-            let read = conn.read_request_until(stop.as_mut()).await;
-            let mut session = match read {
-                Ok(Some(session)) => ServerSession::from(session),
-                Ok(None) => return None,
+            let next = conn.read_request_or_idle(stop.as_mut(), true).await;
+            let mut session = match next {
+                Ok(NextRequest::Request(session)) => ServerSession::from(session),
+                Ok(NextRequest::Idle { stream, wait }) => return Served::Idle { stream, wait },
+                Ok(NextRequest::Closed) => return Served::Closed,
                 Err(e) => {
                     log::debug!("http request refused: {e}");
-                    return None;
+                    return Served::Closed;
                 }
             };
             if let Err(e) = self.serve(&mut session, shutdown).await {
@@ -351,9 +385,12 @@ impl<S: ServeHttp> ServerApp for HttpServer<S> {
                 session.set_keepalive(false);
             }
             let ServerSession::H1(session) = session else {
-                return None;
+                return Served::Closed;
             };
-            conn = session.reuse().await?;
+            match session.reuse().await {
+                Some(next) => conn = next,
+                None => return Served::Closed,
+            }
         }
     }
 }

@@ -44,8 +44,106 @@ pub trait ServerApp {
         self.process_new(stream, shutdown).await
     }
 
+    /// Serve `stream` as [`process_new_on`](Self::process_new_on) does,
+    /// and say what became of it. A
+    /// [`ListeningService`](crate::services::listening::ListeningService)
+    /// calls this one. An app that serves clients which speak first (HTTP)
+    /// overrides it to hand an idle connection back as [`Served::Idle`]
+    /// when `handover.parkable` says the service can hold it without a
+    /// task; the service then parks the bare socket until its client sends
+    /// more and calls this again with `handover.resumed`.
+    ///
+    /// The default calls `process_new_on`: a stream it returns is
+    /// [`Served::Again`], served again at once.
+    async fn process_connection(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        options: &ListenerOptions,
+        handover: Handover,
+    ) -> Served
+    where
+        Self: Send + Sync + 'static,
+    {
+        let _ = handover;
+        Served::from_reusable(self.process_new_on(stream, shutdown, options).await)
+    }
+
     /// Called once when the service stops, to release what the app holds.
     async fn cleanup(&self) {}
+}
+
+/// How a listening service hands a connection to
+/// [`ServerApp::process_connection`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Handover {
+    /// The app handed this connection back idle ([`Served::Idle`]) and its
+    /// client has since sent bytes, or closed: serve its next exchange
+    /// (for HTTP/1, a request on a reused connection).
+    pub resumed: bool,
+    /// The service can park this connection: an app may return it as
+    /// [`Served::Idle`] rather than wait for its client on the task.
+    pub parkable: bool,
+}
+
+impl Handover {
+    /// A connection just accepted, which the service can park or not.
+    #[must_use]
+    pub const fn accepted(parkable: bool) -> Self {
+        Self {
+            resumed: false,
+            parkable,
+        }
+    }
+
+    /// A parked connection whose client sent more, which the service can
+    /// park again or not.
+    #[must_use]
+    pub const fn resumed(parkable: bool) -> Self {
+        Self {
+            resumed: true,
+            parkable,
+        }
+    }
+}
+
+/// What became of a connection [`ServerApp::process_connection`] served.
+#[derive(Debug)]
+pub enum Served {
+    /// Done with: the stream is closed.
+    Closed,
+    /// Reusable: serve it again at once (what `process_new` returning the
+    /// stream means).
+    Again(Stream),
+    /// Idle, waiting for its client: hold it for at most `wait` (then
+    /// close it) until the client sends bytes or closes, then serve it
+    /// again with [`Handover::resumed`].
+    Idle {
+        /// The idle connection, nothing of its next exchange read.
+        stream: Stream,
+        /// How much longer it may stay idle.
+        wait: std::time::Duration,
+    },
+}
+
+impl Served {
+    /// What `process_new` returning `stream` means: [`Served::Again`]
+    /// with it, or [`Served::Closed`].
+    pub fn from_reusable(stream: Option<Stream>) -> Self {
+        stream.map_or(Self::Closed, Self::Again)
+    }
+
+    /// What to return from `process_new` for this: the stream of
+    /// [`Served::Again`], or `None`. An idle connection cannot be held
+    /// by a caller of `process_new`, which apps know from
+    /// [`Handover::parkable`]: they never hand one back to it.
+    pub fn into_reusable(self) -> Option<Stream> {
+        match self {
+            Self::Again(stream) => Some(stream),
+            _ => None,
+        }
+    }
 }
 
 /// Settings of one listener that override the app's for the connections

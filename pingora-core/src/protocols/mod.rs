@@ -8,12 +8,13 @@ pub mod tls;
 
 pub use digest::{Digest, SocketAddr};
 
+use std::any::Any;
 use std::fmt::Debug;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A bidirectional byte stream the framework can serve or proxy over: a TCP
 /// or Unix socket, a TLS session over one, or an in-memory pipe in tests.
-pub trait IO: AsyncRead + AsyncWrite + Unpin + Send + Sync + Debug + 'static {
+pub trait IO: Any + AsyncRead + AsyncWrite + Unpin + Send + Sync + Debug + 'static {
     /// What is known about the connection (addresses, accept time, TLS),
     /// when the stream is a real connection.
     fn digest(&self) -> Option<&Digest> {

@@ -1,8 +1,10 @@
 //! [`ListeningService`]: accepts connections on its listeners and serves each
 //! with an app.
 
+use super::park;
+pub use super::park::ParkedCount;
 use super::{Service, ServiceContext};
-use crate::apps::{ListenerOptions, ServerApp};
+use crate::apps::{Handover, ListenerOptions, Served, ServerApp};
 use crate::listeners::{AcceptBackoff, Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
@@ -48,6 +50,7 @@ pub struct ListeningService<A> {
     app: Arc<A>,
     threads: Option<usize>,
     bound: BoundAddrs,
+    parked: ParkedCount,
 }
 
 impl<A> std::fmt::Debug for ListeningService<A> {
@@ -75,6 +78,7 @@ impl<A> ListeningService<A> {
             app,
             threads: None,
             bound: BoundAddrs::default(),
+            parked: ParkedCount::default(),
         }
     }
 
@@ -157,6 +161,12 @@ impl<A> ListeningService<A> {
         &self.app
     }
 
+    /// A handle that counts the idle connections parked right now (see
+    /// [`H1Config::park_idle_after`](crate::protocols::http::v1::H1Config::park_idle_after)).
+    pub fn parked_connections(&self) -> ParkedCount {
+        self.parked.clone()
+    }
+
     /// A handle that gives the bound addresses once the service is ready,
     /// such as the port picked for `127.0.0.1:0`.
     pub fn bound_addrs(&self) -> BoundAddrs {
@@ -187,22 +197,28 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
         }
         ctx.ready.notify_ready();
 
-        // Every connection task holds a sender; the channel closes once the
-        // last one is done, which is how we know the service drained.
+        // Every connection task holds a sender (through its listener's
+        // `Listening`); the channel closes once the last one is done,
+        // which is how we know the service drained.
         let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
         let mut accept_loops = Vec::new();
         for (i, listener) in listeners.iter().enumerate() {
+            let listening = Arc::new(Listening {
+                app: Arc::clone(&self.app),
+                tls: self.tls.get(i).cloned().flatten(),
+                options: self.options.get(i).cloned().unwrap_or_default(),
+                draining: ctx.draining.clone(),
+                spawner: ctx.spawner.clone(),
+                parker: park::parker(&self.parked),
+                _drain: drain_tx.clone(),
+            });
+            park::watch(&listening);
             for _ in 0..ctx.listener_tasks_per_fd {
                 let acceptor = Acceptor {
                     listener: Arc::clone(listener),
-                    tls: self.tls.get(i).cloned().flatten(),
-                    options: self.options.get(i).cloned().unwrap_or_default(),
-                    app: Arc::clone(&self.app),
+                    listening: Arc::clone(&listening),
                     shutdown: ctx.shutdown.clone(),
-                    draining: ctx.draining.clone(),
-                    drain: drain_tx.clone(),
-                    spawner: ctx.spawner.clone(),
                     backoff: AcceptBackoff::new(),
                 };
                 accept_loops.push(ctx.spawner.spawn(acceptor.run()));
@@ -235,17 +251,25 @@ impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
     }
 }
 
+/// What the connections of one listener share: the app, the listener's
+/// settings, and the set idle ones are parked in.
+pub(super) struct Listening<A> {
+    pub(super) app: Arc<A>,
+    tls: Option<TlsAcceptor>,
+    options: Arc<ListenerOptions>,
+    /// What the app is given: turns `true` before `shutdown`.
+    pub(super) draining: ShutdownWatch,
+    pub(super) spawner: Spawner,
+    pub(super) parker: Option<Arc<park::Parker>>,
+    /// Held for as long as a connection (or the parker's watcher) runs.
+    _drain: mpsc::Sender<()>,
+}
+
 /// One accept loop on one listening socket.
 struct Acceptor<A> {
     listener: Arc<Listener>,
-    tls: Option<TlsAcceptor>,
-    options: Arc<ListenerOptions>,
-    app: Arc<A>,
+    listening: Arc<Listening<A>>,
     shutdown: ShutdownWatch,
-    /// What the app is given: turns `true` before `shutdown`.
-    draining: ShutdownWatch,
-    drain: mpsc::Sender<()>,
-    spawner: Spawner,
     /// Pauses after failed accepts (running out of descriptors, say).
     backoff: AcceptBackoff,
 }
@@ -270,15 +294,8 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
             match accepted {
                 Ok(stream) => {
                     self.backoff.succeeded();
-                    let conn = serve(
-                        Arc::clone(&self.app),
-                        Box::new(stream),
-                        self.tls.clone(),
-                        Arc::clone(&self.options),
-                        self.draining.clone(),
-                        self.drain.clone(),
-                    );
-                    self.spawner.spawn(conn);
+                    let conn = serve(Arc::clone(&self.listening), Box::new(stream), false);
+                    self.listening.spawner.spawn(conn);
                 }
                 Err(e) => {
                     let pause = self.backoff.failed(&e, Instant::now());
@@ -289,31 +306,57 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
     }
 }
 
-/// Serve one connection for as long as the app keeps it reusable.
-async fn serve<A: ServerApp + Send + Sync + 'static>(
-    app: Arc<A>,
+/// Serve one connection for as long as the app keeps it reusable, or
+/// until the app hands it back idle and it is parked. `resumed`: it was
+/// parked, and its client sent more.
+pub(super) async fn serve<A: ServerApp + Send + Sync + 'static>(
+    listening: Arc<Listening<A>>,
     stream: Stream,
-    tls: Option<TlsAcceptor>,
-    options: Arc<ListenerOptions>,
-    shutdown: ShutdownWatch,
-    _drain: mpsc::Sender<()>,
+    mut resumed: bool,
 ) {
     // The handshake's state is boxed: kept inline, its size would stay in
     // every connection's task for as long as the connection lives.
-    let mut stream = match tls {
-        Some(acceptor) => match Box::pin(acceptor.accept(stream)).await {
+    let mut stream = match &listening.tls {
+        Some(acceptor) if !resumed => match Box::pin(acceptor.accept(stream)).await {
             Ok(stream) => stream,
             Err(e) => {
                 log::debug!("tls handshake failed: {e}");
                 return;
             }
         },
-        None => stream,
+        _ => stream,
     };
+    // Only plain sockets can be parked (a TLS session keeps its state).
+    let mut parkable = listening.parker.is_some() && listening.tls.is_none();
     loop {
-        match app.process_new_on(stream, &shutdown, &options).await {
-            Some(reusable) if !*shutdown.borrow() => stream = reusable,
-            _ => return,
+        let handover = if resumed {
+            Handover::resumed(parkable)
+        } else {
+            Handover::accepted(parkable)
+        };
+        let app = &listening.app;
+        let served = app
+            .process_connection(stream, &listening.draining, &listening.options, handover)
+            .await;
+        match served {
+            Served::Closed => return,
+            Served::Again(reusable) if !*listening.draining.borrow() => {
+                stream = reusable;
+                resumed = false;
+            }
+            Served::Again(_) => return,
+            Served::Idle { stream: idle, wait } => {
+                match park::park(&listening, idle, wait) {
+                    Ok(()) => return,
+                    // Not parked (the server is draining, say): the app
+                    // waits on this task from now on.
+                    Err(idle) => {
+                        stream = idle;
+                        resumed = true;
+                        parkable = false;
+                    }
+                }
+            }
         }
     }
 }
@@ -326,6 +369,25 @@ mod tests {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::watch;
+
+    /// What a server gives a service: `fds`, the signals, and `tasks`
+    /// accept tasks per listener.
+    fn context(
+        fds: ListenFds,
+        shutdown: ShutdownWatch,
+        draining: ShutdownWatch,
+        ready: ReadyNotifier,
+        tasks: usize,
+    ) -> ServiceContext {
+        ServiceContext {
+            fds,
+            shutdown,
+            draining,
+            ready,
+            listener_tasks_per_fd: tasks,
+            spawner: Spawner::current(),
+        }
+    }
 
     /// Answers one byte after `hold` elapses, then closes.
     struct Slow {
@@ -358,14 +420,7 @@ mod tests {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (ready, mut ready_watch) = ReadyNotifier::new();
         let fds = ListenFds::new();
-        let ctx = ServiceContext {
-            fds: fds.clone(),
-            draining: shutdown.clone(),
-            shutdown,
-            ready,
-            listener_tasks_per_fd: 2,
-            spawner: Spawner::current(),
-        };
+        let ctx = context(fds.clone(), shutdown.clone(), shutdown, ready, 2);
         let running = tokio::spawn(async move { service.start_service(ctx).await });
         ready_watch.wait().await;
         let addr = *bound.get().unwrap()[0].as_inet().unwrap();
@@ -415,14 +470,7 @@ mod tests {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (draining_tx, draining) = watch::channel(false);
         let (ready, mut ready_watch) = ReadyNotifier::new();
-        let ctx = ServiceContext {
-            fds: ListenFds::new(),
-            shutdown,
-            draining,
-            ready,
-            listener_tasks_per_fd: 1,
-            spawner: Spawner::current(),
-        };
+        let ctx = context(ListenFds::new(), shutdown, draining, ready, 1);
         let running = tokio::spawn(async move { service.start_service(ctx).await });
         ready_watch.wait().await;
         let addr = *bound.get().unwrap()[0].as_inet().unwrap();
@@ -467,14 +515,7 @@ mod tests {
         let bound = service.bound_addrs();
         let (_tx, shutdown) = watch::channel(false);
         let (ready, mut ready_watch) = ReadyNotifier::new();
-        let ctx = ServiceContext {
-            fds: ListenFds::new(),
-            draining: shutdown.clone(),
-            shutdown,
-            ready,
-            listener_tasks_per_fd: 1,
-            spawner: Spawner::current(),
-        };
+        let ctx = context(ListenFds::new(), shutdown.clone(), shutdown, ready, 1);
         tokio::spawn(async move { service.start_service(ctx).await });
         ready_watch.wait().await;
         let addrs = bound.get().unwrap();
@@ -514,16 +555,18 @@ mod tests {
             hold: Duration::ZERO,
         });
         let (stream, _client) = tokio::io::duplex(64);
-        let (_tx, shutdown) = watch::channel(false);
+        let (_tx, draining) = watch::channel(false);
         let (drain, _) = mpsc::channel(1);
-        let task = serve(
+        let listening = Arc::new(Listening {
             app,
-            Box::new(stream),
-            Some(acceptor),
-            Arc::default(),
-            shutdown,
-            drain,
-        );
+            tls: Some(acceptor),
+            options: Arc::default(),
+            draining,
+            spawner: Spawner::current(),
+            parker: park::parker(&ParkedCount::default()),
+            _drain: drain,
+        });
+        let task = serve(listening, Box::new(stream), false);
         let size = size_of_val(&task);
         assert!(size <= BUDGET, "{size} bytes per connection");
     }
@@ -570,14 +613,7 @@ mod tests {
         let bound = service.bound_addrs();
         let (_tx, shutdown) = watch::channel(false);
         let (ready, mut ready_watch) = ReadyNotifier::new();
-        let ctx = ServiceContext {
-            fds: ListenFds::new(),
-            draining: shutdown.clone(),
-            shutdown,
-            ready,
-            listener_tasks_per_fd: 1,
-            spawner: Spawner::current(),
-        };
+        let ctx = context(ListenFds::new(), shutdown.clone(), shutdown, ready, 1);
         tokio::spawn(async move { service.start_service(ctx).await });
         ready_watch.wait().await;
         let addrs = bound.get().unwrap();
@@ -597,6 +633,148 @@ mod tests {
         assert_eq!(shown, ["none", "250ms", "none"]);
     }
 
+    /// An HTTP server on 127.0.0.1 whose connections park after 20 ms
+    /// idle, with `idle_timeout`; the watches are the server's draining
+    /// and shutdown signals.
+    async fn parking_server(
+        idle_timeout: Duration,
+    ) -> (
+        std::net::SocketAddr,
+        ParkedCount,
+        watch::Sender<bool>,
+        watch::Sender<bool>,
+    ) {
+        use crate::apps::http_app::{HelloApp, HttpServer};
+        use crate::protocols::http::v1::H1Config;
+        let config = H1Config {
+            park_idle_after: Some(Duration::from_millis(20)),
+            idle_timeout,
+            ..H1Config::default()
+        };
+        let app = HttpServer::new(HelloApp).with_config(config);
+        let mut service = ListeningService::new("parking", Arc::new(app));
+        service.add_tcp("127.0.0.1:0");
+        let bound = service.bound_addrs();
+        let parked = service.parked_connections();
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (draining_tx, draining) = watch::channel(false);
+        let (ready, mut ready_watch) = ReadyNotifier::new();
+        let ctx = context(ListenFds::new(), shutdown, draining, ready, 1);
+        tokio::spawn(async move { service.start_service(ctx).await });
+        ready_watch.wait().await;
+        let addr = *bound.get().unwrap()[0].as_inet().unwrap();
+        (addr, parked, draining_tx, shutdown_tx)
+    }
+
+    /// Send a GET on `client` and read the response head and body.
+    async fn get(client: &mut tokio::net::TcpStream) -> String {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        read_responses(client, 1).await
+    }
+
+    /// Read `n` responses of the hello app, whole.
+    async fn read_responses(client: &mut tokio::net::TcpStream, n: usize) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let read = async {
+            while String::from_utf8_lossy(&got)
+                .matches("Hello, world!\n")
+                .count()
+                < n
+            {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .unwrap();
+        String::from_utf8(got).unwrap()
+    }
+
+    /// Wait until `parked` counts `n`.
+    async fn parked_reaches(parked: &ParkedCount, n: usize) {
+        let wait = async {
+            while parked.get() != n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        assert!(waited.is_ok(), "{} parked, expected {n}", parked.get());
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_parked_and_resumed() {
+        let (addr, parked, _draining, _shutdown) = parking_server(Duration::from_secs(60)).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut client).await.starts_with("HTTP/1.1 200"));
+        parked_reaches(&parked, 1).await;
+        // Parked, and served again: a head in two parts, the second after
+        // the connection has been resumed.
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.write_all(b"Host: a\r\n\r\n").await.unwrap();
+        assert!(
+            read_responses(&mut client, 1)
+                .await
+                .starts_with("HTTP/1.1 200")
+        );
+        parked_reaches(&parked, 1).await;
+        // Pipelined requests after a park: both answered, in order.
+        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        client.write_all(two).await.unwrap();
+        let answers = read_responses(&mut client, 2).await;
+        assert_eq!(answers.matches("HTTP/1.1 200").count(), 2, "{answers}");
+        parked_reaches(&parked, 1).await;
+        // The client's close while parked frees the slot.
+        drop(client);
+        parked_reaches(&parked, 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_closes_at_its_idle_timeout() {
+        let (addr, parked, _draining, _shutdown) = parking_server(Duration::from_millis(300)).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        get(&mut client).await;
+        parked_reaches(&parked, 1).await;
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(10), client.read(&mut byte)).await;
+        assert_eq!(closed.unwrap().unwrap(), 0);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(290), "closed after {took:?}");
+        assert_eq!(parked.get(), 0);
+    }
+
+    /// At the shutdown signal every parked connection goes back to the
+    /// app, which drains it: a request sent then is still served, with
+    /// `Connection: close`, and nothing is left parked.
+    #[tokio::test]
+    async fn draining_hands_parked_connections_back_to_the_app() {
+        let (addr, parked, draining, shutdown) = parking_server(Duration::from_secs(60)).await;
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        get(&mut busy).await;
+        get(&mut silent).await;
+        parked_reaches(&parked, 2).await;
+        draining.send_replace(true);
+        parked_reaches(&parked, 0).await;
+        let answer = get(&mut busy).await;
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        // The silent one is closed (a FIN) once the drain wait is over.
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte)).await;
+        assert_eq!(closed.unwrap().unwrap(), 0);
+        shutdown.send_replace(true);
+    }
+
     #[tokio::test]
     async fn bind_error_is_returned() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -610,14 +788,7 @@ mod tests {
         service.add_tcp(&addr);
         let (_tx, shutdown) = watch::channel(false);
         let (ready, _) = ReadyNotifier::new();
-        let ctx = ServiceContext {
-            fds: ListenFds::new(),
-            draining: shutdown.clone(),
-            shutdown,
-            ready,
-            listener_tasks_per_fd: 1,
-            spawner: Spawner::current(),
-        };
+        let ctx = context(ListenFds::new(), shutdown.clone(), shutdown, ready, 1);
         let err = service.start_service(ctx).await.unwrap_err();
         assert!(err.to_string().contains(&addr), "{err}");
     }

@@ -13,6 +13,11 @@
 
 pub mod background;
 pub mod listening;
+#[cfg(target_os = "linux")]
+mod park;
+#[cfg(not(target_os = "linux"))]
+#[path = "park_none.rs"]
+mod park;
 mod ready;
 
 pub use ready::{ReadyNotifier, ReadyWatch};

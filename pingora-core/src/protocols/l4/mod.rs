@@ -4,4 +4,5 @@
 mod stream;
 pub(crate) mod sys;
 
+pub(crate) use stream::IdleSocket;
 pub use stream::{L4Stream, TcpKeepalive};

@@ -1,8 +1,10 @@
 //! [`L4Stream`]: an accepted TCP or Unix socket connection with its digest.
 
-use crate::protocols::{Digest, IO, SocketAddr};
+use crate::protocols::{Digest, IO, SocketAddr, Stream};
 use pingora_error::{ErrorType, OrErr, Result};
+use std::any::Any;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -82,6 +84,64 @@ impl L4Stream {
     /// Whether this is a TCP connection (as opposed to a Unix socket).
     pub const fn is_tcp(&self) -> bool {
         matches!(self.inner, Inner::Tcp(_))
+    }
+
+    /// `stream` as an `L4Stream`, when it is one; `stream` back when not.
+    pub fn from_boxed(stream: Stream) -> std::result::Result<Box<Self>, Stream> {
+        if !(&*stream as &dyn Any).is::<Self>() {
+            return Err(stream);
+        }
+        let any: Box<dyn Any> = stream;
+        // Checked above: the downcast succeeds, and the error (a closed
+        // pipe in place of the stream) is never built.
+        any.downcast::<Self>().map_err(|_| {
+            let never: Stream = Box::new(tokio::io::duplex(1).0);
+            never
+        })
+    }
+
+    /// Take the socket out of the runtime's reactor, keeping only what
+    /// [`IdleSocket::into_stream`] needs to rebuild the stream: the
+    /// descriptor and when the connection was established.
+    pub(crate) fn into_idle(self) -> io::Result<IdleSocket> {
+        let (fd, unix) = match self.inner {
+            Inner::Tcp(s) => (OwnedFd::from(s.into_std()?), false),
+            Inner::Unix(s) => (OwnedFd::from(s.into_std()?), true),
+        };
+        Ok(IdleSocket {
+            fd,
+            unix,
+            established: self.digest.established,
+        })
+    }
+}
+
+/// A connection taken out of the runtime while it is idle (see
+/// [`L4Stream::into_idle`]): the bare descriptor, nonblocking.
+#[derive(Debug)]
+pub(crate) struct IdleSocket {
+    fd: OwnedFd,
+    unix: bool,
+    established: Option<std::time::SystemTime>,
+}
+
+impl IdleSocket {
+    /// The stream again, registered with the runtime this is called on,
+    /// its digest's addresses read from the socket.
+    pub(crate) fn into_stream(self) -> io::Result<L4Stream> {
+        let mut stream = if self.unix {
+            L4Stream::from_unix(UnixStream::from_std(self.fd.into())?)
+        } else {
+            L4Stream::from_tcp(TcpStream::from_std(self.fd.into())?)
+        };
+        stream.digest.established = self.established;
+        Ok(stream)
+    }
+}
+
+impl AsFd for IdleSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

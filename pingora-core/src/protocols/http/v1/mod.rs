@@ -36,7 +36,7 @@ mod server;
 
 pub use client::ClientSession;
 pub use config::H1Config;
-pub use server::{DRAIN_IDLE_WAIT, ServerConnection, ServerSession};
+pub use server::{DRAIN_IDLE_WAIT, NextRequest, ServerConnection, ServerSession};
 
 use crate::header::RequestHeader;
 use bytes::BytesMut;

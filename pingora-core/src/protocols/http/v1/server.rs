@@ -20,7 +20,7 @@ use pingora_error::{Error, ErrorType, Result};
 
 mod connection;
 
-pub use connection::{DRAIN_IDLE_WAIT, ServerConnection};
+pub use connection::{DRAIN_IDLE_WAIT, NextRequest, ServerConnection};
 
 /// A bodyless error response that closes the connection.
 fn write_error_head(out: &mut bytes::BytesMut, status: u16) {
@@ -65,6 +65,8 @@ struct State {
     keepalive: bool,
     /// The server is shutting down: no request is kept alive.
     draining: bool,
+    /// The caller can park the connection while it idles.
+    parkable: bool,
     cont: Continue,
     upgraded: bool,
     response: Response,

@@ -122,6 +122,25 @@ pub async fn detect_h2c(mut stream: Stream, timeout: Duration) -> Detected {
     }
 }
 
+/// `stream` without the layer [`detect_h2c`] put over it to replay the
+/// bytes it read, once they have all been read again; any other stream
+/// as it is. Lets a server find the socket under an HTTP/1 connection
+/// that was sniffed for h2c (to park it while idle).
+pub(crate) fn unwrap_replayed(stream: Stream) -> Stream {
+    let spent = (&*stream as &dyn std::any::Any)
+        .downcast_ref::<Rewind>()
+        .is_some_and(|r| !r.prefix.has_remaining());
+    if !spent {
+        return stream;
+    }
+    let any: Box<dyn std::any::Any> = stream;
+    match any.downcast::<Rewind>() {
+        Ok(rewind) => rewind.inner,
+        // Checked above: never taken.
+        Err(_) => Box::new(tokio::io::duplex(1).0),
+    }
+}
+
 /// A stream that first yields bytes already read from it.
 #[derive(Debug)]
 struct Rewind {

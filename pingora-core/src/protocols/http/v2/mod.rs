@@ -69,6 +69,7 @@ mod tests;
 
 pub use body::is_unprocessed;
 pub use client::{ClientConnection, ClientSession};
+pub(crate) use detect::unwrap_replayed;
 pub use detect::{Detected, detect, detect_h2c};
 pub use server::{ServerConnection, ServerSession, serve_connection};
 

@@ -57,11 +57,22 @@ impl ServerConnection {
             trailers: None,
             keepalive: true,
             draining: false,
+            parkable: false,
             cont: Continue::NotExpected,
             upgraded: false,
             response: Response::NotStarted,
         });
         Self { s }
+    }
+
+    /// Serve HTTP/1 on `stream`, a kept-alive connection that already
+    /// served requests and was set aside idle (see
+    /// [`NextRequest::Idle`]): its next request counts as on a reused
+    /// connection, and [`served`](Self::served) starts at 1.
+    pub fn resumed(stream: Stream, config: H1Config) -> Self {
+        let mut conn = Self::new(stream, config);
+        conn.s.served = 1;
+        conn
     }
 
     /// Drain the connection: the server is shutting down. Every response
@@ -95,6 +106,15 @@ impl ServerConnection {
         self.s.draining = true;
     }
 
+    /// Let [`read_request_or_idle`](Self::read_request_or_idle) hand the
+    /// connection back idle after the config's
+    /// [`park_idle_after`](H1Config::park_idle_after), for a caller that
+    /// can park it (a listening service, see
+    /// [`Handover::parkable`](crate::apps::Handover::parkable)).
+    pub const fn set_parkable(&mut self, parkable: bool) {
+        self.s.parkable = parkable;
+    }
+
     /// Whether the connection is draining (see [`drain`](Self::drain)).
     pub const fn is_draining(&self) -> bool {
         self.s.draining
@@ -117,10 +137,17 @@ impl ServerConnection {
     ///
     /// Cancel safe: bytes read stay buffered for the next call.
     pub async fn wait_for_request(&mut self) -> Result<bool> {
+        Ok(matches!(self.wait_next(false).await?, Waited::Bytes))
+    }
+
+    /// [`wait_for_request`](Self::wait_for_request), but with `park`, a
+    /// parkable kept-alive connection that stays silent for the config's
+    /// `park_idle_after` is [`Waited::Idle`].
+    async fn wait_next(&mut self, park: bool) -> Result<Waited> {
         if !self.s.conn.buf.is_empty() {
-            return Ok(true);
+            return Ok(Waited::Bytes);
         }
-        let config = self.s.conn.config;
+        let config = &self.s.conn.config;
         let mut wait = if self.s.served == 0 {
             config.header_timeout
         } else {
@@ -129,14 +156,36 @@ impl ServerConnection {
         if self.s.draining {
             wait = wait.min(DRAIN_IDLE_WAIT);
         }
+        let park = park && self.s.parkable && self.s.served > 0 && !self.s.draining;
+        if let Some(after) = config.park_idle_after.filter(|_| park) {
+            wait = wait.min(after);
+        }
         let idle_ok = self.s.served > 0 || self.s.draining;
-        // Holds no buffer while it waits (see `Conn::read_lean`).
+        match self.wait_bytes(wait).await? {
+            Some(true) => Ok(Waited::Bytes),
+            Some(false) => Ok(Waited::Closed),
+            None if park && config_parks(&self.s.conn.config) => Ok(Waited::Idle),
+            None if idle_ok => Ok(Waited::Closed),
+            None => Error::e_explain(ErrorType::ReadTimedout, "reading http/1")
+                .map_err(|e| e.into_down()),
+        }
+    }
+
+    /// Wait up to `wait` for bytes: `Some(true)` when some came,
+    /// `Some(false)` when the client closed, `None` when it stayed silent.
+    /// Holds no buffer while it waits (see `Conn::read_lean`).
+    async fn wait_bytes(&mut self, wait: std::time::Duration) -> Result<Option<bool>> {
         match self.s.conn.read_lean_bounded(wait).await {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(e) if idle_ok && e.etype() == &ErrorType::ReadTimedout => Ok(false),
+            Ok(0) => Ok(Some(false)),
+            Ok(_) => Ok(Some(true)),
+            Err(e) if e.etype() == &ErrorType::ReadTimedout => Ok(None),
             Err(e) => Err(e.into_down()),
         }
+    }
+
+    /// The limits and timeouts the connection runs with.
+    pub const fn config(&self) -> H1Config {
+        self.s.conn.config
     }
 
     /// How many requests this connection has served.
@@ -236,24 +285,65 @@ impl ServerConnection {
     /// # Cancel safety
     ///
     /// Dropping the future drops (and so closes) the connection.
-    pub async fn read_request_until<F>(mut self, stop: Pin<&mut F>) -> Result<Option<ServerSession>>
+    pub async fn read_request_until<F>(self, stop: Pin<&mut F>) -> Result<Option<ServerSession>>
+    where
+        F: Future<Output = ()>,
+    {
+        match self.read_request_or_idle(stop, false).await? {
+            NextRequest::Request(session) => Ok(Some(session)),
+            _ => Ok(None),
+        }
+    }
+
+    /// [`read_request_until`](Self::read_request_until), except that,
+    /// with `park`, a [parkable](Self::set_parkable) kept-alive connection
+    /// whose client sends nothing for the config's
+    /// [`park_idle_after`](H1Config::park_idle_after) is handed back as
+    /// [`NextRequest::Idle`] instead of waiting on: its caller can then
+    /// hold the bare socket until the client sends more, which costs far
+    /// less memory than a task waiting in this future (the
+    /// [listening service](crate::services::listening) does that).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_request`](Self::read_request).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops (and so closes) the connection.
+    pub async fn read_request_or_idle<F>(
+        mut self,
+        stop: Pin<&mut F>,
+        park: bool,
+    ) -> Result<NextRequest>
     where
         F: Future<Output = ()>,
     {
         if !self.s.draining {
-            let ready = tokio::select! {
+            let waited = tokio::select! {
                 biased;
-                ready = self.wait_for_request() => ready?,
+                waited = self.wait_next(park) => waited?,
                 () = stop => {
                     self.drain();
-                    true
+                    Waited::Bytes
                 }
             };
-            if !ready {
-                return Ok(None);
+            match waited {
+                Waited::Bytes => {}
+                Waited::Closed => return Ok(NextRequest::Closed),
+                Waited::Idle => {
+                    let config = &self.s.conn.config;
+                    let after = config.park_idle_after.unwrap_or_default();
+                    let wait = config.idle_timeout.saturating_sub(after);
+                    let stream = self.s.conn.stream;
+                    return Ok(NextRequest::Idle { stream, wait });
+                }
             }
         }
-        self.read_request().await
+        Ok(match self.read_request().await? {
+            Some(session) => NextRequest::Request(session),
+            None => NextRequest::Closed,
+        })
     }
 
     pub(super) async fn read_head(&mut self) -> Result<Option<RequestHeader>, HeadFail> {
@@ -288,6 +378,40 @@ impl ServerConnection {
         .await;
         Error::explain(etype, why).into_down()
     }
+}
+
+/// What [`ServerConnection::read_request_or_idle`] found.
+#[derive(Debug)]
+pub enum NextRequest {
+    /// A request to serve.
+    Request(ServerSession),
+    /// The connection stayed idle: hold its stream until the client sends
+    /// more, then serve it with [`ServerConnection::resumed`].
+    Idle {
+        /// The bare stream, nothing of a next request read from it.
+        stream: Stream,
+        /// How much longer it may stay idle: what is left of the idle
+        /// timeout.
+        wait: std::time::Duration,
+    },
+    /// The connection is closed (the client closed it, or it sat idle
+    /// past its timeout, or it drained).
+    Closed,
+}
+
+/// Whether `config` parks idle connections at all.
+const fn config_parks(config: &H1Config) -> bool {
+    config.park_idle_after.is_some()
+}
+
+/// What the wait for a next request found.
+enum Waited {
+    /// Bytes are here (or, from the caller, shutdown began: read on).
+    Bytes,
+    /// The client closed, or the connection idled past its timeout.
+    Closed,
+    /// Silent for the park wait.
+    Idle,
 }
 
 /// Why reading a head failed.
