@@ -9,6 +9,10 @@
 //! ```
 //!
 //! Features: `proxy`.
+//!
+//! `LISTEN=addr`, `STABLE=addr` and `BETA=addr` move the proxy and the
+//! demo origins.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use async_trait::async_trait;
 use pingora::core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
@@ -18,11 +22,14 @@ use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
-const STABLE: &str = "127.0.0.1:6191";
-const BETA: &str = "127.0.0.1:6192";
+/// Where the demo origins listen (`STABLE` and `BETA` move them).
+static STABLE: LazyLock<String> = LazyLock::new(|| env_or("STABLE", "127.0.0.1:6191"));
+static BETA: LazyLock<String> = LazyLock::new(|| env_or("BETA", "127.0.0.1:6192"));
+/// Where the proxy listens (`LISTEN` moves it).
+static LISTEN: LazyLock<String> = LazyLock::new(|| env_or("LISTEN", "127.0.0.1:6188"));
 
 /// Shared by every request: a plain atomic, no lock.
 struct MyProxy {
@@ -58,7 +65,7 @@ impl ProxyHttp for MyProxy {
         _session: &mut Session,
         ctx: &mut MyCtx,
     ) -> Result<Box<HttpPeer>> {
-        let addr = if ctx.beta_user { BETA } else { STABLE };
+        let addr = if ctx.beta_user { &BETA } else { &STABLE };
         let addr: std::net::SocketAddr = addr
             .parse()
             .or_err(ErrorType::InternalError, "bad origin")?;
@@ -87,6 +94,12 @@ impl ServeHttp for Origin {
     }
 }
 
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = Server::new(Some(Opt::parse_args())).unwrap_or_else(|e| {
@@ -96,7 +109,7 @@ fn main() {
     server.bootstrap();
 
     let mut origins = Vec::new();
-    for (name, addr) in [("stable", STABLE), ("beta", BETA)] {
+    for (name, addr) in [("stable", &*STABLE), ("beta", &*BETA)] {
         let mut origin = ListeningService::new(name, Arc::new(HttpServer::new(Origin(name))));
         origin.add_tcp(addr);
         origins.push(server.add_service(origin));
@@ -106,7 +119,7 @@ fn main() {
         beta_counter: AtomicUsize::new(0),
     };
     let mut service = http_proxy_service(&server.configuration, proxy);
-    service.add_tcp("127.0.0.1:6188");
+    service.add_tcp(&LISTEN);
     let service = server.add_service(service);
     for origin in &origins {
         server

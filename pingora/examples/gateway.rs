@@ -8,6 +8,9 @@
 //! ```
 //!
 //! Features: `proxy`.
+//!
+//! `LISTEN=addr` and `ORIGIN=addr` move the proxy and the demo origin.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use pingora::core::apps::http_app::{HelloApp, HttpServer};
 use pingora::core::server::{Opt, Server};
@@ -15,9 +18,12 @@ use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-const ORIGIN: &str = "127.0.0.1:6191";
+/// Where the demo origin listens (`ORIGIN` moves it).
+static ORIGIN: LazyLock<String> = LazyLock::new(|| env_or("ORIGIN", "127.0.0.1:6191"));
+/// Where the proxy listens (`LISTEN` moves it).
+static LISTEN: LazyLock<String> = LazyLock::new(|| env_or("LISTEN", "127.0.0.1:6188"));
 
 struct Gateway;
 
@@ -51,6 +57,12 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = Server::new(Some(Opt::parse_args())).unwrap_or_else(|e| {
@@ -60,11 +72,11 @@ fn main() {
     server.bootstrap();
 
     let mut origin = ListeningService::new("origin", Arc::new(HttpServer::new(HelloApp)));
-    origin.add_tcp(ORIGIN);
+    origin.add_tcp(&ORIGIN);
     let origin = server.add_service(origin);
 
     let mut gateway = http_proxy_service(&server.configuration, Gateway);
-    gateway.add_tcp("127.0.0.1:6188");
+    gateway.add_tcp(&LISTEN);
     let gateway = server.add_service(gateway);
     server
         .add_dependency(&gateway, &origin)

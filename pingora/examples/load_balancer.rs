@@ -15,6 +15,11 @@
 //! `docs/src/quick-start.md` walks through this file.
 //!
 //! Features: `lb`.
+//!
+//! `LISTEN=addr` moves the proxy, `ORIGINS=a,b` the demo origins, and
+//! `UPSTREAMS=a,b,...` balances over running origins instead of starting
+//! the demo ones.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use async_trait::async_trait;
 use pingora::core::apps::http_app::{HttpRequest, HttpResponse, HttpServer, ServeHttp};
@@ -61,13 +66,19 @@ impl ProxyHttp for LB {
 }
 
 /// A demo origin that says who it is.
-struct Origin(&'static str);
+struct Origin(String);
 
 #[async_trait]
 impl ServeHttp for Origin {
     async fn response(&self, _request: HttpRequest) -> HttpResponse {
         HttpResponse::text(200, format!("hello from origin {}\n", self.0))
     }
+}
+
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
 fn main() {
@@ -79,10 +90,21 @@ fn main() {
     });
     server.bootstrap();
 
-    let origins = ["127.0.0.1:6191", "127.0.0.1:6192"];
+    // `UPSTREAMS=a,b,...` balances over running origins instead of the
+    // two demo ones; `ORIGINS=a,b` moves the demo origins.
+    let upstreams = std::env::var("UPSTREAMS").ok();
+    let origins = upstreams
+        .clone()
+        .unwrap_or_else(|| env_or("ORIGINS", "127.0.0.1:6191,127.0.0.1:6192"));
+    let origins: Vec<&str> = origins.split(',').collect();
+    let demo = if upstreams.is_some() {
+        &[][..]
+    } else {
+        &origins[..]
+    };
     let mut handles = Vec::new();
-    for (i, addr) in origins.iter().enumerate() {
-        let name = if i == 0 { "1" } else { "2" };
+    for (i, addr) in demo.iter().enumerate() {
+        let name = (i + 1).to_string();
         let mut origin = ListeningService::new(
             &format!("origin {name}"),
             Arc::new(HttpServer::new(Origin(name))),
@@ -101,7 +123,7 @@ fn main() {
     // load balancer.
     let health_check = background_service("health check", upstreams);
     let mut lb = http_proxy_service(&server.configuration, LB(health_check.task()));
-    lb.add_tcp("127.0.0.1:6188");
+    lb.add_tcp(&env_or("LISTEN", "127.0.0.1:6188"));
 
     let health_check = server.add_service(health_check);
     let proxy = server.add_service(lb);

@@ -9,6 +9,9 @@
 //!
 //! The origin (127.0.0.1:6191, a service of the same server) answers
 //! `{"name":"pingora-rs","version":1}`. Features: `proxy`.
+//!
+//! `LISTEN=addr` and `ORIGIN=addr` move the proxy and the demo origin.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -19,9 +22,12 @@ use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-const ORIGIN: &str = "127.0.0.1:6191";
+/// Where the demo origin listens (`ORIGIN` moves it).
+static ORIGIN: LazyLock<String> = LazyLock::new(|| env_or("ORIGIN", "127.0.0.1:6191"));
+/// Where the proxy listens (`LISTEN` moves it).
+static LISTEN: LazyLock<String> = LazyLock::new(|| env_or("LISTEN", "127.0.0.1:6188"));
 /// The largest body this example rewrites; it buffers the body, so it
 /// must bound it.
 const MAX_BODY: usize = 1024 * 1024;
@@ -114,6 +120,12 @@ impl ServeHttp for JsonOrigin {
     }
 }
 
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = Server::new(Some(Opt::parse_args())).unwrap_or_else(|e| {
@@ -123,11 +135,11 @@ fn main() {
     server.bootstrap();
 
     let mut origin = ListeningService::new("origin", Arc::new(HttpServer::new(JsonOrigin)));
-    origin.add_tcp(ORIGIN);
+    origin.add_tcp(&ORIGIN);
     let origin = server.add_service(origin);
 
     let mut proxy = http_proxy_service(&server.configuration, Json2Tagged);
-    proxy.add_tcp("127.0.0.1:6188");
+    proxy.add_tcp(&LISTEN);
     let proxy = server.add_service(proxy);
     server
         .add_dependency(&proxy, &origin)

@@ -13,6 +13,9 @@
 //! one SIGQUIT; `docs/src/lifecycle.md` walks through every step.
 //!
 //! Features: none beyond the defaults.
+//!
+//! `LISTEN=addr` moves the listener.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use async_trait::async_trait;
 use pingora::core::apps::ServerApp;
@@ -51,6 +54,12 @@ impl ServerApp for EchoApp {
     }
 }
 
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
@@ -61,7 +70,7 @@ fn main() {
     server.bootstrap();
 
     let mut echo = ListeningService::new("echo", Arc::new(EchoApp));
-    echo.add_tcp("127.0.0.1:6142");
+    echo.add_tcp(&env_or("LISTEN", "127.0.0.1:6142"));
     server.add_service(echo);
 
     server.run_forever();

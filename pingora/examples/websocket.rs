@@ -13,6 +13,9 @@
 //! websocket echo server: it accepts the handshake and sends every byte
 //! back, which echoes each frame (a real server would unmask and parse
 //! them; the proxy never does). Features: `proxy`.
+//!
+//! `LISTEN=addr` and `ORIGIN=addr` move the proxy and the demo origin.
+//! The tests (`pingora/tests/examples.rs`) run it that way, on free ports.
 
 use async_trait::async_trait;
 use pingora::core::apps::ServerApp;
@@ -24,9 +27,12 @@ use pingora::core::services::listening::ListeningService;
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-const ORIGIN: &str = "127.0.0.1:6191";
+/// Where the demo origin listens (`ORIGIN` moves it).
+static ORIGIN: LazyLock<String> = LazyLock::new(|| env_or("ORIGIN", "127.0.0.1:6191"));
+/// Where the proxy listens (`LISTEN` moves it).
+static LISTEN: LazyLock<String> = LazyLock::new(|| env_or("LISTEN", "127.0.0.1:6188"));
 
 /// The proxy has nothing websocket-specific to do: upgrades are proxied
 /// by default.
@@ -38,7 +44,7 @@ impl ProxyHttp for WsProxy {
 
     async fn upstream_peer(&self, session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         if session.is_upgrade_request() {
-            log::info!("proxying an upgrade to {ORIGIN}");
+            log::info!("proxying an upgrade to {}", *ORIGIN);
         }
         let addr: std::net::SocketAddr = ORIGIN
             .parse()
@@ -148,6 +154,12 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// `var` from the environment, else `default`: the tests run every example
+/// on free ports by setting these.
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // The handshake example of RFC 6455 §1.3.
@@ -162,11 +174,11 @@ fn main() {
     server.bootstrap();
 
     let mut origin = ListeningService::new("ws origin", Arc::new(EchoOrigin));
-    origin.add_tcp(ORIGIN);
+    origin.add_tcp(&ORIGIN);
     let origin = server.add_service(origin);
 
     let mut proxy = http_proxy_service(&server.configuration, WsProxy);
-    proxy.add_tcp("127.0.0.1:6188");
+    proxy.add_tcp(&LISTEN);
     let proxy = server.add_service(proxy);
     server
         .add_dependency(&proxy, &origin)

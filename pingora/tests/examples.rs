@@ -1,0 +1,205 @@
+//! Every example, run as a process on free loopback ports and checked for
+//! what its header promises: not only compiled.
+//!
+//! The examples are the binaries `cargo test` builds next to this test
+//! (`target/<profile>/examples/`); the environment variables each one
+//! reads (`LISTEN`, `ORIGIN`, ...) move it off its fixed demo ports.
+
+// Tests unwrap: a failure should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "examples/support.rs"]
+mod support;
+
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+use support::*;
+
+#[test]
+fn server_echoes_and_stops_on_sigterm() {
+    let listen = free_addr();
+    let mut example = Example::start("server", &[], &[("LISTEN", &listen)]);
+    example.wait_listening(&listen);
+    let echoed = echo(&listen, b"ping\n");
+    assert_eq!(echoed, b"ping\n");
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn load_balancer_alternates_between_its_origins() {
+    let (listen, o1, o2) = (free_addr(), free_addr(), free_addr());
+    let origins = format!("{o1},{o2}");
+    let env = [("LISTEN", listen.as_str()), ("ORIGINS", origins.as_str())];
+    let mut example = Example::start("load_balancer", &[], &env);
+    example.wait_listening(&listen);
+    let bodies: Vec<String> = (0..4)
+        .map(|_| get(&listen, "/", &[]).unwrap().body)
+        .collect();
+    // Round robin: each origin every other time, whichever came first.
+    assert_ne!(bodies[0], bodies[1], "{bodies:?}");
+    assert_eq!(bodies[0], bodies[2], "{bodies:?}");
+    assert_eq!(bodies[1], bodies[3], "{bodies:?}");
+    for body in &bodies {
+        assert!(body.starts_with("hello from origin "), "{bodies:?}");
+    }
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn load_balancer_takes_a_down_origin_out_of_the_rotation() {
+    let a = Origin::start("a");
+    let b = Origin::start("b");
+    let listen = free_addr();
+    let upstreams = format!("{},{}", a.addr, b.addr);
+    let env = [
+        ("LISTEN", listen.as_str()),
+        ("UPSTREAMS", upstreams.as_str()),
+    ];
+    let mut example = Example::start("load_balancer", &[], &env);
+    example.wait_listening(&listen);
+    let mut seen: Vec<String> = (0..4)
+        .map(|_| get(&listen, "/", &[]).unwrap().body)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["a", "a", "b", "b"]);
+    drop(b);
+    // The health check probes every second; one failed probe takes `b`
+    // out. After that every request goes to `a`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answers: Vec<_> = (0..4).map(|_| get(&listen, "/", &[])).collect();
+        if answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|a| a.status == 200 && a.body == "a"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b still in the rotation: {answers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    example.stop(Signal::SIGTERM);
+}
+
+/// A graceful upgrade of the load balancer: a new process takes every
+/// listener over (`-u`, then SIGQUIT to the old one) under a client
+/// looping on requests, and no request fails.
+#[test]
+fn load_balancer_upgrade_loses_no_request() {
+    let dir = TempDir::new("lb-upgrade");
+    let conf = dir.write(
+        "conf.yaml",
+        &format!(
+            "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\n\
+             pid_file: {0}/lb.pid\nupgrade_sock: {0}/upgrade.sock\n",
+            dir.path().display()
+        ),
+    );
+    let (listen, o1, o2) = (free_addr(), free_addr(), free_addr());
+    let origins = format!("{o1},{o2}");
+    let env = [("LISTEN", listen.as_str()), ("ORIGINS", origins.as_str())];
+    let mut old = Example::start("load_balancer", &["-c", &conf], &env);
+    old.wait_listening(&listen);
+    let load = Load::start(&listen);
+    load.wait_for(50);
+    let mut new = Example::start("load_balancer", &["-c", &conf, "-u"], &env);
+    // The new process waits on the upgrade socket; the old one retries
+    // sending its listeners until the new one is there.
+    std::thread::sleep(Duration::from_millis(200));
+    old.signal(Signal::SIGQUIT);
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        old.stderr()
+    );
+    load.wait_for(50);
+    let report = load.finish();
+    println!("upgrade under load: {report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(report.ok > 100, "{report:?}");
+    // The new process serves, origins included.
+    let body = get(&listen, "/", &[]).unwrap().body;
+    assert!(body.starts_with("hello from origin "), "{body}");
+    new.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn gateway_refuses_without_a_login_and_proxies_with_one() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("gateway", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let refused = get(&listen, "/", &[]).unwrap();
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let allowed = get(&listen, "/", &[("x-login", "letmein")]).unwrap();
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn ctx_sends_beta_users_to_the_beta_origin_and_counts_them() {
+    let (listen, stable, beta) = (free_addr(), free_addr(), free_addr());
+    let env = [
+        ("LISTEN", listen.as_str()),
+        ("STABLE", &stable),
+        ("BETA", &beta),
+    ];
+    let mut example = Example::start("ctx", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&stable);
+    example.wait_listening(&beta);
+    let plain = get(&listen, "/", &[]).unwrap();
+    assert_eq!(plain.body, "hello from the stable origin\n");
+    for n in 1..=2 {
+        let answer = get(&listen, "/", &[("beta-flag", "1")]).unwrap();
+        assert_eq!(answer.body, "hello from the beta origin\n");
+        assert_eq!(
+            answer.header("x-beta-count"),
+            Some(n.to_string()),
+            "{answer:?}"
+        );
+    }
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn modify_response_rewrites_the_json_body() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("modify_response", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let answer = get(&listen, "/", &[]).unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.body.trim_end(),
+        r#"{"name":"pingora-rs","version":1,"proxied":true}"#
+    );
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn websocket_frames_pass_through_the_proxy() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("websocket", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let echoed = websocket_echo(&listen, b"hello frames");
+    assert_eq!(echoed, b"hello frames");
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn bench_proxy_proxies_to_the_upstream_it_is_given() {
+    let origin = Origin::start("bench origin");
+    let listen = free_addr();
+    let mut example = Example::start("bench_proxy", &[&origin.addr, &listen], &[]);
+    example.wait_listening(&listen);
+    let answer = get(&listen, "/", &[]).unwrap();
+    assert_eq!((answer.status, answer.body.as_str()), (200, "bench origin"));
+    example.stop(Signal::SIGTERM);
+}
