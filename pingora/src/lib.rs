@@ -55,32 +55,87 @@ pub mod prelude {
 }
 
 /// The book's chapters, compiled as doc tests so their examples cannot rot.
+/// Every chapter of `docs/src/` is listed here (the `book_chapters` test
+/// checks it), each under the features its examples need.
 #[cfg(doctest)]
 mod book {
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/config.md")]
+    struct Config;
+
+    #[doc = include_str!("../../docs/src/crates.md")]
+    struct Crates;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/ctx.md")]
+    struct Ctx;
+
     #[doc = include_str!("../../docs/src/errors.md")]
     struct Errors;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/failover.md")]
+    struct Failover;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/hardening.md")]
+    struct Hardening;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/health-checks.md")]
+    struct HealthChecks;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/http1.md")]
+    struct Http1;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/http2.md")]
+    struct Http2;
+
+    #[doc = include_str!("../../docs/src/intro.md")]
+    struct Intro;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/lifecycle.md")]
+    struct Lifecycle;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/load-balancing.md")]
+    struct LoadBalancing;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/modify.md")]
+    struct Modify;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/peers.md")]
+    struct Peers;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/performance.md")]
+    struct Performance;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/phases.md")]
+    struct Phases;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/pooling.md")]
+    struct Pooling;
+
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/production.md")]
+    struct Production;
 
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/quick-start.md")]
     struct QuickStart;
 
-    #[cfg(feature = "proxy")]
-    #[doc = include_str!("../../docs/src/phases.md")]
-    struct Phases;
+    #[doc = include_str!("../../docs/src/timeouts.md")]
+    struct Timeouts;
 
-    #[cfg(feature = "proxy")]
-    #[doc = include_str!("../../docs/src/ctx.md")]
-    struct Ctx;
-
-    #[cfg(feature = "proxy")]
-    #[doc = include_str!("../../docs/src/modify.md")]
-    struct Modify;
-
-    #[cfg(feature = "proxy")]
-    #[doc = include_str!("../../docs/src/failover.md")]
-    struct Failover;
-
-    #[cfg(feature = "proxy")]
-    #[doc = include_str!("../../docs/src/hardening.md")]
-    struct Hardening;
+    #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/tls.md")]
+    struct Tls;
 }

@@ -29,19 +29,29 @@ use crate::upstreams::{Peer, PeerOptions};
 ///
 /// Dropping the future abandons the half-open socket.
 pub async fn connect<P: Peer + ?Sized>(peer: &P, timeout: Duration) -> Result<Stream> {
-    let result = match peer.address() {
-        SocketAddr::Inet(addr) => connect_tcp(*addr, peer.options(), timeout).await,
+    connect_to(peer.address(), peer.options(), timeout)
+        .await
+        .map_err(|e| {
+            let mut e = e.more_context(format!("connecting to {peer}")).into_up();
+            e.set_retry(true);
+            e
+        })
+}
+
+/// Connect to `address` with `options`' socket options, within `timeout`.
+pub(super) async fn connect_to(
+    address: &SocketAddr,
+    options: &PeerOptions,
+    timeout: Duration,
+) -> Result<Stream> {
+    match address {
+        SocketAddr::Inet(addr) => connect_tcp(*addr, options, timeout).await,
         SocketAddr::Unix(Some(path)) => connect_unix(path, timeout).await,
         SocketAddr::Unix(None) => Error::e_explain(
             ErrorType::ConnectError,
             "cannot connect to an unnamed Unix socket",
         ),
-    };
-    result.map_err(|e| {
-        let mut e = e.more_context(format!("connecting to {peer}")).into_up();
-        e.set_retry(true);
-        e
-    })
+    }
 }
 
 async fn connect_tcp(addr: InetAddr, options: &PeerOptions, timeout: Duration) -> Result<Stream> {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod http2;
 pub mod l4;
 pub mod pool;
+mod proxy;
 mod tls;
 
 use std::fmt;
@@ -132,7 +133,9 @@ impl TransportConnector {
     ///
     /// # Errors
     ///
-    /// As [`l4::connect`], plus [`ErrorType::TLSHandshakeFailure`],
+    /// As [`l4::connect`], plus [`ErrorType::ConnectProxyFailure`] when
+    /// the peer's [`Proxy`](crate::upstreams::Proxy) refuses the tunnel
+    /// or answers something other than HTTP, [`ErrorType::TLSHandshakeFailure`],
     /// [`ErrorType::TLSHandshakeTimedout`] and [`ErrorType::InvalidCert`]
     /// from the TLS step, all marked as from the upstream.
     pub async fn new_stream<P: Peer + ?Sized>(&self, peer: &P) -> Result<Stream> {
@@ -143,7 +146,10 @@ impl TransportConnector {
             (Some(c), Some(t)) => c.min(t),
             (c, t) => c.or(t).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         };
-        let stream = l4::connect(peer, connect_timeout).await?;
+        let stream = match peer.proxy() {
+            Some(via) => proxy::connect(peer, via, connect_timeout).await?,
+            None => l4::connect(peer, connect_timeout).await?,
+        };
         if !peer.tls() {
             return Ok(stream);
         }

@@ -8,6 +8,8 @@
 
 mod options;
 mod peer;
+mod proxy;
 
 pub use options::PeerOptions;
 pub use peer::{BasicPeer, HttpPeer, Peer};
+pub use proxy::Proxy;

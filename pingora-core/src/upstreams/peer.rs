@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
-use super::PeerOptions;
+use super::{PeerOptions, Proxy};
 use crate::protocols::SocketAddr;
 
 /// Something a connector can connect to: an address, whether to speak TLS,
@@ -23,12 +23,19 @@ pub trait Peer: fmt::Display + Send + Sync {
     /// How to connect.
     fn options(&self) -> &PeerOptions;
 
+    /// The HTTP proxy to reach the peer through, if any.
+    fn proxy(&self) -> Option<&Proxy> {
+        None
+    }
+
     /// A key that is equal for two peers exactly when a connection made for
     /// one may be handed to the other: same address, TLS on or off, SNI,
-    /// verification settings, CA, client certificate, ALPN and bind address.
+    /// verification settings, CA, client certificate, ALPN, bind address
+    /// and the proxy in between.
     fn reuse_hash(&self) -> u64 {
         let mut hasher = GatheringHasher::default();
         self.address().hash(&mut hasher);
+        self.proxy().hash(&mut hasher);
         self.tls().hash(&mut hasher);
         self.sni().hash(&mut hasher);
         self.options().hash_reuse(&mut hasher);
@@ -96,6 +103,8 @@ pub struct HttpPeer {
     sni: String,
     /// How to connect to this peer.
     pub options: PeerOptions,
+    /// The HTTP proxy to reach this peer through (`CONNECT`), if any.
+    pub proxy: Option<Proxy>,
 }
 
 impl HttpPeer {
@@ -106,7 +115,31 @@ impl HttpPeer {
             tls,
             sni: sni.into(),
             options: PeerOptions::default(),
+            proxy: None,
         }
+    }
+
+    /// A peer at `ip:port` reached through the HTTP proxy at `next_hop`
+    /// (a TCP address such as `"127.0.0.1:3128"`, or else a Unix socket
+    /// path), which is asked to `CONNECT` to it with `headers`. TLS, when
+    /// `tls` is set, runs end to end through the tunnel. See [`Proxy`].
+    pub fn new_proxy(
+        next_hop: &str,
+        ip: std::net::IpAddr,
+        port: u16,
+        tls: bool,
+        sni: &str,
+        headers: std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Self {
+        let hop = match next_hop.parse::<std::net::SocketAddr>() {
+            Ok(addr) => SocketAddr::Inet(addr),
+            Err(_) => SocketAddr::Unix(Some(PathBuf::from(next_hop))),
+        };
+        let mut proxy = Proxy::new(hop, ip.to_string(), port);
+        proxy.headers = headers;
+        let mut peer = Self::new(std::net::SocketAddr::new(ip, port), tls, sni);
+        peer.proxy = Some(proxy);
+        peer
     }
 
     /// A peer listening on the Unix socket at `path`.
@@ -128,12 +161,19 @@ impl Peer for HttpPeer {
     fn options(&self) -> &PeerOptions {
         &self.options
     }
+    fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
 }
 
 impl fmt::Display for HttpPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
-        write!(f, "{scheme}://{} (sni: {:?})", self.address, self.sni)
+        write!(f, "{scheme}://{} (sni: {:?})", self.address, self.sni)?;
+        match &self.proxy {
+            Some(proxy) => write!(f, " via proxy {}", proxy.next_hop),
+            None => Ok(()),
+        }
     }
 }
 
