@@ -172,6 +172,34 @@ async fn a_full_connection_makes_the_connector_open_another() {
     }
 }
 
+/// A peer's own stream limit (`max_h2_streams`) makes the connector open
+/// another connection before the server's limit is reached.
+#[tokio::test]
+async fn a_peer_stream_limit_spreads_requests_over_connections() {
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = HttpServer::new(Hold(got.clone())).with_h2c(true);
+    let server = TestServer::start(app, None).await;
+    let connector = connector(H2Options::default());
+    let mut peer = h2c_peer(&server);
+    peer.options.max_h2_streams = 2;
+    // Four open streams, at most two per connection: two connections,
+    // though the server would take a hundred streams on one.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (mut s, _) = h2_session(&connector, &peer).await;
+        let req = RequestHeader::build("GET", b"/", None).unwrap();
+        s.write_request_header(req, true).await.unwrap();
+        held.push(s);
+    }
+    assert_eq!(connector.h2_connections(&peer), 2);
+    for mut s in held {
+        assert_eq!(s.read_response_header().await.unwrap().status(), 200);
+    }
+    // Once they are done, a new request reuses a connection.
+    let (_, reused) = h2_session(&connector, &peer).await;
+    assert!(reused);
+}
+
 async fn tls_server(ca: &Ca, alpn: Alpn) -> TestServer {
     let mut settings = TlsSettings::new(CertStore::new().with_default(ca.leaf(&["h2.test"])));
     settings.set_alpn(alpn);
@@ -236,11 +264,13 @@ async fn a_connection_that_stops_answering_pings_is_not_reused() {
         }
     });
     let mut options = H2Options::default();
-    options.keepalive_interval = Some(Duration::from_millis(50));
+    options.keepalive_interval = None;
     options.keepalive_timeout = Duration::from_millis(100);
     let connector = connector(options);
     let mut peer = HttpPeer::new(addr, false, "");
     peer.options.alpn = Alpn::H2;
+    // The peer's own ping interval: the connector pings none by default.
+    peer.options.h2_ping_interval = Some(Duration::from_millis(50));
     let (_first, _) = h2_session(&connector, &peer).await;
     assert_eq!(connector.h2_connections(&peer), 1);
     tokio::time::sleep(Duration::from_millis(400)).await;

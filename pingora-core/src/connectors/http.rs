@@ -177,7 +177,8 @@ impl HttpConnector {
             let (session, reused) = self.boxed_http_session(peer, key).await?;
             return Ok((session.into(), reused));
         }
-        if let Some(conn) = self.reusable_h2(key)
+        let max_streams = peer.options.max_h2_streams.max(1);
+        if let Some(conn) = self.reusable_h2(key, max_streams)
             && let Ok(session) = conn.new_session().await
         {
             return Ok((h2_session(session, peer), true));
@@ -203,20 +204,26 @@ impl HttpConnector {
             "" => peer.address().to_string(),
             sni => sni.to_owned(),
         };
-        let conn = ClientConnection::handshake(stream, &self.h2, peer.tls(), &authority);
+        let mut h2 = self.h2;
+        if let Some(interval) = peer.options.h2_ping_interval {
+            h2.keepalive_interval = Some(interval);
+        }
+        let conn = ClientConnection::handshake(stream, &h2, peer.tls(), &authority);
         let conn = Arc::new(conn.await?);
         let session = conn.new_session().await?;
         self.h2_conns.lock().entry(key).or_default().push(conn);
         Ok((h2_session(session, peer), false))
     }
 
-    /// An open HTTP/2 connection for `key` with a spare stream, dropping
-    /// the dead ones on the way.
-    fn reusable_h2(&self, key: u64) -> Option<Arc<ClientConnection>> {
+    /// An open HTTP/2 connection for `key` with a spare stream, carrying
+    /// fewer than `max_streams`, dropping the dead ones on the way.
+    fn reusable_h2(&self, key: u64, max_streams: usize) -> Option<Arc<ClientConnection>> {
         let mut conns = self.h2_conns.lock();
         let list = conns.get_mut(&key)?;
         list.retain(|c| !c.is_closed());
-        let found = list.iter().find(|c| c.spare_streams() > 0).cloned();
+        let fits =
+            |c: &&Arc<ClientConnection>| c.spare_streams() > 0 && c.in_flight() < max_streams;
+        let found = list.iter().find(fits).cloned();
         if list.is_empty() {
             conns.remove(&key);
         }

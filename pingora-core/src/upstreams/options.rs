@@ -50,6 +50,15 @@ pub struct PeerOptions {
     pub bind_to: Option<InetAddr>,
     /// Socket receive buffer size in bytes.
     pub tcp_recv_buf: Option<usize>,
+    /// The most requests one HTTP/2 connection to this peer carries at
+    /// once; past it the connector opens another connection. Default
+    /// `usize::MAX`: as many as the server allows (its
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`). `0` counts as 1.
+    pub max_h2_streams: usize,
+    /// How often to PING an HTTP/2 connection to this peer, to find a dead
+    /// one before a request does; `None` keeps the connector's setting
+    /// ([`H2Options::keepalive_interval`](crate::protocols::http::v2::H2Options::keepalive_interval)).
+    pub h2_ping_interval: Option<Duration>,
 }
 
 impl Default for PeerOptions {
@@ -70,6 +79,8 @@ impl Default for PeerOptions {
             tcp_fast_open: false,
             bind_to: None,
             tcp_recv_buf: None,
+            max_h2_streams: usize::MAX,
+            h2_ping_interval: None,
         }
     }
 }
