@@ -48,6 +48,13 @@ mod runtime;
 mod upgrade;
 
 pub use conf::{CONFIG_ERROR, H2Conf, ServerConf};
+
+/// The command line and the config file under the module path Pingora
+/// programs import them from (`server::configuration::{Opt, ServerConf}`).
+/// The same types as [`Opt`] and [`ServerConf`].
+pub mod configuration {
+    pub use super::{CONFIG_ERROR, H2Conf, Opt, ServerConf};
+}
 pub use fds::ListenFds;
 pub use opt::Opt;
 pub use runtime::Spawner;
@@ -193,6 +200,15 @@ impl Server {
         self.add_boxed_service(Box::new(service))
     }
 
+    /// Add several boxed services, as Pingora programs do with a
+    /// `Vec<Box<dyn Service>>`.
+    pub fn add_services(&mut self, services: Vec<Box<dyn Service>>) -> Vec<ServiceHandle> {
+        services
+            .into_iter()
+            .map(|service| self.add_boxed_service(service))
+            .collect()
+    }
+
     /// Add a boxed service.
     pub fn add_boxed_service(&mut self, service: Box<dyn Service>) -> ServiceHandle {
         let handle = ServiceHandle {
@@ -262,7 +278,7 @@ mod tests {
 
     #[async_trait]
     impl BackgroundService for Idle {
-        async fn start(&self, _: ShutdownWatch, _: ReadyNotifier) {}
+        async fn start_with_ready(&self, _: ShutdownWatch, _: ReadyNotifier) {}
     }
 
     #[test]
