@@ -123,7 +123,7 @@ async fn background_service_checks_before_ready_and_stops_on_shutdown() {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let (ready, mut ready_watch) = ReadyNotifier::new();
     let service = Arc::clone(&lb);
-    let running = tokio::spawn(async move { service.start(shutdown, ready).await });
+    let running = tokio::spawn(async move { service.start_with_ready(shutdown, ready).await });
     tokio::time::timeout(WAIT, ready_watch.wait())
         .await
         .unwrap();

@@ -29,6 +29,11 @@ use crate::upstreams::{Peer, PeerOptions};
 ///
 /// Dropping the future abandons the half-open socket.
 pub async fn connect<P: Peer + ?Sized>(peer: &P, timeout: Duration) -> Result<Stream> {
+    if let Some(why) = peer.address_error() {
+        // The address is wrong, not the network: retrying cannot help.
+        let e = Error::explain(crate::upstreams::INVALID_PEER_ADDRESS, why.to_string());
+        return Err(e.into_up());
+    }
     let result = match peer.address() {
         SocketAddr::Inet(addr) => connect_tcp(*addr, peer.options(), timeout).await,
         SocketAddr::Unix(Some(path)) => connect_unix(path, timeout).await,

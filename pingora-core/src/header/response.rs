@@ -1,6 +1,6 @@
 //! [`ResponseHeader`]: status, version, reason and fields of a response.
 
-use super::HeaderList;
+use super::{HeaderList, Headers};
 use bytes::{Bytes, BytesMut};
 use http::{StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
@@ -22,10 +22,44 @@ use pingora_error::{Error, ErrorType, Result};
 /// ```
 #[derive(Debug, Clone)]
 pub struct ResponseHeader {
-    status: StatusCode,
-    version: Version,
+    parts: ResponseParts,
     reason: Option<Bytes>,
-    headers: HeaderList,
+}
+
+/// The parts of a [`ResponseHeader`], readable as fields through `Deref`
+/// the way Pingora programs read them: `resp.status`, `resp.version`,
+/// `resp.headers`.
+///
+/// Read-only: change them through the header's methods (`set_status`,
+/// `insert_header` ...), which keep the wire form in step.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::header::ResponseHeader;
+///
+/// let mut resp = ResponseHeader::build(404, None).unwrap();
+/// resp.insert_header("Server", "MyGateway").unwrap();
+/// assert_eq!(resp.status.as_u16(), 404);
+/// assert_eq!(resp.headers.get("server").unwrap(), "MyGateway");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResponseParts {
+    /// The status code.
+    pub status: StatusCode,
+    /// The HTTP version.
+    pub version: Version,
+    /// The header fields, read as an `http::HeaderMap`.
+    pub headers: Headers,
+}
+
+impl std::ops::Deref for ResponseHeader {
+    type Target = ResponseParts;
+
+    fn deref(&self) -> &ResponseParts {
+        &self.parts
+    }
 }
 
 impl ResponseHeader {
@@ -57,33 +91,35 @@ impl ResponseHeader {
         headers: HeaderList,
     ) -> Self {
         Self {
-            status,
-            version,
+            parts: ResponseParts {
+                status,
+                version,
+                headers: Headers(headers),
+            },
             reason,
-            headers,
         }
     }
 
     /// The status code.
     pub const fn status(&self) -> StatusCode {
-        self.status
+        self.parts.status
     }
 
     /// Replace the status code; a kept reason phrase is dropped, since it
     /// belonged to the old status.
     pub fn set_status(&mut self, status: StatusCode) {
-        self.status = status;
+        self.parts.status = status;
         self.reason = None;
     }
 
     /// The HTTP version.
     pub const fn version(&self) -> Version {
-        self.version
+        self.parts.version
     }
 
     /// Replace the HTTP version.
     pub fn set_version(&mut self, version: Version) {
-        self.version = version;
+        self.parts.version = version;
     }
 
     /// The reason phrase that will be written: the one received or set, or
@@ -116,16 +152,16 @@ impl ResponseHeader {
     /// Append the HTTP/1 wire form of the head to `out`: status line,
     /// fields in wire order with their case, blank line.
     pub fn write_h1(&self, out: &mut BytesMut) {
-        out.extend_from_slice(if self.version == Version::HTTP_10 {
+        out.extend_from_slice(if self.parts.version == Version::HTTP_10 {
             b"HTTP/1.0 "
         } else {
             b"HTTP/1.1 "
         });
-        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(self.parts.status.as_str().as_bytes());
         out.extend_from_slice(b" ");
         out.extend_from_slice(self.reason_phrase());
         out.extend_from_slice(b"\r\n");
-        self.headers.write_to(out);
+        self.parts.headers.0.write_to(out);
         out.extend_from_slice(b"\r\n");
     }
 }

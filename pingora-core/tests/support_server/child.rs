@@ -67,7 +67,7 @@ struct Announce {
 
 #[async_trait]
 impl BackgroundService for Announce {
-    async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
+    async fn start_with_ready(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
         // A service slow to get ready, for the tests of readiness.
         if let Some(ms) = std::env::var("ANNOUNCE_DELAY_MS")
             .ok()

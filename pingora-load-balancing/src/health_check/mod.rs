@@ -48,6 +48,24 @@ pub trait HealthCheck: Send + Sync {
     }
 }
 
+/// A boxed check is a check, so that `set_health_check` takes what
+/// Pingora programs pass (`Box<TcpHealthCheck>`,
+/// `Box<dyn HealthCheck + Send + Sync>`) as well as a check by value.
+#[async_trait]
+impl<T: HealthCheck + ?Sized> HealthCheck for Box<T> {
+    async fn check(&self, target: &Backend) -> Result<()> {
+        (**self).check(target).await
+    }
+
+    fn health_threshold(&self, success: bool) -> usize {
+        (**self).health_threshold(success)
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        (**self).health_status_change(target, healthy).await;
+    }
+}
+
 /// Thresholds and hook shared by the built-in checks.
 #[derive(Clone)]
 pub(crate) struct Thresholds {
