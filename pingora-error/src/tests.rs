@@ -234,11 +234,7 @@ fn is_send_sync_static_std_error() {
 
 #[test]
 fn pingora_field_names_read_the_same_facts() {
-    let mut e = Error::because(
-        ErrorType::ReadError,
-        "reading body",
-        io::Error::other("x"),
-    );
+    let mut e = Error::because(ErrorType::ReadError, "reading body", io::Error::other("x"));
     e.as_up();
     assert_eq!(e.etype, *e.etype());
     assert_eq!(e.esource, ErrorSource::Upstream);
