@@ -96,12 +96,24 @@ async fn modify_response_rewrites_the_json_body_as_yaml() {
 async fn ctx_sends_beta_users_to_their_own_origin() {
     let stable = origin(Named("stable")).await;
     let beta = origin(Named("beta")).await;
-    let proxy = Program::start("ctx", &[stable.addr, beta.addr], &[], "").await;
+    // A Pingora conf.yaml with a key of the program's own and a typo: the
+    // program boots, and the typo is a warning at start-up.
+    let conf = "work_stealing: true\nupstream_keepalive_pool_size: 64\n\
+        client_bind_to_ipv4: [127.0.0.1]\nupstream_connect_offload_threadpools: 2\n\
+        upstream_connect_offload_thread_per_pool: 2\nmax_retries: 2\n\
+        beta_origin_weight: 1\ngrace_period_secconds: 3\n";
+    let proxy = Program::start("ctx", &[stable.addr, beta.addr], &[], conf).await;
     for _ in 0..2 {
         let answer = get(proxy.addr, "/", &[("beta-flag", "1")]).await;
         assert_eq!(answer.text(), "beta", "{}", proxy.stderr());
         assert_eq!(get(proxy.addr, "/", &[]).await.text(), "stable");
     }
+    let log = proxy.stderr();
+    assert!(
+        log.contains("did you mean `grace_period_seconds`"),
+        "no warning for the typo: {log}"
+    );
+    assert!(log.contains("beta_origin_weight"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

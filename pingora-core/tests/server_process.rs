@@ -56,6 +56,21 @@ fn test_flag_names_unknown_key_and_file() {
     );
 }
 
+fn test_flag_accepts_the_programs_own_keys() {
+    let dir = TempDir::new("t-own");
+    let conf = conf_arg(
+        &dir.conf("threads: 2\nclient_bind_to_ipv4: [127.0.0.1]\nmy_upstreams: [10.0.0.1:80]\n"),
+    );
+    let mut server = ServerProcess::start(&dir, "t", &["-t", "-c", &conf], &[]);
+    let status = server.wait_exit(EXIT);
+    assert!(status.success(), "{status}: {}", server.stderr());
+    let err = server.stderr();
+    assert!(
+        err.contains("my_upstreams") && err.contains("not a server key"),
+        "{err}"
+    );
+}
+
 fn wrong_type_is_named_at_startup() {
     let dir = TempDir::new("type");
     let conf = conf_arg(&dir.conf("grace_period_seconds: soon\n"));
@@ -501,6 +516,10 @@ const TESTS: &[Test] = &[
     (
         "test_flag_names_unknown_key_and_file",
         test_flag_names_unknown_key_and_file,
+    ),
+    (
+        "test_flag_accepts_the_programs_own_keys",
+        test_flag_accepts_the_programs_own_keys,
     ),
     (
         "wrong_type_is_named_at_startup",

@@ -54,6 +54,12 @@ pub struct ConnectorOptions {
     pub keepalive_pool_size: usize,
     /// The TLS backend; the default one when `None`.
     pub tls_backend: Option<TlsBackend>,
+    /// Source addresses for connections to IPv4 peers, used in turn, when
+    /// a peer sets no `bind_to` (`client_bind_to_ipv4`); empty: the
+    /// system's choice.
+    pub bind_to_v4: Vec<std::net::Ipv4Addr>,
+    /// The same for IPv6 peers (`client_bind_to_ipv6`).
+    pub bind_to_v6: Vec<std::net::Ipv6Addr>,
 }
 
 impl Default for ConnectorOptions {
@@ -62,17 +68,32 @@ impl Default for ConnectorOptions {
             ca_file: None,
             keepalive_pool_size: DEFAULT_POOL_SIZE,
             tls_backend: TlsBackend::default_backend(),
+            bind_to_v4: Vec::new(),
+            bind_to_v6: Vec::new(),
         }
     }
 }
 
 impl ConnectorOptions {
     /// The options a server's config file asks for: its `ca_file` as the
-    /// default trust store and its `upstream_keepalive_pool_size`.
+    /// default trust store, its `upstream_keepalive_pool_size` and its
+    /// `client_bind_to_ipv4` / `client_bind_to_ipv6` (entries that do not
+    /// parse are skipped; [`ServerConf::validate`](crate::server::ServerConf::validate)
+    /// refuses them).
     pub fn from_server_conf(conf: &crate::server::ServerConf) -> Self {
         Self {
             ca_file: conf.ca_file.as_ref().map(PathBuf::from),
             keepalive_pool_size: conf.upstream_keepalive_pool_size,
+            bind_to_v4: conf
+                .client_bind_to_ipv4
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect(),
+            bind_to_v6: conf
+                .client_bind_to_ipv6
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect(),
             ..Self::default()
         }
     }
@@ -97,6 +118,10 @@ impl ConnectorOptions {
 pub struct TransportConnector {
     tls: Option<Arc<dyn ConnectorImpl>>,
     pool: ConnectionPool<Stream>,
+    bind_to_v4: Box<[std::net::Ipv4Addr]>,
+    bind_to_v6: Box<[std::net::Ipv6Addr]>,
+    /// Turns through the bind addresses.
+    next_bind: std::sync::atomic::AtomicUsize,
 }
 
 impl TransportConnector {
@@ -120,6 +145,9 @@ impl TransportConnector {
         Ok(Self {
             tls,
             pool: ConnectionPool::new(options.keepalive_pool_size),
+            bind_to_v4: options.bind_to_v4.into(),
+            bind_to_v6: options.bind_to_v6.into(),
+            next_bind: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -143,7 +171,7 @@ impl TransportConnector {
             (Some(c), Some(t)) => c.min(t),
             (c, t) => c.or(t).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         };
-        let stream = l4::connect(peer, connect_timeout).await?;
+        let stream = l4::connect_from(peer, connect_timeout, self.default_bind(peer)).await?;
         if !peer.tls() {
             return Ok(stream);
         }
@@ -155,6 +183,26 @@ impl TransportConnector {
             None => DEFAULT_TLS_TIMEOUT,
         };
         tls::handshake(tls, stream, peer, tls_timeout).await
+    }
+
+    /// The configured source address for `peer`'s family, in turn.
+    fn default_bind<P: Peer + ?Sized>(&self, peer: &P) -> Option<std::net::IpAddr> {
+        let inet = peer.address().as_inet()?;
+        let turn = || {
+            self.next_bind
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
+        if inet.is_ipv4() {
+            if self.bind_to_v4.is_empty() {
+                return None;
+            }
+            Some(self.bind_to_v4[turn() % self.bind_to_v4.len()].into())
+        } else {
+            if self.bind_to_v6.is_empty() {
+                return None;
+            }
+            Some(self.bind_to_v6[turn() % self.bind_to_v6.len()].into())
+        }
     }
 
     /// An idle pooled connection that fits `peer` if there is one, else a
@@ -211,6 +259,41 @@ mod tests {
             Some(PathBuf::from("/etc/ssl/private-ca.pem"))
         );
         assert_eq!(options.keepalive_pool_size, 7);
+    }
+
+    #[tokio::test]
+    async fn client_bind_to_sets_the_source_address() {
+        let conf = crate::server::ServerConf {
+            client_bind_to_ipv4: vec!["127.0.0.2".into(), "127.0.0.3".into()],
+            ..crate::server::ServerConf::default()
+        };
+        let connector = TransportConnector::new(ConnectorOptions::from_server_conf(&conf)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = crate::upstreams::HttpPeer::new(listener.local_addr().unwrap(), false, "");
+        let mut sources = Vec::new();
+        for _ in 0..2 {
+            let _stream = connector.new_stream(&peer).await.unwrap();
+            let (_, from) = listener.accept().await.unwrap();
+            sources.push(from.ip().to_string());
+        }
+        sources.sort();
+        assert_eq!(sources, ["127.0.0.2", "127.0.0.3"]);
+        // A peer's own bind_to wins.
+        let mut own = peer.clone();
+        own.options.bind_to = Some("127.0.0.4:0".parse().unwrap());
+        let _stream = connector.new_stream(&own).await.unwrap();
+        let (_, from) = listener.accept().await.unwrap();
+        assert_eq!(from.ip().to_string(), "127.0.0.4");
+    }
+
+    #[tokio::test]
+    async fn a_bad_peer_address_fails_the_connect_without_retry() {
+        let connector = TransportConnector::new(ConnectorOptions::default()).unwrap();
+        let peer = crate::upstreams::HttpPeer::new("no-such-port", false, "");
+        let err = connector.new_stream(&peer).await.unwrap_err();
+        assert_eq!(err.etype, crate::upstreams::INVALID_PEER_ADDRESS);
+        assert!(!err.retry());
+        assert!(err.to_string().contains("no-such-port"), "{err}");
     }
 
     #[test]
