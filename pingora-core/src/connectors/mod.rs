@@ -60,6 +60,10 @@ pub struct ConnectorOptions {
     pub bind_to_v4: Vec<std::net::Ipv4Addr>,
     /// The same for IPv6 peers (`client_bind_to_ipv6`).
     pub bind_to_v6: Vec<std::net::Ipv6Addr>,
+    /// Write TLS session keys to the file named by `SSLKEYLOGFILE`
+    /// (`upstream_debug_ssl_keylog`), for decrypting a packet capture.
+    /// Never in production: anyone with the file reads the traffic.
+    pub debug_ssl_keylog: bool,
 }
 
 impl Default for ConnectorOptions {
@@ -70,6 +74,7 @@ impl Default for ConnectorOptions {
             tls_backend: TlsBackend::default_backend(),
             bind_to_v4: Vec::new(),
             bind_to_v6: Vec::new(),
+            debug_ssl_keylog: false,
         }
     }
 }
@@ -94,6 +99,7 @@ impl ConnectorOptions {
                 .iter()
                 .filter_map(|ip| ip.parse().ok())
                 .collect(),
+            debug_ssl_keylog: conf.upstream_debug_ssl_keylog,
             ..Self::default()
         }
     }
@@ -139,7 +145,7 @@ impl TransportConnector {
             .map(certs_from_pem_file)
             .transpose()?;
         let tls = match options.tls_backend {
-            Some(backend) => Some(backend.connector(roots)?),
+            Some(backend) => Some(backend.connector(roots, options.debug_ssl_keylog)?),
             None => None,
         };
         Ok(Self {

@@ -90,6 +90,20 @@ impl RequestHeader {
         ))
     }
 
+    /// Pingora's name for a head that writes names in lower case. Here
+    /// every head keeps names as they are written, so this is
+    /// [`build`](Self::build).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_no_case<M>(method: M, path: &[u8], size_hint: Option<usize>) -> Result<Self>
+    where
+        M: TryInto<Method>,
+    {
+        Self::build(method, path, size_hint)
+    }
+
     /// `GET / HTTP/1.1` with no fields, allocating nothing: a stand-in
     /// until a real head is read.
     pub(crate) fn placeholder() -> Self {

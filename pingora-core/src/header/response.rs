@@ -84,6 +84,20 @@ impl ResponseHeader {
         ))
     }
 
+    /// Pingora's name for a head that writes names in lower case. Here
+    /// every head keeps names as they are written (`insert_header("x-a", ..)`
+    /// goes out as `x-a`), so this is [`build`](Self::build).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_no_case<S>(status: S, size_hint: Option<usize>) -> Result<Self>
+    where
+        S: TryInto<StatusCode>,
+    {
+        Self::build(status, size_hint)
+    }
+
     pub(crate) const fn from_parts(
         status: StatusCode,
         version: Version,
@@ -105,11 +119,32 @@ impl ResponseHeader {
         self.parts.status
     }
 
-    /// Replace the status code; a kept reason phrase is dropped, since it
-    /// belonged to the old status.
-    pub fn set_status(&mut self, status: StatusCode) {
+    /// Replace the status code (a `StatusCode` or a `u16`); a kept reason
+    /// phrase is dropped, since it belonged to the old status.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`] when `status` is not in 100..=999;
+    /// the status is then unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_core::header::ResponseHeader;
+    ///
+    /// let mut resp = ResponseHeader::build(200, None).unwrap();
+    /// resp.set_status(404).unwrap();
+    /// resp.set_status(http::StatusCode::GONE).unwrap();
+    /// assert_eq!(resp.status, 410);
+    /// assert!(resp.set_status(1000).is_err());
+    /// ```
+    pub fn set_status<S: TryInto<StatusCode>>(&mut self, status: S) -> Result<()> {
+        let status = status
+            .try_into()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid status"))?;
         self.parts.status = status;
         self.reason = None;
+        Ok(())
     }
 
     /// The HTTP version.
@@ -135,13 +170,18 @@ impl ResponseHeader {
         }
     }
 
-    /// Set the reason phrase.
+    /// Set the reason phrase (`"Nope"` or `Some("Nope")`); `None` goes back
+    /// to the canonical phrase of the status.
     ///
     /// # Errors
     ///
     /// [`ErrorType::InvalidHTTPHeader`] when the phrase holds bytes RFC 9112
     /// §4 does not allow (only HTAB, SP, visible ASCII and obs-text).
-    pub fn set_reason_phrase(&mut self, reason: &str) -> Result<()> {
+    pub fn set_reason_phrase<'a>(&mut self, reason: impl Into<Option<&'a str>>) -> Result<()> {
+        let Some(reason) = reason.into() else {
+            self.reason = None;
+            return Ok(());
+        };
         if !valid_reason(reason.as_bytes()) {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "invalid reason phrase");
         }
@@ -191,7 +231,11 @@ mod tests {
         resp.set_reason_phrase("Nope").unwrap();
         assert_eq!(resp.reason_phrase(), b"Nope");
         assert!(resp.set_reason_phrase("a\r\nb").is_err());
-        resp.set_status(StatusCode::OK);
+        resp.set_status(StatusCode::OK).unwrap();
+        resp.set_reason_phrase(Some("Fine")).unwrap();
+        assert_eq!(resp.reason_phrase(), b"Fine");
+        resp.set_reason_phrase(None).unwrap();
+        assert_eq!(resp.reason_phrase(), b"OK");
         assert_eq!(resp.reason_phrase(), b"OK");
         assert!(ResponseHeader::build(1000, None).is_err());
     }

@@ -107,9 +107,9 @@ pub struct ServerConf {
     /// accepted, not used (see there).
     pub upstream_connect_offload_thread_per_pool: Option<usize>,
     /// Write upstream TLS session keys to the file named by
-    /// `SSLKEYLOGFILE`, for debugging with a packet capture. Accepted so a
-    /// Pingora config boots; not implemented yet, and a warning says so at
-    /// start-up when set.
+    /// `SSLKEYLOGFILE`, for decrypting a packet capture (rustls backend;
+    /// the others log that they do not). Never in production: anyone with
+    /// the file reads the traffic. A warning says it is on at start-up.
     pub upstream_debug_ssl_keylog: bool,
     /// HTTP/2 settings of the connections the server accepts; see
     /// [`h2_options`](Self::h2_options).
@@ -337,7 +337,9 @@ impl ServerConf {
             );
         }
         if self.upstream_debug_ssl_keylog {
-            warnings.push("upstream_debug_ssl_keylog is accepted but not implemented yet".into());
+            warnings.push(
+                "upstream_debug_ssl_keylog is on: TLS session keys go to $SSLKEYLOGFILE".into(),
+            );
         }
         warnings
     }
