@@ -42,9 +42,26 @@ impl std::fmt::Debug for Backends {
 impl Backends {
     /// Backends found by `discovery`; empty until the first
     /// [`update`](Self::update).
-    pub fn new(discovery: Box<dyn ServiceDiscovery>) -> Self {
+    ///
+    /// `discovery` may be boxed (`Box<dyn ServiceDiscovery>`, as Pingora
+    /// programs pass it) or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_load_balancing::discovery::{ServiceDiscovery, Static};
+    /// use pingora_load_balancing::{Backend, Backends};
+    /// use std::collections::BTreeSet;
+    ///
+    /// let set: BTreeSet<Backend> = [Backend::new("127.0.0.1:80")?].into();
+    /// let plain = Backends::new(Static::new(set.clone()));
+    /// let boxed: Box<dyn ServiceDiscovery> = Box::new(Static::new(set));
+    /// let from_box = Backends::new(boxed);
+    /// # Ok::<(), pingora_error::BError>(())
+    /// ```
+    pub fn new(discovery: impl ServiceDiscovery + 'static) -> Self {
         Self {
-            discovery,
+            discovery: Box::new(discovery),
             health_check: None,
             current: ArcSwap::from_pointee(Snapshot::default()),
         }

@@ -70,7 +70,7 @@ impl<S: BackendSelection> LoadBalancer<S> {
     pub fn try_from_iter<A: AsRef<str>, I: IntoIterator<Item = A>>(addrs: I) -> Result<Self> {
         let discovery = Static::try_from_iter(addrs)?;
         let initial = discovery.backends().clone();
-        let lb = Self::from_backends(Backends::new(Box::new(discovery)));
+        let lb = Self::from_backends(Backends::new(discovery));
         lb.backends.replace(initial, |set| {
             lb.selector
                 .store(Arc::new(S::build_with_config(set, &lb.selection_config)))
@@ -94,7 +94,7 @@ impl<S: BackendSelection> LoadBalancer<S> {
 
     /// A load balancer over what `discovery` finds.
     pub fn from_discovery(discovery: impl ServiceDiscovery + 'static) -> Self {
-        Self::from_backends(Backends::new(Box::new(discovery)))
+        Self::from_backends(Backends::new(discovery))
     }
 
     /// Tune the selection algorithm (for example the ketama ring of
