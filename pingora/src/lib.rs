@@ -48,7 +48,7 @@
 //! (`lb::discovery::ServiceDiscovery`), server apps
 //! ([`apps::ServerApp`], [`apps::http_app::ServeHttp`]) and services
 //! ([`services::Service`]). The attribute is re-exported as
-//! [`async_trait`] (and in the prelude), so a ported program keeps its
+//! [`async_trait`](macro@async_trait) (and in the prelude), so a ported program keeps its
 //! `#[async_trait]` lines on those impls and drops only the one on
 //! `impl ProxyHttp`.
 //!
