@@ -39,6 +39,23 @@
 //! | `pingora::{Error, ErrorType, Result, OrErr, OkOrErr}` | the crate root |
 //! | `pingora_core::...`, `pingora_error::...` | [`core`], [`error`] |
 //!
+//! ```
+//! # #[cfg(feature = "lb")] {
+//! use pingora::Error;
+//! use pingora::ErrorType;
+//! use pingora::http::{RequestHeader, ResponseHeader};
+//! use pingora::lb::{Backend, LoadBalancer, health_check::TcpHealthCheck, selection::RoundRobin};
+//! use pingora::listeners::tls::TlsSettings;
+//! use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
+//! use pingora::server::Server;
+//! use pingora::server::configuration::{Opt, ServerConf};
+//! use pingora::services::background::{BackgroundService, background_service};
+//! use pingora::services::listening::Service;
+//! use pingora::upstreams::peer::HttpPeer;
+//! use pingora::{OkOrErr, OrErr, Result};
+//! # }
+//! ```
+//!
 //! ## Which traits need `#[async_trait]`
 //!
 //! One rule: **`ProxyHttp` uses native `async fn`; every other trait with
