@@ -40,4 +40,8 @@ pub mod services;
 pub mod tls;
 pub mod upstreams;
 
-pub use pingora_error::{BError, Error, ErrorSource, ErrorType, Result};
+pub mod prelude;
+
+pub use pingora_error::{
+    BError, Error, ErrorSource, ErrorType, ImmutStr, OkOrErr, OrErr, Result, RetryType,
+};

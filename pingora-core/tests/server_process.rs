@@ -56,6 +56,42 @@ fn test_flag_names_unknown_key_and_file() {
     );
 }
 
+fn test_flag_accepts_the_programs_own_keys() {
+    let dir = TempDir::new("t-own");
+    let conf = conf_arg(
+        &dir.conf("threads: 2\nclient_bind_to_ipv4: [127.0.0.1]\nmy_upstreams: [10.0.0.1:80]\n"),
+    );
+    let mut server = ServerProcess::start(&dir, "t", &["-t", "-c", &conf], &[]);
+    let status = server.wait_exit(EXIT);
+    assert!(status.success(), "{status}: {}", server.stderr());
+    let err = server.stderr();
+    assert!(
+        err.contains("my_upstreams") && err.contains("not a server key"),
+        "{err}"
+    );
+}
+
+fn work_dir_is_entered_at_startup() {
+    let dir = TempDir::new("workdir");
+    let work = dir.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let conf = conf_arg(&dir.conf(&format!("work_dir: {}\n", work.display())));
+    let mut server = ServerProcess::start(&dir, "w", &["-c", &conf], &[]);
+    let addr = server.wait_ready(READY).tcp();
+    let answer = request(addr, "cwd").unwrap();
+    let want = format!("cwd {}", work.canonicalize().unwrap().display());
+    assert_eq!(answer.trim(), want);
+    server.signal(Signal::SIGINT);
+    server.wait_exit(EXIT);
+
+    // A work_dir that does not exist stops the server at start-up.
+    let conf = conf_arg(&dir.conf(&format!("work_dir: {}\n", dir.path("nope").display())));
+    let mut server = ServerProcess::start(&dir, "w2", &["-c", &conf], &[]);
+    let status = server.wait_exit(EXIT);
+    assert_eq!(status.code(), Some(1));
+    assert!(server.stderr().contains("work_dir"), "{}", server.stderr());
+}
+
 fn wrong_type_is_named_at_startup() {
     let dir = TempDir::new("type");
     let conf = conf_arg(&dir.conf("grace_period_seconds: soon\n"));
@@ -501,6 +537,14 @@ const TESTS: &[Test] = &[
     (
         "test_flag_names_unknown_key_and_file",
         test_flag_names_unknown_key_and_file,
+    ),
+    (
+        "test_flag_accepts_the_programs_own_keys",
+        test_flag_accepts_the_programs_own_keys,
+    ),
+    (
+        "work_dir_is_entered_at_startup",
+        work_dir_is_entered_at_startup,
     ),
     (
         "wrong_type_is_named_at_startup",

@@ -42,7 +42,7 @@ struct Announce {
 
 #[async_trait]
 impl BackgroundService for Announce {
-    async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
+    async fn start_with_ready(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
         let addr = self.bound.get().expect("listener ready first")[0].clone();
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, addr.to_string()).expect("write ready file");

@@ -39,6 +39,7 @@
 
 mod ext;
 mod kind;
+pub mod prelude;
 
 pub use ext::{Context, OkOrErr, OrErr};
 pub use kind::{ErrorSource, ErrorType, RetryType};
@@ -62,15 +63,39 @@ pub type ImmutStr = Cow<'static, str>;
 /// The framework's error: kind, source, retry hint, context and cause.
 ///
 /// Build one with [`Error::new`], [`Error::explain`] or [`Error::because`]
-/// (or the `e_*` shortcuts that wrap it in `Err`), or attach it to a foreign
-/// error with the [`OrErr`] and [`OkOrErr`] extension traits.
+/// (or the `e_*` and `err_*` shortcuts that wrap it in `Err`), or attach it
+/// to a foreign error with the [`OrErr`] and [`OkOrErr`] extension traits.
+///
+/// The fields are public under the names Pingora code reads (`e.etype`,
+/// `e.esource`, `e.retry`, `e.context`, `e.cause`); the methods of the same
+/// names return the same facts. The struct is `#[non_exhaustive]`: it is
+/// built through its constructors only, so it can grow.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_error::{Error, ErrorSource, ErrorType};
+///
+/// let e = Error::explain(ErrorType::ConnectRefused, "origin a").into_up();
+/// assert_eq!(e.etype, ErrorType::ConnectRefused);
+/// assert_eq!(e.esource, ErrorSource::Upstream);
+/// assert_eq!(e.context.as_deref(), Some("origin a"));
+/// assert!(e.cause.is_none());
+/// assert!(!e.retry());
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Error {
-    etype: ErrorType,
-    esource: ErrorSource,
-    retry: RetryType,
-    context: Option<ImmutStr>,
-    cause: Option<Cause>,
+    /// The kind of error, which callers match on.
+    pub etype: ErrorType,
+    /// Where the error came from.
+    pub esource: ErrorSource,
+    /// Whether a retry is safe; [`Error::retry`] settles it to a `bool`.
+    pub retry: RetryType,
+    /// What was being done when it happened.
+    pub context: Option<ImmutStr>,
+    /// The error that caused this one, if any.
+    pub cause: Option<Cause>,
 }
 
 impl Error {
@@ -165,6 +190,49 @@ impl Error {
         Err(Self::new(etype))
     }
 
+    /// `Err` of [`Error::new_up`].
+    ///
+    /// # Errors
+    ///
+    /// Always returns `Err`.
+    pub fn err_up<T>(etype: ErrorType) -> Result<T> {
+        Err(Self::new_up(etype))
+    }
+
+    /// `Err` of [`Error::new_down`].
+    ///
+    /// # Errors
+    ///
+    /// Always returns `Err`.
+    pub fn err_down<T>(etype: ErrorType) -> Result<T> {
+        Err(Self::new_down(etype))
+    }
+
+    /// `Err` of [`Error::new_in`].
+    ///
+    /// # Errors
+    ///
+    /// Always returns `Err`.
+    pub fn err_in<T>(etype: ErrorType) -> Result<T> {
+        Err(Self::new_in(etype))
+    }
+
+    /// Mark the error, in place, as coming from the upstream.
+    pub fn as_up(&mut self) {
+        self.esource = ErrorSource::Upstream;
+    }
+
+    /// Mark the error, in place, as coming from the downstream.
+    pub fn as_down(&mut self) {
+        self.esource = ErrorSource::Downstream;
+    }
+
+    /// Mark the error, in place, as coming from inside the framework or
+    /// user code.
+    pub fn as_in(&mut self) {
+        self.esource = ErrorSource::Internal;
+    }
+
     /// Mark the error as coming from the upstream.
     pub fn into_up(mut self: BError) -> BError {
         self.esource = ErrorSource::Upstream;
@@ -187,6 +255,12 @@ impl Error {
     pub fn into_etype(mut self: BError, etype: ErrorType) -> BError {
         self.etype = etype;
         self
+    }
+
+    /// Change the kind, keeping everything else (Pingora's name for
+    /// [`into_etype`](Self::into_etype)).
+    pub fn into_different(self: BError, etype: ErrorType) -> BError {
+        self.into_etype(etype)
     }
 
     /// Prepend `context` to the existing context (or set it when there is
@@ -260,6 +334,36 @@ impl Error {
     /// The kind's name, for logs and metrics labels.
     pub const fn reason_str(&self) -> &'static str {
         self.etype.as_str()
+    }
+
+    /// The kind of the innermost [`Error`] of the cause chain: a proxy error
+    /// caused by a connect timeout reports
+    /// [`ErrorType::ConnectTimedout`] here. This error's own kind when no
+    /// cause is an [`Error`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_error::{Error, ErrorType};
+    ///
+    /// let inner = Error::new(ErrorType::ConnectTimedout);
+    /// let outer = Error::because(ErrorType::HTTPStatus(502), "proxying", inner);
+    /// assert_eq!(outer.root_etype(), &ErrorType::ConnectTimedout);
+    /// ```
+    pub fn root_etype(&self) -> &ErrorType {
+        let mut root = &self.etype;
+        let mut current: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(e) = current {
+            // A cause given as a `BError` is kept boxed inside the `Cause`.
+            let ours = e
+                .downcast_ref::<Self>()
+                .or_else(|| e.downcast_ref::<BError>().map(|b| &**b));
+            if let Some(ours) = ours {
+                root = &ours.etype;
+            }
+            current = e.source();
+        }
+        root
     }
 
     /// The innermost error of the chain: the last cause found by following

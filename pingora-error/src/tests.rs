@@ -231,3 +231,63 @@ fn is_send_sync_static_std_error() {
     let b: Box<dyn std::error::Error + Send + Sync> = Error::new(ErrorType::ReadError);
     assert_eq!(b.to_string(), "ReadError");
 }
+
+#[test]
+fn pingora_field_names_read_the_same_facts() {
+    let mut e = Error::because(ErrorType::ReadError, "reading body", io::Error::other("x"));
+    e.as_up();
+    assert_eq!(e.etype, *e.etype());
+    assert_eq!(e.esource, ErrorSource::Upstream);
+    assert_eq!(e.esource, *e.esource());
+    assert_eq!(e.context.as_deref(), e.context());
+    assert!(e.cause.is_some());
+    e.set_retry(true);
+    assert_eq!(e.retry, RetryType::Decided(true));
+    assert!(e.retry());
+    e.as_down();
+    assert_eq!(e.esource, ErrorSource::Downstream);
+    e.as_in();
+    assert_eq!(e.esource, ErrorSource::Internal);
+}
+
+#[test]
+fn err_shortcuts_set_the_source() {
+    let up: Result<()> = Error::err_up(ErrorType::ConnectRefused);
+    assert_eq!(up.unwrap_err().esource, ErrorSource::Upstream);
+    let down: Result<()> = Error::err_down(ErrorType::ReadError);
+    assert_eq!(down.unwrap_err().esource, ErrorSource::Downstream);
+    let internal: Result<()> = Error::err_in(ErrorType::InternalError);
+    assert_eq!(internal.unwrap_err().esource, ErrorSource::Internal);
+    let changed = Error::new(ErrorType::ReadError).into_different(ErrorType::WriteError);
+    assert_eq!(changed.etype, ErrorType::WriteError);
+}
+
+#[test]
+fn root_etype_walks_through_foreign_causes() {
+    assert_eq!(
+        Error::new(ErrorType::H1Error).root_etype(),
+        &ErrorType::H1Error
+    );
+    let innermost = Error::new(ErrorType::ConnectTimedout);
+    let middle = Error::because(ErrorType::ConnectError, "connect", innermost);
+    let outer = Error::because(ErrorType::HTTPStatus(502), "proxy", middle);
+    assert_eq!(outer.root_etype(), &ErrorType::ConnectTimedout);
+    // a foreign innermost cause: the deepest of ours counts
+    let io = Error::because(ErrorType::ReadError, "read", io::Error::other("reset"));
+    let outer = Error::because(ErrorType::HTTPStatus(502), "proxy", io);
+    assert_eq!(outer.root_etype(), &ErrorType::ReadError);
+}
+
+#[test]
+fn prelude_names_every_variant() {
+    use crate::prelude::*;
+    let kinds = [
+        HTTPStatus(500),
+        InternalError,
+        ConnectTimedout,
+        Custom("x"),
+        CustomCode("x", 500),
+    ];
+    assert_eq!(kinds[0].http_status(), Some(500));
+    assert!(kinds.iter().all(|k| !k.as_str().is_empty()));
+}

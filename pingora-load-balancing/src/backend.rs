@@ -110,6 +110,26 @@ impl Backend {
     }
 }
 
+/// A backend is a peer address: `HttpPeer::new(&backend, ...)` and
+/// `HttpPeer::new(backend, ...)` connect to [`Backend::addr`].
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::upstreams::HttpPeer;
+/// use pingora_load_balancing::Backend;
+///
+/// let backend = Backend::new("127.0.0.1:8080")?;
+/// let peer = HttpPeer::new(&backend, false, "");
+/// assert!(peer.to_string().contains("127.0.0.1:8080"));
+/// # Ok::<(), pingora_error::BError>(())
+/// ```
+impl pingora_core::upstreams::ToPeerAddress for Backend {
+    fn to_peer_address(&self) -> Result<SocketAddr> {
+        Ok(self.addr.clone())
+    }
+}
+
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.addr.fmt(f)

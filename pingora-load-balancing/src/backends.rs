@@ -42,9 +42,26 @@ impl std::fmt::Debug for Backends {
 impl Backends {
     /// Backends found by `discovery`; empty until the first
     /// [`update`](Self::update).
-    pub fn new(discovery: Box<dyn ServiceDiscovery>) -> Self {
+    ///
+    /// `discovery` may be boxed (`Box<dyn ServiceDiscovery>`, as Pingora
+    /// programs pass it) or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_load_balancing::discovery::{ServiceDiscovery, Static};
+    /// use pingora_load_balancing::{Backend, Backends};
+    /// use std::collections::BTreeSet;
+    ///
+    /// let set: BTreeSet<Backend> = [Backend::new("127.0.0.1:80")?].into();
+    /// let plain = Backends::new(Static::new(set.clone()));
+    /// let boxed: Box<dyn ServiceDiscovery> = Box::new(Static::new(set));
+    /// let from_box = Backends::new(boxed);
+    /// # Ok::<(), pingora_error::BError>(())
+    /// ```
+    pub fn new(discovery: impl ServiceDiscovery + 'static) -> Self {
         Self {
-            discovery,
+            discovery: Box::new(discovery),
             health_check: None,
             current: ArcSwap::from_pointee(Snapshot::default()),
         }
@@ -61,8 +78,41 @@ impl Backends {
         Arc::clone(&self.current.load().backends)
     }
 
-    /// Whether `backend` is in the set and healthy. Backends start healthy
-    /// and stay so when no health check is set.
+    /// Take `backend` out of selection (`enabled == false`) or put it back,
+    /// at run time, whatever its health: for draining a backend before
+    /// maintenance. Health checks go on probing a disabled backend, so it
+    /// comes back with its current health. Returns whether `backend` is in
+    /// the current set; the setting stays with the backend while
+    /// discovery keeps returning it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_load_balancing::{Backend, LoadBalancer};
+    /// use pingora_load_balancing::selection::RoundRobin;
+    ///
+    /// let lb = LoadBalancer::<RoundRobin>::try_from_iter(["127.0.0.1:8001", "127.0.0.1:8002"])?;
+    /// let a = Backend::new("127.0.0.1:8001")?;
+    /// assert!(lb.backends().set_enable(&a, false));
+    /// for _ in 0..4 {
+    ///     assert_ne!(lb.select(b"", 8).unwrap(), a);
+    /// }
+    /// lb.backends().set_enable(&a, true);
+    /// assert!(lb.backends().ready(&a));
+    /// # Ok::<(), pingora_error::BError>(())
+    /// ```
+    pub fn set_enable(&self, backend: &Backend, enabled: bool) -> bool {
+        match self.current.load().health.get(backend) {
+            Some(health) => {
+                health.set_enabled(enabled);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `backend` is in the set, healthy and enabled. Backends
+    /// start healthy and stay so when no health check is set.
     pub fn ready(&self, backend: &Backend) -> bool {
         // A backend handed out by the current set carries its entry; the
         // map serves backends built elsewhere. A backend from a replaced set
@@ -75,7 +125,7 @@ impl Backends {
             .load()
             .health
             .get(backend)
-            .is_some_and(|h| h.is_healthy())
+            .is_some_and(|h| h.is_healthy() && h.is_enabled())
     }
 
     /// Ask discovery for the set; when it differs from the current one,

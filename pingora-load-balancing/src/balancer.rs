@@ -5,7 +5,7 @@ use crate::Backend;
 use crate::backends::Backends;
 use crate::discovery::{ServiceDiscovery, Static};
 use crate::health_check::HealthCheck;
-use crate::selection::{BackendIter, BackendSelection, InFlight};
+use crate::selection::{BackendIter, BackendSelection, InFlight, SelectionConfig};
 use arc_swap::ArcSwap;
 use pingora_error::Result;
 use std::collections::BTreeSet;
@@ -37,6 +37,7 @@ use std::time::Duration;
 pub struct LoadBalancer<S> {
     backends: Backends,
     selector: ArcSwap<S>,
+    selection_config: SelectionConfig,
     /// How often the background service asks discovery for the set;
     /// `None` (the default) asks only once, at start.
     pub update_frequency: Option<Duration>,
@@ -69,9 +70,11 @@ impl<S: BackendSelection> LoadBalancer<S> {
     pub fn try_from_iter<A: AsRef<str>, I: IntoIterator<Item = A>>(addrs: I) -> Result<Self> {
         let discovery = Static::try_from_iter(addrs)?;
         let initial = discovery.backends().clone();
-        let lb = Self::from_backends(Backends::new(Box::new(discovery)));
-        lb.backends
-            .replace(initial, |set| lb.selector.store(Arc::new(S::build(set))));
+        let lb = Self::from_backends(Backends::new(discovery));
+        lb.backends.replace(initial, |set| {
+            lb.selector
+                .store(Arc::new(S::build_with_config(set, &lb.selection_config)))
+        });
         Ok(lb)
     }
 
@@ -82,6 +85,7 @@ impl<S: BackendSelection> LoadBalancer<S> {
         Self {
             backends,
             selector: ArcSwap::from_pointee(S::build(&BTreeSet::new())),
+            selection_config: SelectionConfig::default(),
             update_frequency: None,
             health_check_frequency: None,
             parallel_health_check: true,
@@ -90,7 +94,17 @@ impl<S: BackendSelection> LoadBalancer<S> {
 
     /// A load balancer over what `discovery` finds.
     pub fn from_discovery(discovery: impl ServiceDiscovery + 'static) -> Self {
-        Self::from_backends(Backends::new(Box::new(discovery)))
+        Self::from_backends(Backends::new(discovery))
+    }
+
+    /// Tune the selection algorithm (for example the ketama ring of
+    /// [`Consistent`](crate::selection::Consistent)) and rebuild it for
+    /// the current set.
+    pub fn set_selection_config(&mut self, config: SelectionConfig) {
+        self.selection_config = config;
+        let set = self.backends.get_backend();
+        self.selector
+            .store(Arc::new(S::build_with_config(&set, &self.selection_config)));
     }
 
     /// Probe the backends with `check`; see [`Backends::set_health_check`].
@@ -105,7 +119,10 @@ impl<S: BackendSelection> LoadBalancer<S> {
     /// The discovery's error; the current set and selector are kept.
     pub async fn update(&self) -> Result<()> {
         self.backends
-            .update(|set| self.selector.store(Arc::new(S::build(set))))
+            .update(|set| {
+                self.selector
+                    .store(Arc::new(S::build_with_config(set, &self.selection_config)))
+            })
             .await
             .map(drop)
     }

@@ -30,6 +30,15 @@ impl<T: ServiceDiscovery + ?Sized> ServiceDiscovery for std::sync::Arc<T> {
     }
 }
 
+/// A boxed discovery is a discovery, so that [`Backends::new`](crate::Backends::new)
+/// takes a `Box<dyn ServiceDiscovery>` as well as a discovery by value.
+#[async_trait]
+impl<T: ServiceDiscovery + ?Sized> ServiceDiscovery for Box<T> {
+    async fn discover(&self) -> Result<BTreeSet<Backend>> {
+        (**self).discover().await
+    }
+}
+
 /// A fixed list of backends.
 #[derive(Debug, Clone, Default)]
 pub struct Static {

@@ -50,6 +50,7 @@ mod backends;
 mod balancer;
 pub mod discovery;
 pub mod health_check;
+pub mod prelude;
 pub mod selection;
 mod service;
 

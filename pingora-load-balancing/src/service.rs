@@ -17,7 +17,7 @@ use tokio::time::Instant;
 /// checks, so that a proxy depending on it starts with a known-good set.
 #[async_trait]
 impl<S: BackendSelection> BackgroundService for LoadBalancer<S> {
-    async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
+    async fn start_with_ready(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
         let mut ready = Some(ready);
         let now = Instant::now();
         let mut next_update = Some(now);

@@ -123,7 +123,7 @@ async fn background_service_checks_before_ready_and_stops_on_shutdown() {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let (ready, mut ready_watch) = ReadyNotifier::new();
     let service = Arc::clone(&lb);
-    let running = tokio::spawn(async move { service.start(shutdown, ready).await });
+    let running = tokio::spawn(async move { service.start_with_ready(shutdown, ready).await });
     tokio::time::timeout(WAIT, ready_watch.wait())
         .await
         .unwrap();
@@ -152,4 +152,50 @@ async fn tracked_selection_spreads_held_requests() {
     // Round robin does not count.
     let rr = LoadBalancer::<RoundRobin>::try_from_iter(["127.0.0.1:1"]).unwrap();
     assert!(!rr.select_tracked(b"", 1, |_, h| h).unwrap().1.is_tracked());
+}
+
+/// Pingora's shapes: a boxed check with its knobs set as fields, and a
+/// backend switched off and on at run time whatever its health.
+#[tokio::test]
+async fn boxed_check_knobs_and_enabling_at_run_time() {
+    use pingora_load_balancing::health_check::HealthCheck;
+
+    let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addrs = [a.local_addr().unwrap(), b.local_addr().unwrap()].map(|a| a.to_string());
+    let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(&addrs).unwrap();
+    let mut check = TcpHealthCheck::new();
+    check.consecutive_failure = 2;
+    check.consecutive_success = 1;
+    let check: Box<dyn HealthCheck + Send + Sync> = Box::new(check);
+    lb.set_health_check(check);
+
+    let backend_a = Backend::new(&addrs[0]).unwrap();
+    let backend_b = Backend::new(&addrs[1]).unwrap();
+    lb.backends().run_health_check(true).await;
+    assert!(lb.backends().ready(&backend_a) && lb.backends().ready(&backend_b));
+
+    // Disabled: never selected, though healthy and still probed.
+    assert!(lb.backends().set_enable(&backend_a, false));
+    for _ in 0..6 {
+        assert_eq!(lb.select(b"", 8).unwrap(), backend_b);
+    }
+    lb.backends().run_health_check(true).await;
+    assert!(!lb.backends().ready(&backend_a));
+
+    // Enabled again: back in the rotation.
+    lb.backends().set_enable(&backend_a, true);
+    let picks: BTreeSet<Backend> = (0..4).map(|_| lb.select(b"", 8).unwrap()).collect();
+    assert_eq!(picks.len(), 2);
+
+    // The knob is honoured: B down takes two failed probes.
+    drop(b);
+    lb.backends().run_health_check(true).await;
+    assert!(lb.backends().ready(&backend_b), "one failure is not enough");
+    lb.backends().run_health_check(true).await;
+    assert!(!lb.backends().ready(&backend_b));
+    assert!(
+        !lb.backends()
+            .set_enable(&Backend::new("127.0.0.1:1").unwrap(), false)
+    );
 }

@@ -90,6 +90,7 @@
 
 mod error;
 mod hop;
+pub mod prelude;
 mod proxy;
 mod proxy_trait;
 mod service;

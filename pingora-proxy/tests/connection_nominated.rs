@@ -40,7 +40,7 @@ impl ServeHttp for Report {
             let seen = req.headers().get(name).cloned();
             let seen = seen.unwrap_or_else(|| http::HeaderValue::from_static("-"));
             resp.header_mut()
-                .insert_header(&format!("x-seen-{name}"), seen)
+                .insert_header(format!("x-seen-{name}"), seen)
                 .unwrap();
         }
         resp

@@ -66,9 +66,7 @@ impl ProxyHttp for MyProxy {
         ctx: &mut MyCtx,
     ) -> Result<Box<HttpPeer>> {
         let addr = if ctx.beta_user { &BETA } else { &STABLE };
-        let addr: std::net::SocketAddr = addr
-            .parse()
-            .or_err(ErrorType::InternalError, "bad origin")?;
+        let addr: std::net::SocketAddr = addr.parse().or_err(InternalError, "bad origin")?;
         Ok(Box::new(HttpPeer::new(addr, false, "")))
     }
 

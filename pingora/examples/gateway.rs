@@ -44,9 +44,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        let addr: std::net::SocketAddr = ORIGIN
-            .parse()
-            .or_err(ErrorType::InternalError, "bad origin")?;
+        let addr: std::net::SocketAddr = ORIGIN.parse().or_err(InternalError, "bad origin")?;
         Ok(Box::new(HttpPeer::new(addr, false, "")))
     }
 

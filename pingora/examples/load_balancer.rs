@@ -49,7 +49,7 @@ impl ProxyHttp for LB {
         let upstream = self
             .0
             .select(b"", 256)
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy upstream"))?;
+            .ok_or_else(|| Error::explain(HTTPStatus(503), "no healthy upstream"))?;
         log::info!("upstream peer is: {upstream}");
         Ok(Box::new(HttpPeer::new(upstream.addr, false, "")))
     }

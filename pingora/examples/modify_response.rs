@@ -47,9 +47,7 @@ impl ProxyHttp for Json2Tagged {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let addr: std::net::SocketAddr = ORIGIN
-            .parse()
-            .or_err(ErrorType::InternalError, "bad origin")?;
+        let addr: std::net::SocketAddr = ORIGIN.parse().or_err(InternalError, "bad origin")?;
         Ok(Box::new(HttpPeer::new(addr, false, "")))
     }
 
@@ -83,7 +81,7 @@ impl ProxyHttp for Json2Tagged {
     ) -> Result<()> {
         if let Some(piece) = body.take() {
             if ctx.buffer.len() + piece.len() > MAX_BODY {
-                return Error::e_explain(ErrorType::InternalError, "body too large to rewrite");
+                return Error::e_explain(InternalError, "body too large to rewrite");
             }
             ctx.buffer.extend_from_slice(&piece);
         }

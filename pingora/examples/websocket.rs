@@ -46,9 +46,7 @@ impl ProxyHttp for WsProxy {
         if session.is_upgrade_request() {
             log::info!("proxying an upgrade to {}", *ORIGIN);
         }
-        let addr: std::net::SocketAddr = ORIGIN
-            .parse()
-            .or_err(ErrorType::InternalError, "bad origin")?;
+        let addr: std::net::SocketAddr = ORIGIN.parse().or_err(InternalError, "bad origin")?;
         Ok(Box::new(HttpPeer::new(addr, false, "")))
     }
 }

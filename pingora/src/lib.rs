@@ -20,13 +20,62 @@
 //!
 //! [`prelude`] gathers the names almost every program uses.
 //!
+//! # Coming from Pingora
+//!
+//! The module paths Pingora programs import resolve here as re-exports of
+//! the same types, so imports port unchanged:
+//!
+//! | Pingora path | here |
+//! | --- | --- |
+//! | `pingora::prelude::*` | [`prelude`] |
+//! | `pingora::server::{Server, configuration::{Opt, ServerConf}}` | [`server`] |
+//! | `pingora::upstreams::peer::HttpPeer` | [`upstreams::peer`] |
+//! | `pingora::http::{RequestHeader, ResponseHeader}` | [`http`] |
+//! | `pingora::listeners::tls::TlsSettings` | [`listeners::tls`] |
+//! | `pingora::services::{Service, background::*, listening::Service}` | [`services`] |
+//! | `pingora::apps`, `pingora::protocols`, `pingora::connectors` | [`apps`], [`protocols`], [`connectors`] |
+//! | `pingora::proxy::{ProxyHttp, Session, http_proxy_service}` | `proxy` (feature `proxy`) |
+//! | `pingora::lb::{LoadBalancer, Backend, selection, health_check}` | `lb` (feature `lb`) |
+//! | `pingora::{Error, ErrorType, Result, OrErr, OkOrErr}` | the crate root |
+//! | `pingora_core::...`, `pingora_error::...` | [`core`], [`error`] |
+//!
+//! ```
+//! # #[cfg(feature = "lb")] {
+//! use pingora::Error;
+//! use pingora::ErrorType;
+//! use pingora::http::{RequestHeader, ResponseHeader};
+//! use pingora::lb::{Backend, LoadBalancer, health_check::TcpHealthCheck, selection::RoundRobin};
+//! use pingora::listeners::tls::TlsSettings;
+//! use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
+//! use pingora::server::Server;
+//! use pingora::server::configuration::{Opt, ServerConf};
+//! use pingora::services::background::{BackgroundService, background_service};
+//! use pingora::services::listening::Service;
+//! use pingora::upstreams::peer::HttpPeer;
+//! use pingora::{OkOrErr, OrErr, Result};
+//! # }
+//! ```
+//!
+//! ## Which traits need `#[async_trait]`
+//!
+//! One rule: **`ProxyHttp` uses native `async fn`; every other trait with
+//! async methods is written with `#[async_trait]`**: background services
+//! ([`services::background::BackgroundService`]), health checks
+//! (`lb::health_check::HealthCheck`), service discovery
+//! (`lb::discovery::ServiceDiscovery`), server apps
+//! ([`apps::ServerApp`], [`apps::http_app::ServeHttp`]) and services
+//! ([`services::Service`]). The attribute is re-exported as
+//! [`async_trait`](macro@async_trait) (and in the prelude), so a ported program keeps its
+//! `#[async_trait]` lines on those impls and drops only the one on
+//! `impl ProxyHttp`.
+//!
 //! # Examples
 //!
 //! ```
 //! use pingora::prelude::*;
 //!
 //! fn check(port: u32) -> Result<u16> {
-//!     u16::try_from(port).or_err(ErrorType::InternalError, "port out of range")
+//!     u16::try_from(port).or_err(InternalError, "port out of range")
 //! }
 //! assert!(check(70_000).is_err());
 //! ```
@@ -47,11 +96,41 @@ pub use pingora_cache as cache;
 #[cfg(feature = "limits")]
 pub use pingora_limits as limits;
 
-/// The names almost every program built with pingora-rs uses.
+// pingora-core's modules, where Pingora programs find them (`pingora::server`
+// and so on): Pingora's facade re-exports its core crate at the root.
+pub use pingora_core::{apps, connectors, listeners, protocols, server, services, tls, upstreams};
+
+// The error names at the root, as in Pingora (`pingora::Error`).
+pub use pingora_error::{
+    BError, Error, ErrorSource, ErrorType, ImmutStr, OkOrErr, OrErr, Result, RetryType,
+};
+
+/// The `#[async_trait]` attribute, for the traits that use it (see
+/// [which traits need it](crate#which-traits-need-async_trait)).
+pub use async_trait::async_trait;
+
+/// HTTP header types (Pingora's `pingora::http`): the case- and
+/// order-preserving [`RequestHeader`](http::RequestHeader) and
+/// [`ResponseHeader`](http::ResponseHeader), and the `http` crate's types
+/// they are built from.
+pub mod http {
+    pub use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+    pub use pingora_core::header::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
+}
+
+/// The names almost every program built with pingora-rs uses: the server
+/// and its configuration, [`HttpPeer`](prelude::HttpPeer), the header types,
+/// the error names (every [`ErrorType`] variant by name), `async_trait`,
+/// and with their features the proxy (`ProxyHttp`, `Session`,
+/// `http_proxy_service`) and the load balancer (`LoadBalancer`, `Backend`,
+/// the selection algorithms, `TcpHealthCheck`, `HttpHealthCheck`).
 pub mod prelude {
-    pub use pingora_error::{
-        BError, Error, ErrorSource, ErrorType, OkOrErr, OrErr, Result, RetryType,
-    };
+    pub use async_trait::async_trait;
+    pub use pingora_core::prelude::*;
+    #[cfg(feature = "lb")]
+    pub use pingora_load_balancing::prelude::*;
+    #[cfg(feature = "proxy")]
+    pub use pingora_proxy::prelude::*;
 }
 
 /// The book's chapters, compiled as doc tests so their examples cannot rot.

@@ -29,7 +29,22 @@ use crate::upstreams::{Peer, PeerOptions};
 ///
 /// Dropping the future abandons the half-open socket.
 pub async fn connect<P: Peer + ?Sized>(peer: &P, timeout: Duration) -> Result<Stream> {
-    connect_to(peer.address(), peer.options(), timeout)
+    connect_from(peer, timeout, None).await
+}
+
+/// [`connect`], binding to `default_bind` (port 0) when the peer sets no
+/// `bind_to` of its own: the server config's `client_bind_to_*`.
+pub(crate) async fn connect_from<P: Peer + ?Sized>(
+    peer: &P,
+    timeout: Duration,
+    default_bind: Option<std::net::IpAddr>,
+) -> Result<Stream> {
+    if let Some(why) = peer.address_error() {
+        // The address is wrong, not the network: retrying cannot help.
+        let e = Error::explain(crate::upstreams::INVALID_PEER_ADDRESS, why.to_string());
+        return Err(e.into_up());
+    }
+    connect_to(peer.address(), peer.options(), default_bind, timeout)
         .await
         .map_err(|e| {
             let mut e = e.more_context(format!("connecting to {peer}")).into_up();
@@ -38,14 +53,21 @@ pub async fn connect<P: Peer + ?Sized>(peer: &P, timeout: Duration) -> Result<St
         })
 }
 
-/// Connect to `address` with `options`' socket options, within `timeout`.
+/// Connect to `address` with `options`' socket options, within `timeout`,
+/// binding to `default_bind` when the options set no `bind_to`.
 pub(super) async fn connect_to(
     address: &SocketAddr,
     options: &PeerOptions,
+    default_bind: Option<std::net::IpAddr>,
     timeout: Duration,
 ) -> Result<Stream> {
     match address {
-        SocketAddr::Inet(addr) => connect_tcp(*addr, options, timeout).await,
+        SocketAddr::Inet(addr) => {
+            let bind = options
+                .bind_to
+                .or_else(|| default_bind.map(|ip| InetAddr::new(ip, 0)));
+            connect_tcp(*addr, options, bind, timeout).await
+        }
         SocketAddr::Unix(Some(path)) => connect_unix(path, timeout).await,
         SocketAddr::Unix(None) => Error::e_explain(
             ErrorType::ConnectError,
@@ -54,7 +76,12 @@ pub(super) async fn connect_to(
     }
 }
 
-async fn connect_tcp(addr: InetAddr, options: &PeerOptions, timeout: Duration) -> Result<Stream> {
+async fn connect_tcp(
+    addr: InetAddr,
+    options: &PeerOptions,
+    bind: Option<InetAddr>,
+    timeout: Duration,
+) -> Result<Stream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -67,7 +94,7 @@ async fn connect_tcp(addr: InetAddr, options: &PeerOptions, timeout: Duration) -
             .set_recv_buffer_size(size)
             .or_err(ErrorType::SocketError, "setting receive buffer size")?;
     }
-    if let Some(local) = options.bind_to {
+    if let Some(local) = bind {
         socket
             .bind(local)
             .or_err_with(ErrorType::BindError, || format!("binding to {local}"))?;

@@ -55,6 +55,16 @@ pub struct ConnectorOptions {
     pub keepalive_pool_size: usize,
     /// The TLS backend; the default one when `None`.
     pub tls_backend: Option<TlsBackend>,
+    /// Source addresses for connections to IPv4 peers, used in turn, when
+    /// a peer sets no `bind_to` (`client_bind_to_ipv4`); empty: the
+    /// system's choice.
+    pub bind_to_v4: Vec<std::net::Ipv4Addr>,
+    /// The same for IPv6 peers (`client_bind_to_ipv6`).
+    pub bind_to_v6: Vec<std::net::Ipv6Addr>,
+    /// Write TLS session keys to the file named by `SSLKEYLOGFILE`
+    /// (`upstream_debug_ssl_keylog`), for decrypting a packet capture.
+    /// Never in production: anyone with the file reads the traffic.
+    pub debug_ssl_keylog: bool,
 }
 
 impl Default for ConnectorOptions {
@@ -63,17 +73,34 @@ impl Default for ConnectorOptions {
             ca_file: None,
             keepalive_pool_size: DEFAULT_POOL_SIZE,
             tls_backend: TlsBackend::default_backend(),
+            bind_to_v4: Vec::new(),
+            bind_to_v6: Vec::new(),
+            debug_ssl_keylog: false,
         }
     }
 }
 
 impl ConnectorOptions {
     /// The options a server's config file asks for: its `ca_file` as the
-    /// default trust store and its `upstream_keepalive_pool_size`.
+    /// default trust store, its `upstream_keepalive_pool_size` and its
+    /// `client_bind_to_ipv4` / `client_bind_to_ipv6` (entries that do not
+    /// parse are skipped; [`ServerConf::validate`](crate::server::ServerConf::validate)
+    /// refuses them).
     pub fn from_server_conf(conf: &crate::server::ServerConf) -> Self {
         Self {
             ca_file: conf.ca_file.as_ref().map(PathBuf::from),
             keepalive_pool_size: conf.upstream_keepalive_pool_size,
+            bind_to_v4: conf
+                .client_bind_to_ipv4
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect(),
+            bind_to_v6: conf
+                .client_bind_to_ipv6
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect(),
+            debug_ssl_keylog: conf.upstream_debug_ssl_keylog,
             ..Self::default()
         }
     }
@@ -98,6 +125,10 @@ impl ConnectorOptions {
 pub struct TransportConnector {
     tls: Option<Arc<dyn ConnectorImpl>>,
     pool: ConnectionPool<Stream>,
+    bind_to_v4: Box<[std::net::Ipv4Addr]>,
+    bind_to_v6: Box<[std::net::Ipv6Addr]>,
+    /// Turns through the bind addresses.
+    next_bind: std::sync::atomic::AtomicUsize,
 }
 
 impl TransportConnector {
@@ -115,12 +146,15 @@ impl TransportConnector {
             .map(certs_from_pem_file)
             .transpose()?;
         let tls = match options.tls_backend {
-            Some(backend) => Some(backend.connector(roots)?),
+            Some(backend) => Some(backend.connector(roots, options.debug_ssl_keylog)?),
             None => None,
         };
         Ok(Self {
             tls,
             pool: ConnectionPool::new(options.keepalive_pool_size),
+            bind_to_v4: options.bind_to_v4.into(),
+            bind_to_v6: options.bind_to_v6.into(),
+            next_bind: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -146,9 +180,10 @@ impl TransportConnector {
             (Some(c), Some(t)) => c.min(t),
             (c, t) => c.or(t).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         };
+        let default_bind = self.default_bind(peer);
         let stream = match peer.proxy() {
-            Some(via) => proxy::connect(peer, via, connect_timeout).await?,
-            None => l4::connect(peer, connect_timeout).await?,
+            Some(via) => proxy::connect(peer, via, default_bind, connect_timeout).await?,
+            None => l4::connect_from(peer, connect_timeout, default_bind).await?,
         };
         if !peer.tls() {
             return Ok(stream);
@@ -161,6 +196,26 @@ impl TransportConnector {
             None => DEFAULT_TLS_TIMEOUT,
         };
         tls::handshake(tls, stream, peer, tls_timeout).await
+    }
+
+    /// The configured source address for `peer`'s family, in turn.
+    fn default_bind<P: Peer + ?Sized>(&self, peer: &P) -> Option<std::net::IpAddr> {
+        let inet = peer.address().as_inet()?;
+        let turn = || {
+            self.next_bind
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
+        if inet.is_ipv4() {
+            if self.bind_to_v4.is_empty() {
+                return None;
+            }
+            Some(self.bind_to_v4[turn() % self.bind_to_v4.len()].into())
+        } else {
+            if self.bind_to_v6.is_empty() {
+                return None;
+            }
+            Some(self.bind_to_v6[turn() % self.bind_to_v6.len()].into())
+        }
     }
 
     /// An idle pooled connection that fits `peer` if there is one, else a
@@ -217,6 +272,41 @@ mod tests {
             Some(PathBuf::from("/etc/ssl/private-ca.pem"))
         );
         assert_eq!(options.keepalive_pool_size, 7);
+    }
+
+    #[tokio::test]
+    async fn client_bind_to_sets_the_source_address() {
+        let conf = crate::server::ServerConf {
+            client_bind_to_ipv4: vec!["127.0.0.2".into(), "127.0.0.3".into()],
+            ..crate::server::ServerConf::default()
+        };
+        let connector = TransportConnector::new(ConnectorOptions::from_server_conf(&conf)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = crate::upstreams::HttpPeer::new(listener.local_addr().unwrap(), false, "");
+        let mut sources = Vec::new();
+        for _ in 0..2 {
+            let _stream = connector.new_stream(&peer).await.unwrap();
+            let (_, from) = listener.accept().await.unwrap();
+            sources.push(from.ip().to_string());
+        }
+        sources.sort();
+        assert_eq!(sources, ["127.0.0.2", "127.0.0.3"]);
+        // A peer's own bind_to wins.
+        let mut own = peer.clone();
+        own.options.bind_to = Some("127.0.0.4:0".parse().unwrap());
+        let _stream = connector.new_stream(&own).await.unwrap();
+        let (_, from) = listener.accept().await.unwrap();
+        assert_eq!(from.ip().to_string(), "127.0.0.4");
+    }
+
+    #[tokio::test]
+    async fn a_bad_peer_address_fails_the_connect_without_retry() {
+        let connector = TransportConnector::new(ConnectorOptions::default()).unwrap();
+        let peer = crate::upstreams::HttpPeer::new("no-such-port", false, "");
+        let err = connector.new_stream(&peer).await.unwrap_err();
+        assert_eq!(err.etype, crate::upstreams::INVALID_PEER_ADDRESS);
+        assert!(!err.retry());
+        assert!(err.to_string().contains("no-such-port"), "{err}");
     }
 
     #[test]

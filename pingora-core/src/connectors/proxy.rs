@@ -15,7 +15,8 @@ use crate::upstreams::{Peer, Proxy};
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Connect to `peer` through `proxy`, the whole exchange within
-/// `timeout`: a stream to the peer, through the tunnel.
+/// `timeout`: a stream to the peer, through the tunnel. `default_bind` is
+/// the source address when the peer's options set none.
 ///
 /// # Errors
 ///
@@ -27,10 +28,11 @@ const MAX_HEAD: usize = 16 * 1024;
 pub(super) async fn connect<P: Peer + ?Sized>(
     peer: &P,
     proxy: &Proxy,
+    default_bind: Option<std::net::IpAddr>,
     timeout: Duration,
 ) -> Result<Stream> {
     let tunnel = async {
-        let mut stream = l4::connect_to(&proxy.next_hop, peer.options(), timeout)
+        let mut stream = l4::connect_to(&proxy.next_hop, peer.options(), default_bind, timeout)
             .await
             .map_err(|mut e| {
                 e.set_retry(true);

@@ -37,7 +37,7 @@ macro_rules! field_methods {
             /// changes); to look up one field, [`get_header`](Self::get_header)
             /// and [`get_header_values`](Self::get_header_values) are cheaper.
             pub fn headers(&self) -> &http::header::HeaderMap {
-                self.headers.map()
+                self.parts.headers.0.map()
             }
 
             /// The first value of the field `name`, in any case.
@@ -45,7 +45,7 @@ macro_rules! field_methods {
             /// Scans the fields in wire order, without building the map
             /// [`headers`](Self::headers) returns.
             pub fn get_header(&self, name: &str) -> Option<&http::header::HeaderValue> {
-                self.headers.get(name)
+                self.parts.headers.0.get(name)
             }
 
             /// Every value of the field `name`, in any case, in wire order.
@@ -53,17 +53,17 @@ macro_rules! field_methods {
                 &'a self,
                 name: &'a str,
             ) -> impl Iterator<Item = &'a http::header::HeaderValue> + 'a {
-                self.headers.get_all(name)
+                self.parts.headers.0.get_all(name)
             }
 
             #[doc = concat!("Whether the ", $what, " has a field `name`, in any case.")]
             pub fn has_header(&self, name: &str) -> bool {
-                self.headers.contains(name)
+                self.parts.headers.0.contains(name)
             }
 
             #[doc = concat!("How many header fields the ", $what, " has.")]
             pub const fn header_count(&self) -> usize {
-                self.headers.len()
+                self.parts.headers.0.len()
             }
 
             /// Keep only the fields for which `keep(name, value)` is true (the
@@ -85,7 +85,7 @@ macro_rules! field_methods {
                 &mut self,
                 keep: impl FnMut(&[u8], &http::header::HeaderValue) -> bool,
             ) {
-                self.headers.retain(keep);
+                self.parts.headers.0.retain(keep);
             }
 
             /// Remove the hop-by-hop fields (RFC 9110 §7.6.1), which describe
@@ -115,24 +115,24 @@ macro_rules! field_methods {
             /// assert_eq!(names, [&b"Accept"[..]]);
             /// ```
             pub fn remove_hop_by_hop_headers(&mut self, keep_upgrade: bool) {
-                self.headers.remove_hop_by_hop(keep_upgrade);
+                self.parts.headers.0.remove_hop_by_hop(keep_upgrade);
             }
 
             pub(crate) const fn header_list(&self) -> &$crate::header::HeaderList {
-                &self.headers
+                &self.parts.headers.0
             }
 
             /// Hand over the received head the parsed fields' values are
             /// spans of.
             pub(crate) fn set_received_head(&mut self, head: bytes::Bytes) {
-                self.headers.set_head(head);
+                self.parts.headers.0.set_head(head);
             }
 
             /// The header fields in wire order, each name as it was written.
             pub fn wire_headers(
                 &self,
             ) -> impl Iterator<Item = (&[u8], &http::header::HeaderValue)> {
-                self.headers.wire()
+                self.parts.headers.0.wire()
             }
 
             /// Set `name` to `value`, replacing every existing field of that name
@@ -142,12 +142,19 @@ macro_rules! field_methods {
             ///
             /// [`ErrorType::InvalidHTTPHeader`](pingora_error::ErrorType::InvalidHTTPHeader)
             /// when the name or value is invalid.
-            pub fn insert_header<V>(&mut self, name: &str, value: V) -> pingora_error::Result<()>
+            ///
+            /// `name` is a `&str`, a `String` or an `http::HeaderName`; see
+            /// [`IntoCaseHeaderName`]($crate::header::IntoCaseHeaderName).
+            pub fn insert_header<V>(
+                &mut self,
+                name: impl $crate::header::IntoCaseHeaderName,
+                value: V,
+            ) -> pingora_error::Result<()>
             where
                 V: TryInto<http::header::HeaderValue>,
                 V::Error: std::error::Error + Send + Sync + 'static,
             {
-                self.headers.insert(name, value)
+                self.parts.headers.0.insert(name.as_case_header_name(), value)
             }
 
             /// Add a field `name: value` after the existing fields.
@@ -156,17 +163,34 @@ macro_rules! field_methods {
             ///
             /// [`ErrorType::InvalidHTTPHeader`](pingora_error::ErrorType::InvalidHTTPHeader)
             /// when the name or value is invalid.
-            pub fn append_header<V>(&mut self, name: &str, value: V) -> pingora_error::Result<()>
+            pub fn append_header<V>(
+                &mut self,
+                name: impl $crate::header::IntoCaseHeaderName,
+                value: V,
+            ) -> pingora_error::Result<()>
             where
                 V: TryInto<http::header::HeaderValue>,
                 V::Error: std::error::Error + Send + Sync + 'static,
             {
-                self.headers.append(name, value)
+                self.parts.headers.0.append(name.as_case_header_name(), value)
             }
 
             /// Remove every field named `name`; returns the first removed value.
-            pub fn remove_header(&mut self, name: &str) -> Option<http::header::HeaderValue> {
-                self.headers.remove(name)
+            pub fn remove_header(
+                &mut self,
+                name: impl $crate::header::IntoCaseHeaderName,
+            ) -> Option<http::header::HeaderValue> {
+                self.parts.headers.0.remove(name.as_case_header_name())
+            }
+
+            /// Set `Content-Length` to `len`, replacing any existing value.
+            ///
+            /// # Errors
+            ///
+            /// None in practice (a number is always a valid value); the
+            /// `Result` keeps Pingora's signature.
+            pub fn set_content_length(&mut self, len: usize) -> pingora_error::Result<()> {
+                self.insert_header("Content-Length", len)
             }
         }
     };
@@ -175,12 +199,14 @@ macro_rules! field_methods {
 mod hop;
 mod known;
 mod list;
+mod names;
 mod request;
 mod response;
 pub(crate) mod target;
 
-pub use request::RequestHeader;
-pub use response::ResponseHeader;
+pub use names::{Headers, IntoCaseHeaderName};
+pub use request::{RequestHeader, RequestParts};
+pub use response::{ResponseHeader, ResponseParts};
 
 pub(crate) use hop::trim_ows;
 pub(crate) use known::{same_name, static_spelling};

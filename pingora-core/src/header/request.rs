@@ -1,6 +1,6 @@
 //! [`RequestHeader`]: method, target, version and fields of a request.
 
-use super::HeaderList;
+use super::{HeaderList, Headers};
 use bytes::BytesMut;
 use http::{Method, Uri, Version};
 use pingora_error::{Error, ErrorType, OrErr, Result};
@@ -24,10 +24,46 @@ use pingora_error::{Error, ErrorType, OrErr, Result};
 /// ```
 #[derive(Debug, Clone)]
 pub struct RequestHeader {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderList,
+    parts: RequestParts,
+}
+
+/// The parts of a [`RequestHeader`], readable as fields through `Deref`
+/// the way Pingora programs read them: `req.method`, `req.uri`,
+/// `req.version`, `req.headers`.
+///
+/// Read-only: change them through the header's methods (`set_uri`,
+/// `insert_header` ...), which keep the wire form in step.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::header::RequestHeader;
+///
+/// let mut req = RequestHeader::build("GET", b"/login?next=/", None).unwrap();
+/// req.insert_header("Authorization", "password").unwrap();
+/// assert_eq!(req.method, http::Method::GET);
+/// assert_eq!(req.uri.path(), "/login");
+/// assert_eq!(req.headers.get("authorization").unwrap(), "password");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestParts {
+    /// The request method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// The HTTP version.
+    pub version: Version,
+    /// The header fields, read as an `http::HeaderMap`.
+    pub headers: Headers,
+}
+
+impl std::ops::Deref for RequestHeader {
+    type Target = RequestParts;
+
+    fn deref(&self) -> &RequestParts {
+        &self.parts
+    }
 }
 
 impl RequestHeader {
@@ -54,6 +90,20 @@ impl RequestHeader {
         ))
     }
 
+    /// Pingora's name for a head that writes names in lower case. Here
+    /// every head keeps names as they are written, so this is
+    /// [`build`](Self::build).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_no_case<M>(method: M, path: &[u8], size_hint: Option<usize>) -> Result<Self>
+    where
+        M: TryInto<Method>,
+    {
+        Self::build(method, path, size_hint)
+    }
+
     /// `GET / HTTP/1.1` with no fields, allocating nothing: a stand-in
     /// until a real head is read.
     pub(crate) fn placeholder() -> Self {
@@ -72,60 +122,62 @@ impl RequestHeader {
         headers: HeaderList,
     ) -> Self {
         Self {
-            method,
-            uri,
-            version,
-            headers,
+            parts: RequestParts {
+                method,
+                uri,
+                version,
+                headers: Headers(headers),
+            },
         }
     }
 
     /// The request method.
     pub const fn method(&self) -> &Method {
-        &self.method
+        &self.parts.method
     }
 
     /// Replace the request method.
     pub fn set_method(&mut self, method: Method) {
-        self.method = method;
+        self.parts.method = method;
     }
 
     /// The request target.
     pub const fn uri(&self) -> &Uri {
-        &self.uri
+        &self.parts.uri
     }
 
     /// Replace the request target.
     pub fn set_uri(&mut self, uri: Uri) {
-        self.uri = uri;
+        self.parts.uri = uri;
     }
 
     /// The HTTP version of the request.
     pub const fn version(&self) -> Version {
-        self.version
+        self.parts.version
     }
 
     /// Replace the HTTP version.
     pub fn set_version(&mut self, version: Version) {
-        self.version = version;
+        self.parts.version = version;
     }
 
     /// Append the HTTP/1 wire form of the head to `out`: request line,
     /// fields in wire order with their case, blank line.
     pub fn write_h1(&self, out: &mut BytesMut) {
-        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.extend_from_slice(self.parts.method.as_str().as_bytes());
         out.extend_from_slice(b" ");
         // RFC 9112 §3.2: origin-form is the default; an empty path is sent
         // as "/" (and "*" only for OPTIONS, which Uri keeps as is).
-        match self.uri.path_and_query() {
-            Some(pq) if self.uri.scheme().is_none() => {
+        match self.parts.uri.path_and_query() {
+            Some(pq) if self.parts.uri.scheme().is_none() => {
                 let s = pq.as_str();
                 out.extend_from_slice(if s.is_empty() { b"/" } else { s.as_bytes() });
             }
-            _ => out.extend_from_slice(self.uri.to_string().as_bytes()),
+            _ => out.extend_from_slice(self.parts.uri.to_string().as_bytes()),
         }
-        out.extend_from_slice(version_str(self.version));
+        out.extend_from_slice(version_str(self.parts.version));
         out.extend_from_slice(b"\r\n");
-        self.headers.write_to(out);
+        self.parts.headers.0.write_to(out);
         out.extend_from_slice(b"\r\n");
     }
 }

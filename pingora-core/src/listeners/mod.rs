@@ -19,6 +19,12 @@
 mod backoff;
 mod l4;
 
+/// The TLS settings of a listener, under the path Pingora programs import
+/// them from (`listeners::tls::TlsSettings`); defined in [`crate::tls`].
+pub mod tls {
+    pub use crate::tls::{TlsAcceptor, TlsSettings};
+}
+
 pub(crate) use backoff::AcceptBackoff;
 pub(crate) use l4::Listener;
 

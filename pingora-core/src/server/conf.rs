@@ -1,7 +1,8 @@
 //! The server's YAML config file: [`ServerConf`].
 
+use super::conf_keys::{self, UnknownKey};
 use crate::protocols::http::v2::H2Options;
-use pingora_error::{Error, ErrorType, OrErr, Result};
+use pingora_error::{BError, Error, ErrorType, OrErr, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -15,10 +16,20 @@ pub const CONFIG_ERROR: ErrorType = ErrorType::new("ConfigError");
 
 /// The server's settings, loaded from a YAML file.
 ///
-/// Every key is optional and has a default (see [`Default`]); a key the
-/// server does not know, or a value of the wrong type, is an error that names
-/// the key and the file. The book chapter `docs/src/config.md` lists every
-/// key with its meaning.
+/// Every key is optional and has a default (see [`Default`]); a value of
+/// the wrong type or out of range is an error that names the key and the
+/// file. The book chapter `docs/src/config.md` lists every key with its
+/// meaning. Pingora's `conf.yaml` keys are all accepted.
+///
+/// # Keys of the program's own
+///
+/// A top-level key the server does not know is ignored, so a program can
+/// keep its own settings in the same file and read them with its own
+/// serde struct. Such keys are still reported ([`ServerConf::unknown_keys`]):
+/// one close to a server key (`threadz`) is taken for a typo, logged as a
+/// warning at start-up and failing `-t`; the others are noted. Use
+/// [`from_yaml_strict`](Self::from_yaml_strict) to refuse any unknown key.
+/// The `h2` section stays strict: every key in it must be known.
 ///
 /// # Examples
 ///
@@ -28,10 +39,12 @@ pub const CONFIG_ERROR: ErrorType = ErrorType::new("ConfigError");
 /// let conf = ServerConf::from_yaml("threads: 4\nwork_stealing: false\n").unwrap();
 /// assert_eq!(conf.threads, 4);
 /// assert_eq!(conf.grace_period_seconds, 5);
-/// assert!(ServerConf::from_yaml("thread: 4\n").is_err());
+/// // A program's own key is allowed; the strict parser refuses it.
+/// assert!(ServerConf::from_yaml("threads: 4\nmy_upstream: 10.0.0.1:80\n").is_ok());
+/// assert!(ServerConf::from_yaml_strict("thread: 4\n").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct ServerConf {
     /// Version of the config file format. Only `1` exists.
@@ -76,6 +89,28 @@ pub struct ServerConf {
     pub max_retries: usize,
     /// Accept tasks per listening socket.
     pub listener_tasks_per_fd: usize,
+    /// The directory the server changes to at start-up (after
+    /// daemonizing); `None` stays where it was started.
+    pub work_dir: Option<String>,
+    /// IPv4 addresses upstream connections to IPv4 peers are made from,
+    /// one picked in turn per connection; empty: the system's choice. A
+    /// peer's own `bind_to` wins.
+    pub client_bind_to_ipv4: Vec<String>,
+    /// IPv6 addresses upstream connections to IPv6 peers are made from;
+    /// see `client_bind_to_ipv4`.
+    pub client_bind_to_ipv6: Vec<String>,
+    /// Pingora's dedicated connect thread pools. Accepted so a Pingora
+    /// config boots; connects run on the service's runtime here, and a
+    /// warning says so at start-up when set.
+    pub upstream_connect_offload_threadpools: Option<usize>,
+    /// Threads per pool of `upstream_connect_offload_threadpools`;
+    /// accepted, not used (see there).
+    pub upstream_connect_offload_thread_per_pool: Option<usize>,
+    /// Write upstream TLS session keys to the file named by
+    /// `SSLKEYLOGFILE`, for decrypting a packet capture (rustls backend;
+    /// the others log that they do not). Never in production: anyone with
+    /// the file reads the traffic. A warning says it is on at start-up.
+    pub upstream_debug_ssl_keylog: bool,
     /// HTTP/2 settings of the connections the server accepts; see
     /// [`h2_options`](Self::h2_options).
     pub h2: H2Conf,
@@ -208,6 +243,12 @@ impl Default for ServerConf {
             upstream_keepalive_pool_size: 128,
             max_retries: 16,
             listener_tasks_per_fd: 1,
+            work_dir: None,
+            client_bind_to_ipv4: Vec::new(),
+            client_bind_to_ipv6: Vec::new(),
+            upstream_connect_offload_threadpools: None,
+            upstream_connect_offload_thread_per_pool: None,
+            upstream_debug_ssl_keylog: false,
             h2: H2Conf::default(),
         }
     }
@@ -222,14 +263,85 @@ impl ServerConf {
     /// [`CONFIG_ERROR`] naming the file and the key when the content is
     /// invalid.
     pub fn load_from_yaml(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_and_check(path).map(|(conf, _)| conf)
+    }
+
+    /// Load and validate the config file at `path`, with the top-level
+    /// keys the server does not know (see [`unknown_keys`](Self::unknown_keys)).
+    ///
+    /// # Errors
+    ///
+    /// As [`load_from_yaml`](Self::load_from_yaml).
+    pub fn load_and_check(path: impl AsRef<Path>) -> Result<(Self, Vec<UnknownKey>)> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).or_err_with(ErrorType::FileReadError, || {
             format!("cannot read config file {}", path.display())
         })?;
-        Self::from_yaml(&text).map_err(|e| {
+        let in_file = |e: BError| {
             let context = e.context().unwrap_or_default().to_string();
             Error::explain(CONFIG_ERROR, format!("{}: {context}", path.display()))
-        })
+        };
+        let conf = Self::from_yaml(&text).map_err(in_file)?;
+        Ok((conf, Self::unknown_keys(&text)))
+    }
+
+    /// The top-level keys of the YAML `text` the server does not know, in
+    /// file order, each with the server key it resembles if it looks
+    /// misspelt. Empty when `text` does not parse (the parser reports
+    /// that).
+    pub fn unknown_keys(text: &str) -> Vec<UnknownKey> {
+        let Ok(doc) = yaml_serde::from_str::<yaml_serde::Value>(text) else {
+            return Vec::new();
+        };
+        // The keys the server knows are the ones it writes.
+        let known: Vec<String> = yaml_serde::to_value(Self::default())
+            .ok()
+            .and_then(|v| {
+                v.as_mapping().map(|m| {
+                    m.keys()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        conf_keys::unknown(&doc, &known)
+    }
+
+    /// [`from_yaml`](Self::from_yaml), refusing any key the server does not
+    /// know, for programs that keep nothing of their own in the file.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_yaml`](Self::from_yaml), and [`CONFIG_ERROR`] naming the
+    /// first unknown key.
+    pub fn from_yaml_strict(text: &str) -> Result<Self> {
+        let conf = Self::from_yaml(text)?;
+        match Self::unknown_keys(text).first() {
+            Some(unknown) => Error::e_explain(CONFIG_ERROR, unknown.to_string()),
+            None => Ok(conf),
+        }
+    }
+
+    /// The warnings to give at start-up about this config: keys that look
+    /// misspelt, and keys accepted for Pingora compatibility that have no
+    /// effect here.
+    pub(crate) fn start_up_warnings(&self, unknown: &[UnknownKey]) -> Vec<String> {
+        let mut warnings: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        if self.upstream_connect_offload_threadpools.is_some()
+            || self.upstream_connect_offload_thread_per_pool.is_some()
+        {
+            warnings.push(
+                "upstream_connect_offload_* is accepted but not used: connects run on \
+                 each service's runtime"
+                    .to_string(),
+            );
+        }
+        if self.upstream_debug_ssl_keylog {
+            warnings.push(
+                "upstream_debug_ssl_keylog is on: TLS session keys go to $SSLKEYLOGFILE".into(),
+            );
+        }
+        warnings
     }
 
     /// Parse and validate a config from YAML text.
@@ -296,6 +408,25 @@ impl ServerConf {
         }
         if let Some((key, why)) = self.h2.invalid() {
             return bad(&format!("h2.{key}"), why);
+        }
+        for ip in &self.client_bind_to_ipv4 {
+            if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                return bad(
+                    "client_bind_to_ipv4",
+                    &format!("{ip:?} is not an IPv4 address"),
+                );
+            }
+        }
+        for ip in &self.client_bind_to_ipv6 {
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return bad(
+                    "client_bind_to_ipv6",
+                    &format!("{ip:?} is not an IPv6 address"),
+                );
+            }
+        }
+        if self.work_dir.as_deref() == Some("") {
+            return bad("work_dir", "must not be empty");
         }
         Ok(())
     }
@@ -409,9 +540,63 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = ServerConf::from_yaml("threads: 2\nthreadz: 3\n").unwrap_err();
+        let err = ServerConf::from_yaml_strict("threads: 2\nthreadz: 3\n").unwrap_err();
         assert_eq!(*err.etype(), CONFIG_ERROR);
         assert!(err.to_string().contains("threadz"), "{err}");
+        // The lenient parser takes the file and reports the key.
+        let yaml = "threads: 2\nthreadz: 3\n";
+        assert_eq!(ServerConf::from_yaml(yaml).unwrap().threads, 2);
+        let unknown = ServerConf::unknown_keys(yaml);
+        assert_eq!(unknown.len(), 1);
+        assert!(unknown[0].is_likely_typo());
+        let warnings = ServerConf::default().start_up_warnings(&unknown);
+        assert!(warnings[0].contains("threadz") && warnings[0].contains("threads"));
+    }
+
+    /// A Pingora `conf.yaml`, with a program's own keys beside the
+    /// server's: it boots, and the program reads its keys with its own
+    /// serde struct from the same text.
+    #[test]
+    fn pingora_conf_yaml_boots_with_the_programs_own_keys() {
+        let yaml = "---\nversion: 1\nthreads: 2\npid_file: /run/pingora.pid\n\
+            upgrade_sock: /tmp/pingora_upgrade.sock\nuser: nobody\ngroup: webusers\n\
+            daemon: false\nerror_log: /tmp/pingora_err.log\nwork_stealing: true\n\
+            ca_file: /etc/ssl/cert.pem\ngrace_period_seconds: 60\n\
+            graceful_shutdown_timeout_seconds: 10\nupstream_keepalive_pool_size: 256\n\
+            client_bind_to_ipv4: [127.0.0.2]\nclient_bind_to_ipv6: ['::1']\n\
+            upstream_connect_offload_threadpools: 2\n\
+            upstream_connect_offload_thread_per_pool: 4\nmax_retries: 3\n\
+            upstream_debug_ssl_keylog: false\nwork_dir: /tmp\n\
+            my_upstreams: ['10.0.0.1:80', '10.0.0.2:80']\n";
+        let conf = ServerConf::from_yaml(yaml).unwrap();
+        assert_eq!(conf.threads, 2);
+        assert_eq!(conf.client_bind_to_ipv4, ["127.0.0.2"]);
+        assert_eq!(conf.upstream_connect_offload_threadpools, Some(2));
+        assert_eq!(conf.work_dir.as_deref(), Some("/tmp"));
+
+        #[derive(Deserialize)]
+        struct Mine {
+            my_upstreams: Vec<String>,
+        }
+        let mine: Mine = yaml_serde::from_str(yaml).unwrap();
+        assert_eq!(mine.my_upstreams.len(), 2);
+
+        let unknown = ServerConf::unknown_keys(yaml);
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].key, "my_upstreams");
+        assert!(!unknown[0].is_likely_typo());
+        let warnings = conf.start_up_warnings(&unknown);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("upstream_connect_offload"))
+        );
+
+        // Bad bind addresses are named.
+        let err = ServerConf::from_yaml("client_bind_to_ipv4: ['::1']\n").unwrap_err();
+        assert!(err.to_string().contains("client_bind_to_ipv4"), "{err}");
+        let err = ServerConf::from_yaml("client_bind_to_ipv6: [1.2.3.4]\n").unwrap_err();
+        assert!(err.to_string().contains("client_bind_to_ipv6"), "{err}");
     }
 
     #[test]

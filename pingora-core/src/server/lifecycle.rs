@@ -32,6 +32,14 @@ pub(super) fn run(server: Server) -> ! {
         None
     };
     let mut readiness = Readiness::new(launcher);
+    if let Some(dir) = &conf.work_dir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        let why = format!("cannot change to work_dir {dir}: {e}");
+        log::error!("{why}");
+        readiness.failed(&why);
+        std::process::exit(1);
+    }
     let code = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -35,6 +35,7 @@
 //! ```
 
 mod conf;
+mod conf_keys;
 mod daemon;
 mod deps;
 mod fds;
@@ -48,6 +49,14 @@ mod runtime;
 mod upgrade;
 
 pub use conf::{CONFIG_ERROR, H2Conf, ServerConf};
+pub use conf_keys::UnknownKey;
+
+/// The command line and the config file under the module path Pingora
+/// programs import them from (`server::configuration::{Opt, ServerConf}`).
+/// The same types as [`Opt`] and [`ServerConf`].
+pub mod configuration {
+    pub use super::{CONFIG_ERROR, H2Conf, Opt, ServerConf, UnknownKey};
+}
 pub use fds::ListenFds;
 pub use opt::Opt;
 pub use runtime::Spawner;
@@ -123,13 +132,18 @@ impl Server {
     pub fn new(opt: impl Into<Option<Opt>>) -> Result<Self> {
         let opt = opt.into().unwrap_or_default();
         let loaded = match &opt.conf {
-            Some(path) => ServerConf::load_from_yaml(path),
-            None => Ok(ServerConf::default()),
+            Some(path) => ServerConf::load_and_check(path),
+            None => Ok((ServerConf::default(), Vec::new())),
         };
         if opt.test {
             test_mode(opt.conf.as_deref(), loaded);
         }
-        Ok(Self::new_with_conf(opt, loaded?))
+        let (conf, unknown) = loaded?;
+        let name = opt.conf.as_deref().unwrap_or_default();
+        for warning in conf.start_up_warnings(&unknown) {
+            log::warn!("config {name}: {warning}");
+        }
+        Ok(Self::new_with_conf(opt, conf))
     }
 
     /// A server with the config `conf`, the flags of `opt` applied.
@@ -193,6 +207,15 @@ impl Server {
         self.add_boxed_service(Box::new(service))
     }
 
+    /// Add several boxed services, as Pingora programs do with a
+    /// `Vec<Box<dyn Service>>`.
+    pub fn add_services(&mut self, services: Vec<Box<dyn Service>>) -> Vec<ServiceHandle> {
+        services
+            .into_iter()
+            .map(|service| self.add_boxed_service(service))
+            .collect()
+    }
+
     /// Add a boxed service.
     pub fn add_boxed_service(&mut self, service: Box<dyn Service>) -> ServiceHandle {
         let handle = ServiceHandle {
@@ -236,11 +259,19 @@ impl Server {
     }
 }
 
-/// `-t`: report on the config and exit.
-fn test_mode(path: Option<&str>, loaded: Result<ServerConf>) -> ! {
+/// `-t`: report on the config and exit: 1 when it is invalid or has a key
+/// that looks like a misspelt server key, 0 otherwise.
+fn test_mode(path: Option<&str>, loaded: Result<(ServerConf, Vec<UnknownKey>)>) -> ! {
     let name = path.unwrap_or("(no config file: defaults)");
     match loaded {
-        Ok(conf) => {
+        Ok((conf, unknown)) => {
+            for warning in conf.start_up_warnings(&unknown) {
+                eprintln!("config {name}: {warning}");
+            }
+            if unknown.iter().any(UnknownKey::is_likely_typo) {
+                eprintln!("config {name} is invalid: a key looks misspelt");
+                std::process::exit(1)
+            }
             println!("config {name} is valid:\n{}", conf.to_yaml());
             std::process::exit(0)
         }
@@ -262,7 +293,7 @@ mod tests {
 
     #[async_trait]
     impl BackgroundService for Idle {
-        async fn start(&self, _: ShutdownWatch, _: ReadyNotifier) {}
+        async fn start_with_ready(&self, _: ShutdownWatch, _: ReadyNotifier) {}
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::park;
 pub use super::park::ParkedCount;
-use super::{Service, ServiceContext};
+use super::{Service as ServiceTrait, ServiceContext};
 use crate::apps::{Handover, ListenerOptions, Served, ServerApp};
 use crate::listeners::{AcceptBackoff, Listener, Listeners, ServerAddress, TcpSocketOptions};
 use crate::protocols::{SocketAddr, Stream};
@@ -52,6 +52,10 @@ pub struct ListeningService<A> {
     bound: BoundAddrs,
     parked: ParkedCount,
 }
+
+/// [`ListeningService`] under the name Pingora programs use
+/// (`services::listening::Service`).
+pub type Service<A> = ListeningService<A>;
 
 impl<A> std::fmt::Debug for ListeningService<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,7 +191,7 @@ impl BoundAddrs {
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> Service for ListeningService<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for ListeningService<A> {
     async fn start_service(&mut self, ctx: ServiceContext) -> Result<()> {
         let listeners = self.listeners.build(&ctx.fds)?;
         let addrs = listeners.iter().filter_map(Listener::local_addr).collect();

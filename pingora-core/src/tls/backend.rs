@@ -81,14 +81,22 @@ impl TlsBackend {
         }
     }
 
+    /// The client side of this backend. With `key_log`, session keys are
+    /// written to the file named by `SSLKEYLOGFILE` (rustls only so far).
     pub(crate) fn connector(
         self,
         default_roots: Option<Vec<CertificateDer<'static>>>,
+        key_log: bool,
     ) -> Result<Arc<dyn ConnectorImpl>> {
+        #[cfg(any(feature = "openssl", feature = "boringssl"))]
+        if key_log && !matches!(self, Self::Rustls) {
+            log::warn!("upstream_debug_ssl_keylog: only the rustls backend writes key logs");
+        }
         match self {
             #[cfg(feature = "rustls")]
             Self::Rustls => Ok(Arc::new(super::rustls::client::Connector::new(
                 default_roots,
+                key_log,
             )?)),
             #[cfg(feature = "openssl")]
             Self::OpenSsl => Ok(Arc::new(super::openssl::client::Connector::new(

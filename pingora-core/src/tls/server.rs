@@ -70,6 +70,28 @@ impl TlsSettings {
         Ok(Self::new(CertStore::new().with_default(cert)))
     }
 
+    /// Pingora's name for settings presenting one certificate from PEM
+    /// files with Mozilla's "intermediate" profile: TLS 1.2 and 1.3 with
+    /// the backend's default (AEAD, forward-secret) cipher suites, which is
+    /// what [`with_cert_files`](Self::with_cert_files) gives.
+    ///
+    /// # Errors
+    ///
+    /// As [`CertKey::from_pem_files`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pingora_core::listeners::tls::TlsSettings;
+    ///
+    /// let mut tls_settings = TlsSettings::intermediate("server.crt", "key.pem")?;
+    /// tls_settings.enable_h2();
+    /// # Ok::<(), pingora_error::BError>(())
+    /// ```
+    pub fn intermediate(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_cert_files(cert_path, key_path)
+    }
+
     /// Let `callback` choose the certificate before the store is consulted.
     pub fn set_cert_callback(&mut self, callback: Arc<dyn CertCallback>) {
         self.callback = Some(callback);

@@ -6,10 +6,12 @@
 //! [`Peer::reuse_hash`] folds everything that makes two connections
 //! interchangeable into one key, which the connection pool is keyed by.
 
+mod address;
 mod options;
-mod peer;
+pub mod peer;
 mod proxy;
 
+pub use address::{INVALID_PEER_ADDRESS, ToPeerAddress};
 pub use options::PeerOptions;
 pub use peer::{BasicPeer, HttpPeer, Peer};
 pub use proxy::Proxy;

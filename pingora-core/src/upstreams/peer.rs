@@ -4,8 +4,11 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
-use super::{PeerOptions, Proxy};
+use super::{PeerOptions, Proxy, ToPeerAddress};
 use crate::protocols::SocketAddr;
+use crate::tls::CertKey;
+use pingora_error::Result;
+use std::sync::Arc;
 
 /// Something a connector can connect to: an address, whether to speak TLS,
 /// the SNI to send and the [`PeerOptions`].
@@ -25,6 +28,12 @@ pub trait Peer: fmt::Display + Send + Sync {
 
     /// The HTTP proxy to reach the peer through, if any.
     fn proxy(&self) -> Option<&Proxy> {
+        None
+    }
+
+    /// Why the address this peer was built from is not one, when it is
+    /// not: connecting then fails with this reason instead of trying.
+    fn address_error(&self) -> Option<&str> {
         None
     }
 
@@ -86,12 +95,27 @@ impl Hasher for GatheringHasher {
 
 /// A peer spoken to over HTTP, with or without TLS.
 ///
+/// # Addresses
+///
+/// [`HttpPeer::new`] takes every form of [`ToPeerAddress`]: `"ip:port"`
+/// and `"host:port"` strings, `(ip, port)` and `(&str, port)` pairs,
+/// `SocketAddr`s and a load balancer's `&Backend`. It keeps Pingora's
+/// infallible shape, so it cannot return an error; instead:
+///
+/// - an address that does not parse or resolve never panics: `new` logs
+///   it and returns a peer that fails to connect, with an
+///   [`INVALID_PEER_ADDRESS`](super::INVALID_PEER_ADDRESS) error naming
+///   the address (the request gets a 502, the error reaches `logging`);
+/// - to see a bad address at start-up instead, build the peer (or at least
+///   check the address) there with [`HttpPeer::try_new`], which returns
+///   the error, and clone the peer per request.
+///
 /// # Examples
 ///
 /// ```
 /// use pingora_core::upstreams::{HttpPeer, Peer};
 ///
-/// let mut peer = HttpPeer::new("127.0.0.1:443".parse::<std::net::SocketAddr>().unwrap(), true, "example.com");
+/// let mut peer = HttpPeer::new("127.0.0.1:443", true, "example.com");
 /// peer.options.alternative_names.push("www.example.com".into());
 /// assert!(peer.tls());
 /// assert_eq!(peer.sni(), "example.com");
@@ -101,6 +125,8 @@ pub struct HttpPeer {
     address: SocketAddr,
     tls: bool,
     sni: String,
+    /// Why `address` is a placeholder: the given address was not one.
+    address_error: Option<Arc<str>>,
     /// How to connect to this peer.
     pub options: PeerOptions,
     /// The HTTP proxy to reach this peer through (`CONNECT`), if any.
@@ -109,14 +135,55 @@ pub struct HttpPeer {
 
 impl HttpPeer {
     /// A peer at `address`, over TLS when `tls` is set, sending `sni`.
-    pub fn new(address: impl Into<SocketAddr>, tls: bool, sni: impl Into<String>) -> Self {
-        Self {
-            address: address.into(),
-            tls,
-            sni: sni.into(),
-            options: PeerOptions::default(),
-            proxy: None,
+    ///
+    /// A bad `address` gives a peer that fails to connect (see
+    /// [Addresses](Self#addresses)); [`try_new`](Self::try_new) returns the
+    /// error instead.
+    pub fn new(address: impl ToPeerAddress, tls: bool, sni: impl Into<String>) -> Self {
+        match address.to_peer_address() {
+            Ok(address) => Self::with_address(address, tls, sni.into()),
+            Err(e) => {
+                log::error!("peer with a bad address: {e}");
+                let mut peer = Self::with_address(SocketAddr::Unix(None), tls, sni.into());
+                peer.address_error = Some(e.to_string().into());
+                peer
+            }
         }
+    }
+
+    /// A peer at `address`, over TLS when `tls` is set, sending `sni`.
+    ///
+    /// # Errors
+    ///
+    /// [`INVALID_PEER_ADDRESS`](super::INVALID_PEER_ADDRESS) when
+    /// `address` is not an address (or a name that resolves to one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_core::upstreams::HttpPeer;
+    ///
+    /// assert!(HttpPeer::try_new("127.0.0.1:80", false, "").is_ok());
+    /// assert!(HttpPeer::try_new("127.0.0.1", false, "").is_err());
+    /// ```
+    pub fn try_new(address: impl ToPeerAddress, tls: bool, sni: impl Into<String>) -> Result<Self> {
+        Ok(Self::with_address(
+            address.to_peer_address()?,
+            tls,
+            sni.into(),
+        ))
+    }
+
+    /// A TLS peer at `address` that presents the client certificate
+    /// `client_cert_key` (mutual TLS), sending `sni`.
+    pub fn new_mtls(
+        address: impl ToPeerAddress,
+        sni: impl Into<String>,
+        client_cert_key: Arc<CertKey>,
+    ) -> Self {
+        let mut peer = Self::new(address, true, sni);
+        peer.options.client_cert_key = Some(client_cert_key);
+        peer
     }
 
     /// A peer at `ip:port` reached through the HTTP proxy at `next_hop`
@@ -144,7 +211,18 @@ impl HttpPeer {
 
     /// A peer listening on the Unix socket at `path`.
     pub fn new_uds(path: impl Into<PathBuf>, tls: bool, sni: impl Into<String>) -> Self {
-        Self::new(SocketAddr::Unix(Some(path.into())), tls, sni)
+        Self::with_address(SocketAddr::Unix(Some(path.into())), tls, sni.into())
+    }
+
+    fn with_address(address: SocketAddr, tls: bool, sni: String) -> Self {
+        Self {
+            address,
+            tls,
+            sni,
+            address_error: None,
+            options: PeerOptions::default(),
+            proxy: None,
+        }
     }
 }
 
@@ -164,11 +242,17 @@ impl Peer for HttpPeer {
     fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_ref()
     }
+    fn address_error(&self) -> Option<&str> {
+        self.address_error.as_deref()
+    }
 }
 
 impl fmt::Display for HttpPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
+        if self.address_error.is_some() {
+            return write!(f, "{scheme}://(bad address) (sni: {:?})", self.sni);
+        }
         write!(f, "{scheme}://{} (sni: {:?})", self.address, self.sni)?;
         match &self.proxy {
             Some(proxy) => write!(f, " via proxy {}", proxy.next_hop),
@@ -288,6 +372,19 @@ mod tests {
             assert_eq!(at, bytes.len());
             assert_eq!(gathering.finish(), plain.finish(), "{sizes:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_address_is_a_peer_that_says_why() {
+        let peer = HttpPeer::new("not an address", false, "");
+        let why = peer.address_error().unwrap();
+        assert!(why.contains("not an address"), "{why}");
+        assert!(HttpPeer::try_new("not an address", false, "").is_err());
+        assert!(
+            HttpPeer::new("127.0.0.1:80", false, "")
+                .address_error()
+                .is_none()
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! It listens on `LISTEN_ADDR` (default `127.0.0.1:0`) and, when set, the
 //! Unix socket `LISTEN_UDS`. Each connection carries one request line:
 //! `ping`, `slow <ms>` (a tokio sleep first) or `fast <ms>` (a sleep on
-//! `pingora_timeout::fast`); the answer is `ok <pid> <peer address>`. Once
+//! `pingora_timeout::fast`); the answer is `ok <pid> <peer address>`
+//! (`cwd` answers `cwd <working directory>` instead). Once
 //! the listener is bound, a background service that depends on it writes
 //! the bound addresses and the pid to `READY_FILE`. With
 //! `ARM_FAST_TIMER_FIRST` set, it arms a fast timer before `run_forever`,
@@ -51,7 +52,13 @@ impl ServerApp for LineApp {
             let ms: u64 = ms.parse().unwrap_or(0);
             pingora_timeout::fast::sleep(Duration::from_millis(ms)).await;
         }
-        let answer = format!("ok {} {peer}\n", std::process::id());
+        let answer = if line.trim() == "cwd" {
+            let cwd =
+                std::env::current_dir().map_or_else(|e| e.to_string(), |d| d.display().to_string());
+            format!("cwd {cwd}\n")
+        } else {
+            format!("ok {} {peer}\n", std::process::id())
+        };
         let mut stream = reader.into_inner();
         let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.shutdown().await;
@@ -67,7 +74,7 @@ struct Announce {
 
 #[async_trait]
 impl BackgroundService for Announce {
-    async fn start(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
+    async fn start_with_ready(&self, mut shutdown: ShutdownWatch, ready: ReadyNotifier) {
         // A service slow to get ready, for the tests of readiness.
         if let Some(ms) = std::env::var("ANNOUNCE_DELAY_MS")
             .ok()

@@ -1,7 +1,7 @@
 //! [`HttpHealthCheck`]: a backend is healthy when it answers an HTTP/1.1
 //! request as expected.
 
-use super::{HealthCheck, HealthObserver, Thresholds};
+use super::{HealthCheck, HealthObserver, notify, threshold};
 use crate::Backend;
 use async_trait::async_trait;
 use pingora_core::connectors::ConnectorOptions;
@@ -49,27 +49,38 @@ const UNHEALTHY: ErrorType = ErrorType::new("UnhealthyResponse");
 /// ```
 pub struct HttpHealthCheck {
     connector: Option<HttpConnector>,
-    request: RequestHeader,
+    /// The request each probe sends (default `GET /` with the `Host`
+    /// given to [`new`](Self::new)).
+    pub req: RequestHeader,
     tls: bool,
     sni: String,
     timeout: Duration,
     options: PeerOptions,
     expected_status: u16,
     validator: Option<ResponseValidator>,
-    reuse_connection: bool,
-    thresholds: Thresholds,
+    /// Probe over a pooled connection rather than a fresh one each time.
+    pub reuse_connection: bool,
+    /// Successes in a row that bring a down backend back (default 1;
+    /// 0 counts as 1).
+    pub consecutive_success: usize,
+    /// Failures in a row that take an up backend down (default 1; 0
+    /// counts as 1).
+    pub consecutive_failure: usize,
+    /// Called on each health change, after it is visible to selection.
+    pub health_changed_callback: Option<HealthObserver>,
 }
 
 impl std::fmt::Debug for HttpHealthCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpHealthCheck")
-            .field("request", &self.request)
+            .field("req", &self.req)
             .field("tls", &self.tls)
             .field("sni", &self.sni)
             .field("timeout", &self.timeout)
             .field("expected_status", &self.expected_status)
             .field("validator", &self.validator.is_some())
-            .field("thresholds", &self.thresholds)
+            .field("consecutive_success", &self.consecutive_success)
+            .field("consecutive_failure", &self.consecutive_failure)
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +104,7 @@ impl HttpHealthCheck {
             connector: HttpConnector::new(ConnectorOptions::default())
                 .inspect_err(|e| log::error!("health check connector: {e}"))
                 .ok(),
-            request,
+            req: request,
             tls,
             sni: host.to_string(),
             timeout: Self::DEFAULT_TIMEOUT,
@@ -101,7 +112,9 @@ impl HttpHealthCheck {
             expected_status: 200,
             validator: None,
             reuse_connection: false,
-            thresholds: Thresholds::default(),
+            consecutive_success: 1,
+            consecutive_failure: 1,
+            health_changed_callback: None,
         }
     }
 
@@ -114,21 +127,21 @@ impl HttpHealthCheck {
         let uri = path
             .parse()
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "health check path", e))?;
-        self.request.set_uri(uri);
+        self.req.set_uri(uri);
         Ok(self)
     }
 
     /// Send `method` instead of `GET`.
     #[must_use]
     pub fn method(mut self, method: http::Method) -> Self {
-        self.request.set_method(method);
+        self.req.set_method(method);
         self
     }
 
     /// Send this request head instead (its `Host` field included).
     #[must_use]
     pub fn request(mut self, request: RequestHeader) -> Self {
-        self.request = request;
+        self.req = request;
         self
     }
 
@@ -182,21 +195,21 @@ impl HttpHealthCheck {
     /// Successes in a row that bring a down backend back (default 1).
     #[must_use]
     pub fn consecutive_success(mut self, count: usize) -> Self {
-        self.thresholds.consecutive_success = count;
+        self.consecutive_success = count;
         self
     }
 
     /// Failures in a row that take an up backend down (default 1).
     #[must_use]
     pub fn consecutive_failure(mut self, count: usize) -> Self {
-        self.thresholds.consecutive_failure = count;
+        self.consecutive_failure = count;
         self
     }
 
     /// Call `observer` on each health change.
     #[must_use]
     pub fn on_health_change(mut self, observer: HealthObserver) -> Self {
-        self.thresholds.observer = Some(observer);
+        self.health_changed_callback = Some(observer);
         self
     }
 
@@ -219,7 +232,7 @@ impl HttpHealthCheck {
             let stream = connector.transport().new_stream(peer).await?;
             pingora_core::protocols::http::v1::ClientSession::new(stream, Default::default())
         };
-        session.write_request_header(self.request.clone()).await?;
+        session.write_request_header(self.req.clone()).await?;
         session.finish_body(None).await?;
         let response = session.read_final_response_header().await?.clone();
         let mut body = Vec::new();
@@ -262,10 +275,10 @@ impl HealthCheck for HttpHealthCheck {
     }
 
     fn health_threshold(&self, success: bool) -> usize {
-        self.thresholds.threshold(success)
+        threshold(self.consecutive_success, self.consecutive_failure, success)
     }
 
     async fn health_status_change(&self, target: &Backend, healthy: bool) {
-        self.thresholds.notify(target, healthy);
+        notify(self.health_changed_callback.as_ref(), target, healthy);
     }
 }

@@ -48,47 +48,33 @@ pub trait HealthCheck: Send + Sync {
     }
 }
 
-/// Thresholds and hook shared by the built-in checks.
-#[derive(Clone)]
-pub(crate) struct Thresholds {
-    pub(crate) consecutive_success: usize,
-    pub(crate) consecutive_failure: usize,
-    pub(crate) observer: Option<HealthObserver>,
-}
+/// A boxed check is a check, so that `set_health_check` takes what
+/// Pingora programs pass (`Box<TcpHealthCheck>`,
+/// `Box<dyn HealthCheck + Send + Sync>`) as well as a check by value.
+#[async_trait]
+impl<T: HealthCheck + ?Sized> HealthCheck for Box<T> {
+    async fn check(&self, target: &Backend) -> Result<()> {
+        (**self).check(target).await
+    }
 
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            consecutive_success: 1,
-            consecutive_failure: 1,
-            observer: None,
-        }
+    fn health_threshold(&self, success: bool) -> usize {
+        (**self).health_threshold(success)
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        (**self).health_status_change(target, healthy).await;
     }
 }
 
-impl Thresholds {
-    pub(crate) fn threshold(&self, success: bool) -> usize {
-        if success {
-            self.consecutive_success
-        } else {
-            self.consecutive_failure
-        }
-    }
-
-    pub(crate) fn notify(&self, target: &Backend, healthy: bool) {
-        if let Some(observer) = &self.observer {
-            observer(target, healthy);
-        }
-    }
+/// The results in a row a built-in check needs to flip a backend.
+pub(crate) const fn threshold(success: usize, failure: usize, ok: bool) -> usize {
+    if ok { success } else { failure }
 }
 
-impl std::fmt::Debug for Thresholds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Thresholds")
-            .field("consecutive_success", &self.consecutive_success)
-            .field("consecutive_failure", &self.consecutive_failure)
-            .field("observer", &self.observer.is_some())
-            .finish()
+/// Call a built-in check's health-change callback, if any.
+pub(crate) fn notify(callback: Option<&HealthObserver>, target: &Backend, healthy: bool) {
+    if let Some(callback) = callback {
+        callback(target, healthy);
     }
 }
 
@@ -104,8 +90,9 @@ pub(crate) trait HealthFlag: Send + Sync {
 }
 
 impl HealthFlag for Health {
+    /// Selectable: healthy and enabled.
     fn is_healthy(&self) -> bool {
-        Self::is_healthy(self)
+        Self::is_healthy(self) && self.is_enabled()
     }
 }
 
@@ -114,6 +101,9 @@ impl HealthFlag for Health {
 #[derive(Debug)]
 pub(crate) struct Health {
     healthy: AtomicBool,
+    /// Switched by the operator ([`Backends::set_enable`](crate::Backends::set_enable)),
+    /// apart from what the checks find.
+    enabled: AtomicBool,
     /// The current streak: `(result, length)`. Only the checker touches it.
     streak: Mutex<(bool, usize)>,
 }
@@ -124,6 +114,7 @@ impl Default for Health {
     fn default() -> Self {
         Self {
             healthy: AtomicBool::new(true),
+            enabled: AtomicBool::new(true),
             streak: Mutex::new((true, 0)),
         }
     }
@@ -132,6 +123,14 @@ impl Default for Health {
 impl Health {
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
     }
 
     /// Record one probe result; returns the new state when it flipped.

@@ -1,6 +1,6 @@
 //! [`TcpHealthCheck`]: a backend is healthy when it accepts a connection.
 
-use super::{HealthCheck, HealthObserver, Thresholds};
+use super::{HealthCheck, HealthObserver, notify, threshold};
 use crate::Backend;
 use async_trait::async_trait;
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
@@ -25,15 +25,41 @@ use std::time::Duration;
 ///     .timeout(Duration::from_millis(500))
 ///     .consecutive_failure(3)
 ///     .consecutive_success(2);
+///
+/// // The same knobs as fields, the way Pingora programs set them.
+/// let mut check = TcpHealthCheck::new();
+/// check.consecutive_failure = 3;
+/// check.consecutive_success = 2;
 /// ```
-#[derive(Debug)]
 pub struct TcpHealthCheck {
     /// The SNI to send when the probe runs a TLS handshake.
     tls_sni: Option<String>,
     options: PeerOptions,
     timeout: Duration,
     connector: Option<TransportConnector>,
-    thresholds: Thresholds,
+    /// Successes in a row that bring a down backend back (default 1;
+    /// 0 counts as 1).
+    pub consecutive_success: usize,
+    /// Failures in a row that take an up backend down (default 1; 0
+    /// counts as 1).
+    pub consecutive_failure: usize,
+    /// Called on each health change, after it is visible to selection.
+    pub health_changed_callback: Option<HealthObserver>,
+}
+
+impl std::fmt::Debug for TcpHealthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpHealthCheck")
+            .field("tls_sni", &self.tls_sni)
+            .field("timeout", &self.timeout)
+            .field("consecutive_success", &self.consecutive_success)
+            .field("consecutive_failure", &self.consecutive_failure)
+            .field(
+                "health_changed_callback",
+                &self.health_changed_callback.is_some(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpHealthCheck {
@@ -48,7 +74,9 @@ impl TcpHealthCheck {
             options: PeerOptions::default(),
             timeout: Self::DEFAULT_TIMEOUT,
             connector: new_connector(),
-            thresholds: Thresholds::default(),
+            consecutive_success: 1,
+            consecutive_failure: 1,
+            health_changed_callback: None,
         }
     }
 
@@ -79,21 +107,21 @@ impl TcpHealthCheck {
     /// Successes in a row that bring a down backend back (default 1).
     #[must_use]
     pub fn consecutive_success(mut self, count: usize) -> Self {
-        self.thresholds.consecutive_success = count;
+        self.consecutive_success = count;
         self
     }
 
     /// Failures in a row that take an up backend down (default 1).
     #[must_use]
     pub fn consecutive_failure(mut self, count: usize) -> Self {
-        self.thresholds.consecutive_failure = count;
+        self.consecutive_failure = count;
         self
     }
 
     /// Call `observer` on each health change.
     #[must_use]
     pub fn on_health_change(mut self, observer: HealthObserver) -> Self {
-        self.thresholds.observer = Some(observer);
+        self.health_changed_callback = Some(observer);
         self
     }
 
@@ -137,10 +165,10 @@ impl HealthCheck for TcpHealthCheck {
     }
 
     fn health_threshold(&self, success: bool) -> usize {
-        self.thresholds.threshold(success)
+        threshold(self.consecutive_success, self.consecutive_failure, success)
     }
 
     async fn health_status_change(&self, target: &Backend, healthy: bool) {
-        self.thresholds.notify(target, healthy);
+        notify(self.health_changed_callback.as_ref(), target, healthy);
     }
 }

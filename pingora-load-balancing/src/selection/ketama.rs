@@ -25,13 +25,42 @@
 //! strings and counts, which is why the rules above are spelled out.
 
 use super::md5::md5;
-use super::{BackendIter, BackendSelection};
+use super::{BackendIter, BackendSelection, SelectionConfig};
 use crate::Backend;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Digests per server of average weight; each digest gives 4 points.
 const DIGESTS_PER_SERVER: f64 = 40.0;
+
+/// The ketama ring's tuning (Pingora's `KetamaConfig`).
+///
+/// # Examples
+///
+/// ```
+/// use pingora_load_balancing::selection::KetamaConfig;
+///
+/// let mut config = KetamaConfig::default();
+/// assert_eq!(config.point_multiple, None); // 160, libketama's ring
+/// config.point_multiple = Some(640);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KetamaConfig {
+    /// Points per server of average weight, in steps of 4 (one MD5 digest
+    /// gives 4 points); values below 4 count as 4. `None`: 160, the
+    /// libketama ring, which keeps the key mapping of libketama clients.
+    /// More points spread keys more evenly at the cost of memory and
+    /// build time.
+    pub point_multiple: Option<u32>,
+}
+
+impl KetamaConfig {
+    fn digests_per_server(&self) -> f64 {
+        self.point_multiple
+            .map_or(DIGESTS_PER_SERVER, |p| f64::from(p.max(4) / 4))
+    }
+}
 
 /// One point on the ring, owned by backend `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,8 +86,12 @@ impl BackendSelection for Consistent {
     type Iter = ConsistentIter;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
+        Self::build_with_config(backends, &SelectionConfig::default())
+    }
+
+    fn build_with_config(backends: &BTreeSet<Backend>, config: &SelectionConfig) -> Self {
         let backends: Box<[Backend]> = backends.iter().cloned().collect();
-        let ring = build_ring(&backends);
+        let ring = build_ring(&backends, config.ketama.digests_per_server());
         Self { backends, ring }
     }
 
@@ -82,18 +115,23 @@ impl BackendSelection for Consistent {
 /// `float pct`: the product is taken in `double` (40.0 is a double
 /// literal) and rounded to `float` by `floorf`'s parameter. We do the same
 /// so that the rounding, including its shortfalls, matches.
-fn digests_for(weight: u64, total: u64, servers: usize) -> u32 {
+fn digests_for(weight: u64, total: u64, servers: usize, per_server: f64) -> u32 {
     let pct = weight as f32 / total as f32;
-    let product = f64::from(pct) * DIGESTS_PER_SERVER * f64::from(servers as f32);
+    let product = f64::from(pct) * per_server * f64::from(servers as f32);
     (product as f32).floor() as u32
 }
 
 /// The sorted ring of `backends`.
-fn build_ring(backends: &[Backend]) -> Box<[Point]> {
+fn build_ring(backends: &[Backend], per_server: f64) -> Box<[Point]> {
     let total: u64 = backends.iter().map(|b| b.effective_weight() as u64).sum();
     let mut ring = Vec::new();
     for (index, backend) in backends.iter().enumerate() {
-        let digests = digests_for(backend.effective_weight() as u64, total, backends.len());
+        let digests = digests_for(
+            backend.effective_weight() as u64,
+            total,
+            backends.len(),
+            per_server,
+        );
         for k in 0..digests {
             let digest = md5(format!("{backend}-{k}").as_bytes());
             for quarter in digest.chunks_exact(4) {

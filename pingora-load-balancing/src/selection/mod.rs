@@ -24,7 +24,35 @@ mod rng;
 mod weighted;
 
 pub use in_flight::InFlight;
-pub use ketama::Consistent;
+pub use ketama::{Consistent, KetamaConfig};
+
+/// Consistent hashing under Pingora's name for it.
+pub type KetamaHashing = Consistent;
+
+/// Tuning for the selection algorithms that take any, passed to
+/// [`BackendSelection::build_with_config`].
+///
+/// # Examples
+///
+/// ```
+/// use pingora_load_balancing::selection::{Consistent, KetamaConfig, SelectionConfig};
+/// use pingora_load_balancing::LoadBalancer;
+///
+/// let mut lb = LoadBalancer::<Consistent>::try_from_iter(["127.0.0.1:8001", "127.0.0.1:8002"])?;
+/// let mut ketama = KetamaConfig::default();
+/// ketama.point_multiple = Some(320);
+/// let mut config = SelectionConfig::default();
+/// config.ketama = ketama;
+/// lb.set_selection_config(config);
+/// assert!(lb.select(b"user-42", 8).is_some());
+/// # Ok::<(), pingora_error::BError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SelectionConfig {
+    /// The ring of [`Consistent`].
+    pub ketama: KetamaConfig,
+}
 pub use least_conn::{LeastConnection, PowerOfTwo};
 pub use weighted::{FNVHash, Random, RoundRobin};
 
@@ -43,6 +71,15 @@ pub trait BackendSelection: Send + Sync + Sized + 'static {
 
     /// Build the structure for `backends`.
     fn build(backends: &BTreeSet<Backend>) -> Self;
+
+    /// Build the structure for `backends` with the tuning in `config`
+    /// (see [`LoadBalancer::set_selection_config`](crate::LoadBalancer::set_selection_config)).
+    /// The default ignores `config` and calls [`build`](Self::build);
+    /// [`Consistent`] reads [`SelectionConfig::ketama`].
+    fn build_with_config(backends: &BTreeSet<Backend>, config: &SelectionConfig) -> Self {
+        let _ = config;
+        Self::build(backends)
+    }
 
     /// The backends to try for `key`, best first. The iterator may repeat
     /// backends and may never end; callers bound it (see

@@ -26,7 +26,7 @@ impl ServeHttp for Reflect {
         let _ = h.insert_header("x-seen-uri", req.uri().to_string());
         for name in ["host", "te", "connection", "keep-alive", "x-custom"] {
             if let Some(v) = req.headers().get(name) {
-                let _ = h.insert_header(&format!("x-seen-{name}"), v.clone());
+                let _ = h.insert_header(format!("x-seen-{name}"), v.clone());
             }
         }
         match request.trailers() {

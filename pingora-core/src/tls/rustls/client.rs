@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use pingora_error::{Error, ErrorType, OrErr, Result};
 use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, KeyLog, KeyLogFile, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsStream;
 
@@ -30,6 +30,8 @@ const SESSION_CACHE_SIZE: usize = 1024;
 /// Builds (and caches) one rustls client config per distinct set of TLS
 /// options, all sharing one session store so resumption works across them.
 pub(crate) struct Connector {
+    /// Where session keys go, when `upstream_debug_ssl_keylog` is on.
+    key_log: Option<Arc<dyn KeyLog>>,
     default_roots: Arc<RootCertStore>,
     sessions: Arc<dyn ClientSessionStore>,
     configs: Mutex<HashMap<u64, Arc<ClientConfig>>>,
@@ -38,12 +40,17 @@ pub(crate) struct Connector {
 impl Connector {
     /// A connector trusting `default_roots`, or the system's roots when
     /// `None`.
-    pub(crate) fn new(default_roots: Option<Vec<CertificateDer<'static>>>) -> Result<Self> {
+    pub(crate) fn new(
+        default_roots: Option<Vec<CertificateDer<'static>>>,
+        key_log: bool,
+    ) -> Result<Self> {
         let roots = match default_roots {
             Some(certs) => root_store(&certs)?,
             None => system_roots(),
         };
         Ok(Self {
+            // Reads SSLKEYLOGFILE; logs nothing when it is unset.
+            key_log: key_log.then(|| Arc::new(KeyLogFile::new()) as Arc<dyn KeyLog>),
             default_roots: Arc::new(roots),
             sessions: Arc::new(ClientSessionMemoryCache::new(SESSION_CACHE_SIZE)),
             configs: Mutex::new(HashMap::new()),
@@ -93,6 +100,9 @@ impl Connector {
         };
         config.alpn_protocols = options.alpn.protocols();
         config.resumption = Resumption::store(self.sessions.clone());
+        if let Some(key_log) = &self.key_log {
+            config.key_log = Arc::clone(key_log);
+        }
         Ok(config)
     }
 }

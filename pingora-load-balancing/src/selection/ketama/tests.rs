@@ -69,8 +69,8 @@ fn point_counts_follow_libketama() {
     assert_eq!(Consistent::build(&set(&SERVERS)).ring.len(), 200 * 4);
     // libketama's float rounding: 21/40 of 5 * 40 digests is 105 exactly,
     // but floorf(float(21/40) * 40.0 * 5) is 104.
-    assert_eq!(digests_for(21, 40, 5), 104);
-    assert_eq!(digests_for(1, 3, 3), 40);
+    assert_eq!(digests_for(21, 40, 5, DIGESTS_PER_SERVER), 104);
+    assert_eq!(digests_for(1, 3, 3, DIGESTS_PER_SERVER), 40);
 }
 
 #[test]
@@ -168,4 +168,25 @@ proptest! {
         let ring = Arc::new(Consistent::build(&set(&servers)));
         prop_assert_eq!(pick(&ring, &key), reference(&servers, &key));
     }
+}
+
+#[test]
+fn point_multiple_sizes_the_ring() {
+    let servers = [("10.0.0.1:80", 1), ("10.0.0.2:80", 1), ("10.0.0.3:80", 1)];
+    let default = Consistent::build(&set(&servers));
+    assert_eq!(default.ring.len(), 3 * 160);
+    for (multiple, points) in [
+        (Some(320), 320),
+        (Some(2), 4),
+        (Some(161), 160),
+        (None, 160),
+    ] {
+        let mut config = SelectionConfig::default();
+        config.ketama.point_multiple = multiple;
+        let ring = Consistent::build_with_config(&set(&servers), &config);
+        assert_eq!(ring.ring.len(), 3 * points, "{multiple:?}");
+    }
+    // The default config keeps libketama's ring, key for key.
+    let same = Consistent::build_with_config(&set(&servers), &SelectionConfig::default());
+    assert_eq!(same.ring, default.ring);
 }

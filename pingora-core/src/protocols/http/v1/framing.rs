@@ -265,7 +265,7 @@ mod tests {
         r.remove_header("content-length");
         assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::Chunked));
         for s in [100, 204, 304] {
-            r.set_status(StatusCode::from_u16(s).unwrap());
+            r.set_status(s).unwrap();
             assert_eq!(response_framing(&Method::GET, &r), Ok(Framing::Empty));
         }
     }

@@ -1,0 +1,122 @@
+//! Pingora's `modify_response` example, as a user writes it: the origin's
+//! JSON answer is buffered in a body filter and rewritten as YAML.
+//!
+//! The one change from Pingora: no `#[async_trait]` on `impl ProxyHttp`
+//! (and so no `use async_trait::async_trait`). `response_body_filter` is
+//! written the way this checkout declares it; see its comment.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::net::ToSocketAddrs;
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+
+const HOST: &str = "ip.jsontest.com";
+
+#[derive(Serialize, Deserialize)]
+pub struct Resp {
+    ip: String,
+}
+
+pub struct Json2Yaml {
+    addr: std::net::SocketAddr,
+}
+
+pub struct MyCtx {
+    buffer: Vec<u8>,
+}
+
+impl ProxyHttp for Json2Yaml {
+    type CTX = MyCtx;
+    fn new_ctx(&self) -> Self::CTX {
+        MyCtx { buffer: vec![] }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let peer = Box::new(HttpPeer::new(self.addr, false, HOST.to_owned()));
+        Ok(peer)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        upstream_request
+            .insert_header("Host", HOST.to_owned())
+            .unwrap();
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()>
+    where
+        Self::CTX: Send + Sync,
+    {
+        // Remove content-length because the size of the new body is unknown
+        upstream_response.remove_header("Content-Length");
+        upstream_response
+            .insert_header("Transfer-Encoding", "Chunked")
+            .unwrap();
+        Ok(())
+    }
+
+    // Pingora: `-> Result<Option<std::time::Duration>>`, ending in `Ok(None)`.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()>
+    where
+        Self::CTX: Send + Sync,
+    {
+        // buffer the data
+        if let Some(b) = body {
+            ctx.buffer.extend(&b[..]);
+            // drop the body
+            b.clear();
+        }
+        if end_of_stream {
+            // This is the last chunk, we can process the data now
+            let json_body: Resp = serde_json::de::from_slice(&ctx.buffer).unwrap();
+            let yaml_body = yaml_serde::to_string(&json_body).unwrap();
+            *body = Some(Bytes::copy_from_slice(yaml_body.as_bytes()));
+        }
+
+        Ok(())
+    }
+}
+
+fn main() {
+    env_logger::init();
+
+    let opt = Opt::parse_args();
+    let mut my_server = Server::new(Some(opt)).unwrap();
+    my_server.bootstrap();
+
+    let origin = pingora_compat_tests::origins(&["142.250.80.46:80"]).remove(0);
+    let mut my_proxy = pingora::proxy::http_proxy_service(
+        &my_server.configuration,
+        Json2Yaml {
+            // hardcode the IP of ip.jsontest.com for now
+            addr: origin.to_socket_addrs().unwrap().next().unwrap(),
+        },
+    );
+
+    my_proxy.add_tcp(&pingora_compat_tests::listen_addr("127.0.0.1:6191"));
+
+    my_server.add_service(my_proxy);
+    my_server.run_forever();
+}
