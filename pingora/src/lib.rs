@@ -204,6 +204,10 @@ mod book {
     struct Pooling;
 
     #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/porting.md")]
+    struct Porting;
+
+    #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/production.md")]
     struct Production;
 
