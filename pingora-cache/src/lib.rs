@@ -1,10 +1,44 @@
-//! The HTTP cache of pingora-rs.
+//! The HTTP cache of pingora-rs: the parts that do not need a proxy.
 //!
-//! This crate will own the cache state machine that the proxy drives,
-//! cacheability rules (RFC 9111), the storage trait and an in-memory storage,
-//! eviction and admission, a cache lock against stampedes, and purge.
+//! - RFC 9111 semantics as pure functions over
+//!   [`RequestHeader`](pingora_core::header::RequestHeader) and
+//!   [`ResponseHeader`](pingora_core::header::ResponseHeader):
+//!   [`CacheControl`], cacheability ([`resp_cacheable`]), freshness and age
+//!   ([`freshness`]), and the stored response's [`CacheMeta`].
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
-//! their metadata.
+//! their metadata. The proxy drives it from its cache phases; nothing here
+//! names a proxy type, reads the clock on its own in the RFC rules, or
+//! opens a socket.
 //!
-//! Status: the crate is reserved; its content arrives with the cache work.
+//! # Examples
+//!
+//! ```
+//! use pingora_cache::{resp_cacheable, CacheControl, CacheMetaDefaults, RespCacheable, ResponseTimes};
+//! use pingora_core::header::ResponseHeader;
+//! use std::time::{Duration, SystemTime};
+//!
+//! let mut resp = ResponseHeader::build(200, None).unwrap();
+//! resp.insert_header("Cache-Control", "s-maxage=600, stale-if-error=60").unwrap();
+//! let now = SystemTime::now();
+//! let cc = CacheControl::from_resp_headers(&resp);
+//! let defaults = CacheMetaDefaults::default();
+//! match resp_cacheable(cc.as_ref(), resp, false, &defaults, ResponseTimes::at(now)) {
+//!     RespCacheable::Cacheable(meta) => {
+//!         assert!(meta.is_fresh(now + Duration::from_secs(599)));
+//!         assert!(meta.can_serve_stale_if_error(now + Duration::from_secs(650)));
+//!     }
+//!     RespCacheable::Uncacheable(reason) => panic!("{}", reason.as_str()),
+//! }
+//! ```
+
+pub mod cache_control;
+pub mod filters;
+pub mod freshness;
+pub mod meta;
+pub mod variance;
+
+pub use cache_control::CacheControl;
+pub use filters::{CacheMetaDefaults, NoCacheReason, RespCacheable, ResponseTimes, resp_cacheable};
+pub use freshness::Heuristic;
+pub use meta::{CacheMeta, Freshness};

@@ -1,0 +1,3 @@
+//! Placeholder until the storage exists.
+
+fn main() {}
