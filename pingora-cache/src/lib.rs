@@ -5,6 +5,9 @@
 //!   [`ResponseHeader`](pingora_core::header::ResponseHeader):
 //!   [`CacheControl`], cacheability ([`resp_cacheable`]), freshness and age
 //!   ([`freshness`]), and the stored response's [`CacheMeta`].
+//! - Keys and variants: [`CacheKey`] with its fixed-size hashes, `Vary`
+//!   ([`variance`]), conditional requests and revalidation
+//!   ([`conditional`]), and ranges served from a full response ([`range`]).
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
 //! their metadata. The proxy drives it from its cache phases; nothing here
@@ -33,12 +36,16 @@
 //! ```
 
 pub mod cache_control;
+pub mod conditional;
 pub mod filters;
 pub mod freshness;
+pub mod key;
 pub mod meta;
+pub mod range;
 pub mod variance;
 
 pub use cache_control::CacheControl;
 pub use filters::{CacheMetaDefaults, NoCacheReason, RespCacheable, ResponseTimes, resp_cacheable};
 pub use freshness::Heuristic;
+pub use key::{CacheKey, HashBinary};
 pub use meta::{CacheMeta, Freshness};
