@@ -8,6 +8,9 @@
 //! - Keys and variants: [`CacheKey`] with its fixed-size hashes, `Vary`
 //!   ([`variance`]), conditional requests and revalidation
 //!   ([`conditional`]), and ranges served from a full response ([`range`]).
+//! - Storage: the [`Storage`](storage::Storage) trait, the streaming
+//!   in-memory [`MemCache`](memory::MemCache), and eviction through an
+//!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
 //! their metadata. The proxy drives it from its cache phases; nothing here
@@ -37,11 +40,14 @@
 
 pub mod cache_control;
 pub mod conditional;
+pub mod eviction;
 pub mod filters;
 pub mod freshness;
 pub mod key;
+pub mod memory;
 pub mod meta;
 pub mod range;
+pub mod storage;
 pub mod variance;
 
 pub use cache_control::CacheControl;
