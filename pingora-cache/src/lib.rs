@@ -11,6 +11,8 @@
 //! - Storage: the [`Storage`](storage::Storage) trait, the streaming
 //!   in-memory [`MemCache`](memory::MemCache), and eviction through an
 //!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
+//! - The [`CacheLock`](lock::CacheLock) against stampedes: one fill per
+//!   key, the other requests wait for it.
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
 //! their metadata. The proxy drives it from its cache phases; nothing here
@@ -44,6 +46,7 @@ pub mod eviction;
 pub mod filters;
 pub mod freshness;
 pub mod key;
+pub mod lock;
 pub mod memory;
 pub mod meta;
 pub mod range;
