@@ -194,6 +194,24 @@ pub fn is_unsafe_method(method: &Method) -> bool {
     )
 }
 
+/// Whether a response to `method` with `status` invalidates the stored
+/// responses for the request's target (RFC 9111 §4.4): an unsafe method
+/// and a non-error status (2xx or 3xx).
+///
+/// # Examples
+///
+/// ```
+/// use pingora_cache::filters::invalidates;
+/// use http::{Method, StatusCode};
+///
+/// assert!(invalidates(&Method::POST, StatusCode::OK));
+/// assert!(!invalidates(&Method::POST, StatusCode::INTERNAL_SERVER_ERROR));
+/// assert!(!invalidates(&Method::GET, StatusCode::OK));
+/// ```
+pub fn invalidates(method: &Method, status: StatusCode) -> bool {
+    is_unsafe_method(method) && (status.is_success() || status.is_redirection())
+}
+
 /// When a response was asked for and received, for its age (RFC 9111
 /// §4.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

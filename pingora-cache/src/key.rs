@@ -70,6 +70,9 @@ pub struct CacheKey {
     extensions: Vec<Vec<u8>>,
     variance: Option<HashBinary>,
     user_tag: String,
+    /// The hash of the parts above the variance, kept in step with them:
+    /// one request looks up, locks and writes by it several times.
+    primary_hash: HashBinary,
 }
 
 impl CacheKey {
@@ -79,13 +82,16 @@ impl CacheKey {
         primary: impl Into<Vec<u8>>,
         user_tag: impl Into<String>,
     ) -> Self {
-        Self {
+        let mut key = Self {
             namespace: namespace.into(),
             primary: primary.into(),
             extensions: Vec::new(),
             variance: None,
             user_tag: user_tag.into(),
-        }
+            primary_hash: [0; 16],
+        };
+        key.primary_hash = key.hash_primary();
+        key
     }
 
     /// The default key of a request: empty namespace, primary
@@ -130,6 +136,7 @@ impl CacheKey {
     /// Add a part to the primary key (after the default parts).
     pub fn extend(&mut self, part: &[u8]) {
         self.extensions.push(part.to_vec());
+        self.primary_hash = self.hash_primary();
     }
 
     /// The namespace.
@@ -164,7 +171,11 @@ impl CacheKey {
 
     /// The hash of namespace, primary key and extensions: names the
     /// resource, whatever the variant.
-    pub fn primary_bin(&self) -> HashBinary {
+    pub const fn primary_bin(&self) -> HashBinary {
+        self.primary_hash
+    }
+
+    fn hash_primary(&self) -> HashBinary {
         hash_parts(
             [&self.namespace[..], &self.primary[..]]
                 .into_iter()

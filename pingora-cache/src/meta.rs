@@ -2,6 +2,7 @@
 //! body, and the fresh/stale decisions over it.
 
 use pingora_core::header::ResponseHeader;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The metadata of a stored response: its header and its timeline.
@@ -36,7 +37,8 @@ pub struct CacheMeta {
     stale_while_revalidate_sec: u32,
     stale_if_error_sec: u32,
     must_revalidate: bool,
-    header: ResponseHeader,
+    // Shared: a lookup hands out a copy of the metadata on every hit.
+    header: Arc<ResponseHeader>,
 }
 
 /// Where a stored response stands at a given time.
@@ -55,7 +57,7 @@ pub enum Freshness {
 impl CacheMeta {
     /// Metadata for `header`, fresh until `fresh_until`, created (and
     /// updated) at `created`, with the stale windows in seconds.
-    pub const fn new(
+    pub fn new(
         fresh_until: SystemTime,
         created: SystemTime,
         stale_while_revalidate_sec: u32,
@@ -69,7 +71,7 @@ impl CacheMeta {
             stale_while_revalidate_sec,
             stale_if_error_sec,
             must_revalidate: false,
-            header,
+            header: Arc::new(header),
         }
     }
 
@@ -118,18 +120,43 @@ impl CacheMeta {
     }
 
     /// The stored response header.
-    pub const fn response_header(&self) -> &ResponseHeader {
+    pub fn response_header(&self) -> &ResponseHeader {
         &self.header
     }
 
     /// The stored response header, to change.
     pub fn response_header_mut(&mut self) -> &mut ResponseHeader {
-        &mut self.header
+        Arc::make_mut(&mut self.header)
     }
 
     /// Take the stored response header.
     pub fn into_response_header(self) -> ResponseHeader {
-        self.header
+        Arc::unwrap_or_clone(self.header)
+    }
+
+    /// The stored header as it is served at `now`: with `Age` set to the
+    /// current age in seconds (RFC 9111 §5.1).
+    ///
+    /// # Errors
+    ///
+    /// Never in practice: the value is a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_cache::CacheMeta;
+    /// use pingora_core::header::ResponseHeader;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let t = SystemTime::now();
+    /// let meta = CacheMeta::new(t, t, 0, 0, ResponseHeader::build(200, None).unwrap());
+    /// let head = meta.header_for_hit(t + Duration::from_secs(42)).unwrap();
+    /// assert_eq!(head.get_header("age").unwrap(), "42");
+    /// ```
+    pub fn header_for_hit(&self, now: SystemTime) -> pingora_error::Result<ResponseHeader> {
+        let mut header = ResponseHeader::clone(&self.header);
+        header.insert_header("Age", self.age(now).as_secs().to_string())?;
+        Ok(header)
     }
 
     /// The current age at `now` (RFC 9111 §4.2.3), as sent in `Age`.
@@ -180,7 +207,7 @@ impl CacheMeta {
 
     /// Replace the stored header.
     pub fn set_response_header(&mut self, header: ResponseHeader) {
-        self.header = header;
+        self.header = Arc::new(header);
     }
 
     /// Change the stale windows.

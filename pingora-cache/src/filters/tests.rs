@@ -306,3 +306,50 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// RFC 9111 §4.2: fresh exactly while the current age is below the
+    /// freshness lifetime, whatever Age, Date and the delays are.
+    #[test]
+    fn fresh_while_age_below_lifetime(
+        max_age in 0u32..10_000,
+        age in proptest::option::of(0u32..5_000),
+        date_skew in -3_000i64..3_000,
+        delay in 0u64..100,
+        later in 0u64..20_000,
+    ) {
+        let sent = at(NOW);
+        let received = at(NOW + delay);
+        let date = if date_skew >= 0 {
+            received - Duration::from_secs(date_skew.unsigned_abs())
+        } else {
+            received + Duration::from_secs(date_skew.unsigned_abs())
+        };
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        r.append_header("Cache-Control", format!("max-age={max_age}")).unwrap();
+        r.append_header("ETag", "\"e\"").unwrap();
+        r.append_header("Date", httpdate::fmt_http_date(date)).unwrap();
+        if let Some(a) = age {
+            r.append_header("Age", a.to_string()).unwrap();
+        }
+        let initial = corrected_initial_age(&r, sent, received);
+        let cc = CacheControl::from_resp_headers(&r);
+        let times = ResponseTimes { request_time: sent, response_time: received };
+        let m = meta(resp_cacheable(cc.as_ref(), r, false, &CacheMetaDefaults::default(), times));
+        let now = received + Duration::from_secs(later);
+        let current = initial + Duration::from_secs(later);
+        prop_assert_eq!(m.age(now), current);
+        prop_assert_eq!(m.is_fresh(now), current < Duration::from_secs(u64::from(max_age)));
+        let served = m.header_for_hit(now).unwrap();
+        prop_assert_eq!(served.get_header("age").unwrap().to_str().unwrap(), current.as_secs().to_string());
+    }
+}
+
+#[test]
+fn invalidation_rule() {
+    assert!(invalidates(&Method::DELETE, StatusCode::NO_CONTENT));
+    assert!(invalidates(&Method::PUT, StatusCode::SEE_OTHER));
+    assert!(!invalidates(&Method::PUT, StatusCode::NOT_FOUND));
+    assert!(!invalidates(&Method::HEAD, StatusCode::OK));
+}
