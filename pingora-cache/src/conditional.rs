@@ -216,7 +216,9 @@ fn keeps_stored(name: &str) -> bool {
 
 /// Fold the fields of a 304 into the stored header (RFC 9111 §3.2): each
 /// field the 304 carries replaces the stored values of that name, except
-/// hop-by-hop fields and those of [`keeps_stored`].
+/// hop-by-hop fields, `Content-Length`, `Content-Encoding`,
+/// `Content-Range` and `Transfer-Encoding` (they describe the stored
+/// body's bytes, which a 304 does not change).
 ///
 /// # Errors
 ///

@@ -194,6 +194,25 @@ impl CacheKey {
     }
 }
 
+/// A cache key reduced to its hashes: what eviction and purge work with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CompactCacheKey {
+    /// [`CacheKey::primary_bin`].
+    pub primary: HashBinary,
+    /// [`CacheKey::variance_bin`].
+    pub variance: Option<HashBinary>,
+}
+
+impl CacheKey {
+    /// The key's hashes, for eviction and purge.
+    pub fn to_compact(&self) -> CompactCacheKey {
+        CompactCacheKey {
+            primary: self.primary_bin(),
+            variance: self.variance_bin().copied(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

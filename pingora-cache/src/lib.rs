@@ -8,10 +8,10 @@
 //! - Keys and variants: [`CacheKey`] with its fixed-size hashes, `Vary`
 //!   ([`variance`]), conditional requests and revalidation
 //!   ([`conditional`]), and ranges served from a full response ([`range`]).
-//! - Storage: the [`Storage`](storage::Storage) trait, the streaming
-//!   in-memory [`MemCache`](memory::MemCache), and eviction through an
+//! - Storage: the [`Storage`] trait, the streaming in-memory
+//!   [`MemCache`], and eviction through an
 //!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
-//! - The [`CacheLock`](lock::CacheLock) against stampedes: one fill per
+//! - The [`CacheLock`] against stampedes: one fill per
 //!   key, the other requests wait for it.
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
@@ -56,5 +56,9 @@ pub mod variance;
 pub use cache_control::CacheControl;
 pub use filters::{CacheMetaDefaults, NoCacheReason, RespCacheable, ResponseTimes, resp_cacheable};
 pub use freshness::Heuristic;
-pub use key::{CacheKey, HashBinary};
+pub use key::{CacheKey, CompactCacheKey, HashBinary};
+pub use lock::{CacheLock, LockStatus, Locked};
+pub use memory::MemCache;
 pub use meta::{CacheMeta, Freshness};
+pub use storage::{HitHandler, MissHandler, Storage};
+pub use variance::VarianceBuilder;

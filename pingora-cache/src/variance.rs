@@ -45,12 +45,15 @@ const CASE_INSENSITIVE: &[&str] = &[
 
 /// The normalised value of request field `name`: every line joined as one
 /// list, each member trimmed, empty members dropped; lowercased for the
-/// fields in [`CASE_INSENSITIVE`]. `None` when absent, which differs from
-/// present-but-empty.
+/// fields whose values are case-insensitive (`Accept`, `Accept-Charset`,
+/// `Accept-Encoding`, `Accept-Language`). `None` when absent, which
+/// differs from present-but-empty.
 pub fn normalized_value(req: &RequestHeader, name: &str) -> Option<Vec<u8>> {
     let mut values = req.get_header_values(name).peekable();
     values.peek()?;
-    let lower = CASE_INSENSITIVE.contains(&name);
+    let lower = CASE_INSENSITIVE
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name));
     let mut out = Vec::new();
     for member in values
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))

@@ -238,3 +238,22 @@ fn revalidation_refreshes_meta() {
     let out = revalidated_meta(&meta, &nm, false, &defaults, ResponseTimes::at(at(2000))).unwrap();
     assert!(matches!(out, Some(RespCacheable::Uncacheable(_))));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    /// Any If-None-Match value: no panic, and the list parser only yields
+    /// tags that start with a quote and lie inside the input.
+    #[test]
+    fn entity_tag_lists_never_panic(value in "[ ,W/\"a-z*]{0,40}") {
+        for (_, tag) in entity_tags(value.as_bytes()) {
+            proptest::prop_assert!(tag.starts_with(b"\""));
+            proptest::prop_assert!(tag.len() <= value.len());
+        }
+        let s = stored(&[("ETag", "\"abc\"")]);
+        if let Ok(r) = RequestHeader::build("GET", b"/", None).and_then(|mut r| {
+            r.insert_header("If-None-Match", value.as_str()).map(|()| r)
+        }) {
+            let _ = not_modified(&r, &s);
+        }
+    }
+}

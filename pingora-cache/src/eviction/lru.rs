@@ -2,7 +2,7 @@
 //! rarely contend.
 
 use super::EvictionManager;
-use crate::storage::CompactCacheKey;
+use crate::key::CompactCacheKey;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,7 +61,7 @@ impl Shard {
 ///
 /// ```
 /// use pingora_cache::eviction::{lru::Manager, EvictionManager};
-/// use pingora_cache::storage::CompactCacheKey;
+/// use pingora_cache::key::CompactCacheKey;
 ///
 /// let lru = Manager::with_shards(100, 1);
 /// let key = |b| CompactCacheKey { primary: [b; 16], variance: None };

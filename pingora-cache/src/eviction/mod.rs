@@ -7,7 +7,7 @@
 
 pub mod lru;
 
-use crate::storage::CompactCacheKey;
+use crate::key::CompactCacheKey;
 
 /// Tracks entries and their sizes, and picks what to evict.
 ///

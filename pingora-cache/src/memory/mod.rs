@@ -4,11 +4,9 @@
 mod body;
 
 use crate::eviction::{EvictionManager, lru};
-use crate::key::{CacheKey, HashBinary};
+use crate::key::{CacheKey, CompactCacheKey, HashBinary};
 use crate::meta::CacheMeta;
-use crate::storage::{
-    CompactCacheKey, ENTRY_TOO_LARGE, HandleMiss, HitHandler, MissHandler, Storage,
-};
+use crate::storage::{ENTRY_TOO_LARGE, HandleMiss, HitHandler, MissHandler, Storage};
 use async_trait::async_trait;
 use body::{Body, Fill};
 use bytes::Bytes;

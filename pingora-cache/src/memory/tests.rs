@@ -34,7 +34,9 @@ async fn store(cache: &MemCache, key: &CacheKey, m: &CacheMeta, body: &[u8]) -> 
 async fn miss_then_hit() {
     let cache = MemCache::new(1 << 20);
     let k = key("/a");
-    assert!(cache.lookup(&k).await.unwrap().is_none());
+    // Usable as a trait object, as the proxy holds it.
+    let dyn_storage: &dyn Storage = &cache;
+    assert!(dyn_storage.lookup(&k).await.unwrap().is_none());
     store(&cache, &k, &meta(&[("X", "1")]), b"body")
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 //!
 //! The in-memory tier is [`MemCache`](crate::memory::MemCache).
 
-use crate::key::{CacheKey, HashBinary};
+use crate::key::CacheKey;
 use crate::meta::CacheMeta;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,25 +21,6 @@ pub const PARTIAL_ENTRY_ABANDONED: ErrorType = ErrorType::Custom("PartialEntryAb
 /// The error kind a writer gets when the body grows past the storage's
 /// per-entry limit: the entry is dropped; keep proxying without caching.
 pub const ENTRY_TOO_LARGE: ErrorType = ErrorType::Custom("CacheEntryTooLarge");
-
-/// A cache key reduced to its hashes: what eviction and purge work with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CompactCacheKey {
-    /// [`CacheKey::primary_bin`].
-    pub primary: HashBinary,
-    /// [`CacheKey::variance_bin`].
-    pub variance: Option<HashBinary>,
-}
-
-impl CacheKey {
-    /// The key's hashes, for eviction and purge.
-    pub fn to_compact(&self) -> CompactCacheKey {
-        CompactCacheKey {
-            primary: self.primary_bin(),
-            variance: self.variance_bin().copied(),
-        }
-    }
-}
 
 /// Reads the body of a stored (or still filling) entry.
 #[async_trait]
