@@ -46,6 +46,10 @@ struct Inner {
     eviction: Box<dyn EvictionManager>,
     max_entry_size: usize,
     used: AtomicUsize,
+    /// Body bytes of entries still filling, and their cap: fills are not
+    /// yet admitted, so this is what bounds them all together.
+    filling: AtomicUsize,
+    max_filling: usize,
 }
 
 /// An in-memory cache storage.
@@ -55,7 +59,9 @@ struct Inner {
 ///   more. If the writer gives up, they get
 ///   [`PARTIAL_ENTRY_ABANDONED`](crate::storage::PARTIAL_ENTRY_ABANDONED).
 /// - **Bounded**: an entry whose body grows past the per-entry limit is
-///   abandoned ([`ENTRY_TOO_LARGE`] to its writer); finished entries are
+///   abandoned ([`ENTRY_TOO_LARGE`] to its writer), and so is one that
+///   would take the bytes of all entries still filling past their cap
+///   (by default the capacity given to [`new`](Self::new)); finished entries are
 ///   admitted through an [`EvictionManager`] (by default a size-weighted
 ///   LRU with the byte budget), and what it evicts is dropped.
 /// - **Sharded**: 16 read-write-locked maps by key hash, so lookups on
@@ -121,6 +127,25 @@ impl MemCache {
     pub fn new(capacity: usize) -> Self {
         let max_entry = DEFAULT_MAX_ENTRY_SIZE.min(capacity / SHARDS);
         Self::with_eviction(Box::new(lru::Manager::new(capacity)), max_entry)
+            .with_max_filling_bytes(capacity)
+    }
+
+    /// Cap the body bytes of all entries still being filled together
+    /// (unbounded by default with [`with_eviction`](Self::with_eviction)):
+    /// a write that would pass it abandons its entry with
+    /// [`ENTRY_TOO_LARGE`]. Call it on a cache not yet cloned; on a
+    /// shared one it does nothing.
+    #[must_use]
+    pub fn with_max_filling_bytes(mut self, max: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_filling = max;
+        }
+        self
+    }
+
+    /// The body bytes of entries still being filled.
+    pub fn filling_bytes(&self) -> usize {
+        self.inner.filling.load(Ordering::Relaxed)
     }
 
     /// A cache whose budget and policy are `eviction`'s, with bodies of at
@@ -132,6 +157,8 @@ impl MemCache {
                 eviction,
                 max_entry_size,
                 used: AtomicUsize::new(0),
+                filling: AtomicUsize::new(0),
+                max_filling: usize::MAX,
             }),
         }
     }
@@ -258,6 +285,8 @@ struct MemMissHandler {
     key: CompactCacheKey,
     entry: Arc<Entry>,
     finished: bool,
+    /// What this writer added to `Inner::filling`.
+    charged: usize,
 }
 
 #[async_trait]
@@ -272,6 +301,15 @@ impl HandleMiss for MemMissHandler {
             self.inner
                 .abandon(&self.key, &self.entry, "entry too large");
             return Error::e_explain(ENTRY_TOO_LARGE, "body past the per-entry limit");
+        }
+        let n = data.len();
+        let before = self.inner.filling.fetch_add(n, Ordering::Relaxed);
+        self.charged += n;
+        if before.saturating_add(n) > self.inner.max_filling {
+            self.finished = true;
+            self.inner
+                .abandon(&self.key, &self.entry, "cache memory full");
+            return Error::e_explain(ENTRY_TOO_LARGE, "entries being filled past their budget");
         }
         self.entry.body.push(data);
         Ok(())
@@ -303,6 +341,11 @@ impl Drop for MemMissHandler {
             self.inner
                 .abandon(&self.key, &self.entry, "writer dropped before finishing");
         }
+        // Finished (admitted and charged to `used`) or not, the entry no
+        // longer fills.
+        self.inner
+            .filling
+            .fetch_sub(self.charged, Ordering::Relaxed);
     }
 }
 
@@ -371,6 +414,7 @@ impl Storage for MemCache {
             key: compact,
             entry,
             finished: false,
+            charged: 0,
         }))
     }
 

@@ -272,3 +272,31 @@ async fn many_threads_read_at_once() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn fills_share_a_budget() {
+    let cache = MemCache::with_eviction(Box::new(lru::Manager::new(1 << 20)), 100)
+        .with_max_filling_bytes(150);
+    let mut a = cache
+        .get_miss_handler(&key("/a"), &meta(&[]))
+        .await
+        .unwrap();
+    let mut b = cache
+        .get_miss_handler(&key("/b"), &meta(&[]))
+        .await
+        .unwrap();
+    a.write_body(vec![b'a'; 80].into()).await.unwrap();
+    assert_eq!(cache.filling_bytes(), 80);
+    let err = b.write_body(vec![b'b'; 80].into()).await.unwrap_err();
+    assert_eq!(*err.etype(), ENTRY_TOO_LARGE);
+    drop(b);
+    assert_eq!(cache.filling_bytes(), 80);
+    assert!(cache.lookup(&key("/b")).await.unwrap().is_none());
+    a.finish().await.unwrap();
+    assert_eq!(cache.filling_bytes(), 0);
+    // The budget is free again.
+    store(&cache, &key("/c"), &meta(&[]), &[b'c'; 90])
+        .await
+        .unwrap();
+    assert_eq!(cache.filling_bytes(), 0);
+}
