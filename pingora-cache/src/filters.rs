@@ -311,14 +311,25 @@ pub fn resp_cacheable(
         return Uncacheable(R::OriginNotCache);
     };
     let forbids_stale = cc.is_some_and(CacheControl::forbids_stale);
+    // s-maxage carries proxy-revalidate for shared caches (§5.2.2.10):
+    // no stale serving on the cache's own defaults, only in the windows
+    // the response grants explicitly (RFC 5861).
+    let (default_swr, default_sie) = if cc.and_then(CacheControl::s_maxage).is_some() {
+        (0, 0)
+    } else {
+        (
+            defaults.stale_while_revalidate_sec,
+            defaults.stale_if_error_sec,
+        )
+    };
     let (swr, sie) = if forbids_stale {
         (0, 0)
     } else {
         (
             cc.and_then(CacheControl::serve_stale_while_revalidate_sec)
-                .unwrap_or(defaults.stale_while_revalidate_sec),
+                .unwrap_or(default_swr),
             cc.and_then(CacheControl::serve_stale_if_error_sec)
-                .unwrap_or(defaults.stale_if_error_sec),
+                .unwrap_or(default_sie),
         )
     };
     let has_validator = resp.has_header("etag") || resp.has_header("last-modified");

@@ -227,6 +227,22 @@ fn stale_windows_from_response_or_defaults() {
         &d,
     ));
     assert!(m.must_revalidate());
+    // s-maxage: only the windows the response grants.
+    let m = meta(verdict(200, &[("Cache-Control", "s-maxage=10")], false, &d));
+    assert_eq!(
+        (m.stale_while_revalidate_sec(), m.stale_if_error_sec()),
+        (0, 0)
+    );
+    let m = meta(verdict(
+        200,
+        &[("Cache-Control", "s-maxage=10, stale-if-error=5")],
+        false,
+        &d,
+    ));
+    assert_eq!(
+        (m.stale_while_revalidate_sec(), m.stale_if_error_sec()),
+        (0, 5)
+    );
 }
 
 #[test]
