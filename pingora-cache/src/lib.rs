@@ -7,7 +7,8 @@
 //!   ([`freshness`]), and the stored response's [`CacheMeta`].
 //! - Keys and variants: [`CacheKey`] with its fixed-size hashes, `Vary`
 //!   ([`variance`]), conditional requests and revalidation
-//!   ([`conditional`]), and ranges served from a full response ([`range`]).
+//!   ([`conditional`]), ranges served from a full response ([`range`]),
+//!   and how to answer a request from a stored response ([`hit`]).
 //! - Storage: the [`Storage`] trait, the streaming in-memory
 //!   [`MemCache`], and eviction through an
 //!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
@@ -45,6 +46,7 @@ pub mod conditional;
 pub mod eviction;
 pub mod filters;
 pub mod freshness;
+pub mod hit;
 pub mod key;
 pub mod lock;
 pub mod memory;

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use pingora_cache::conditional::{add_validators, not_modified, revalidated_meta, to_304};
-use pingora_cache::range::{RangeType, range_header_filter};
+use pingora_cache::hit::{BodyPlan, plan_hit};
 use pingora_cache::storage::lookup_variant;
 use pingora_cache::variance::variance_for;
 use pingora_cache::{
@@ -166,16 +166,39 @@ async fn hit_conditional_range_revalidate_purge() {
         304
     );
 
-    // A range is served by seeking the stored body.
+    // A range is served by seeking the stored body (plan_hit decides).
     let ranged = get("/doc", &[("Range", "bytes=-3")]);
-    let mut head = meta.header_for_hit(at(4)).unwrap();
-    let RangeType::Single(r) = range_header_filter(&ranged, &mut head, 10).unwrap() else {
+    let (meta, mut hit) = lookup_variant(&cache, &mut key, &ranged)
+        .await
+        .unwrap()
+        .unwrap();
+    let plan = plan_hit(&ranged, &meta, at(4), hit.body_len()).unwrap();
+    let BodyPlan::Range(r) = plan.body else {
         panic!("single range");
     };
-    let (_, mut hit) = cache.lookup(&key).await.unwrap().unwrap();
     hit.seek(r.start, Some(r.end)).unwrap();
     assert_eq!(body(&mut hit).await, b"789");
-    assert_eq!(head.get_header("content-range").unwrap(), "bytes 7-9/10");
+    assert_eq!(
+        plan.header.get_header("content-range").unwrap(),
+        "bytes 7-9/10"
+    );
+
+    // Multiple ranges: multipart framing around seeks.
+    let ranged = get("/doc", &[("Range", "bytes=0-1,8-")]);
+    let plan = plan_hit(&ranged, &meta, at(4), Some(10)).unwrap();
+    let BodyPlan::Multi(parts) = plan.body else {
+        panic!("multipart");
+    };
+    let mut sent = Vec::new();
+    for r in parts.ranges() {
+        sent.extend(parts.part_header(r));
+        let (_, mut hit) = cache.lookup(&key).await.unwrap().unwrap();
+        hit.seek(r.start, Some(r.end)).unwrap();
+        sent.extend(body(&mut hit).await);
+    }
+    sent.extend(parts.trailer());
+    let length = plan.header.get_header("content-length").unwrap();
+    assert_eq!(length.to_str().unwrap(), sent.len().to_string());
 
     // Stale at 20: revalidate with the stored ETag; the 304 refreshes it.
     assert_eq!(meta.freshness(at(20)), Freshness::Stale);

@@ -149,6 +149,11 @@ impl HandleHit for BodyReader {
         }
     }
 
+    fn body_len(&self) -> Option<u64> {
+        let state = self.rx.borrow();
+        (state.fill == Fill::Done).then_some(state.len)
+    }
+
     fn can_seek(&self) -> bool {
         true
     }
@@ -172,6 +177,7 @@ mod tests {
     async fn reader_follows_writer() {
         let body = Arc::new(Body::new());
         let mut r = body.reader();
+        assert_eq!(r.body_len(), None);
         let b2 = Arc::clone(&body);
         let writer = tokio::spawn(async move {
             for piece in ["ab", "", "cd", "e"] {
@@ -203,6 +209,7 @@ mod tests {
             got.extend_from_slice(&b);
         }
         assert_eq!(got, b"345678");
+        assert_eq!(r.body_len(), Some(10));
         let mut r = body.reader();
         r.seek(8, Some(20)).unwrap();
         assert_eq!(&r.read_body().await.unwrap().unwrap()[..], b"89");

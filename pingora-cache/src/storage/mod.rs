@@ -38,6 +38,12 @@ pub trait HandleHit: Send + Sync {
     /// Cancel safe: nothing is consumed until a piece is returned.
     async fn read_body(&mut self) -> Result<Option<Bytes>>;
 
+    /// The length of the whole body, once it is known (the entry is
+    /// complete); `None` while it is still being written.
+    fn body_len(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether [`seek`](Self::seek) works.
     fn can_seek(&self) -> bool {
         false
