@@ -20,6 +20,32 @@
 //! names a proxy type, reads the clock on its own in the RFC rules, or
 //! opens a socket.
 //!
+//! # How a proxy drives it
+//!
+//! Per request, when caching is on:
+//!
+//! 1. Only GET and HEAD use the cache ([`filters::request_cacheable`]); an
+//!    unsafe method whose response is not an error purges its target
+//!    ([`filters::invalidates`], [`Storage::purge`]).
+//! 2. Build the key ([`CacheKey::for_request`], then
+//!    [`CacheKey::extend`] for user parts); a purge request calls
+//!    [`Storage::purge`] and stops.
+//! 3. [`storage::lookup_variant`]: on a hit, [`CacheMeta::freshness`]
+//!    says fresh (serve), stale-while-revalidate (serve, and refresh in
+//!    the background if [`CacheLock::lock`] gives the write permit) or
+//!    stale (revalidate: [`conditional::add_validators`] on the upstream
+//!    request; a 304 goes through [`conditional::revalidated_meta`] and
+//!    [`Storage::update_meta`]; an origin error may still serve it if
+//!    [`CacheMeta::can_serve_stale_if_error`]). Serve with
+//!    [`hit::plan_hit`] and [`HitHandler`] reads.
+//! 4. On a miss, [`CacheLock::lock`]: the writer fetches; the others
+//!    [`wait`](lock::ReadLock::wait) and look up again on
+//!    [`LockStatus::Done`], or go to the origin on anything else.
+//! 5. The writer decides with [`resp_cacheable`], sets the variance from
+//!    [`variance::variance_for`], writes through
+//!    [`Storage::get_miss_handler`] while streaming to the client, and
+//!    releases the permit with the outcome.
+//!
 //! # Examples
 //!
 //! ```
