@@ -38,7 +38,9 @@
 //!    [`Storage::update_meta`]; an origin error may still serve it if
 //!    [`CacheMeta::can_serve_stale_if_error`]). Serve with
 //!    [`hit::plan_hit`] and [`HitHandler`] reads.
-//! 4. On a miss, [`CacheLock::lock`]: the writer fetches; the others
+//! 4. On a miss, [`CacheLock::lock`]: the writer looks up once more (a
+//!    previous writer may have finished since step 3), then fetches; the
+//!    others
 //!    [`wait`](lock::ReadLock::wait) and look up again on
 //!    [`LockStatus::Done`], or go to the origin on anything else.
 //! 5. The writer decides with [`resp_cacheable`], sets the variance from

@@ -3,7 +3,10 @@
 //!
 //! The first to [`lock`](CacheLock::lock) a key gets a
 //! [`WritePermit`] and fetches; the others get a [`ReadLock`] and
-//! [`wait`](ReadLock::wait). What they learn:
+//! [`wait`](ReadLock::wait). A writer should look the key up once more
+//! before fetching: the lookup that missed came before the lock, and a
+//! previous writer may have stored the entry in between. What the
+//! waiters learn:
 //!
 //! - [`LockStatus::Done`]: the entry is stored; look it up again.
 //! - [`LockStatus::GiveUp`] (uncacheable), [`LockStatus::TransientError`]

@@ -97,6 +97,13 @@ async fn hundred_concurrent_misses_one_origin_request() {
                     }
                     match lock.lock(&key) {
                         Locked::Write(permit) => {
+                            // A writer that finished between our lookup and
+                            // our lock left the entry: look once more.
+                            let again = lookup_variant(&cache, &mut key, &req).await.unwrap();
+                            if let Some((_, mut hit)) = again {
+                                permit.release(LockStatus::Done);
+                                return body(&mut hit).await;
+                            }
                             origin_hits.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             let resp = origin_response(&[("Cache-Control", "max-age=60")]);
