@@ -136,7 +136,7 @@ pub fn to_304(stored: &ResponseHeader) -> Result<ResponseHeader> {
     for (name, value) in stored.wire_headers() {
         let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
         if NOT_MODIFIED_FIELDS.contains(&lower.as_str()) {
-            resp.append_header(&String::from_utf8_lossy(name), value.clone())?;
+            resp.append_header(String::from_utf8_lossy(name).as_ref(), value.clone())?;
         }
     }
     Ok(resp)

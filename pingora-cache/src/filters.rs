@@ -291,7 +291,7 @@ pub fn resp_cacheable(
         .flat_map(|c| [c.private_fields(), c.no_cache_fields()])
     {
         for name in list.unwrap_or_default() {
-            resp.remove_header(name);
+            resp.remove_header(&**name);
         }
     }
     if resp.has_header("set-cookie") && !defaults.allow_set_cookie {

@@ -286,7 +286,7 @@ mod tests {
         );
         // Heuristics only for heuristically cacheable statuses, unless public.
         let mut r3 = r2.clone();
-        r3.set_status(StatusCode::FOUND);
+        r3.set_status(StatusCode::FOUND).unwrap();
         assert_eq!(freshness_lifetime(None, &r3, now, Some(&h)), None);
         let public = cc("public").unwrap();
         assert!(freshness_lifetime(Some(&public), &r3, now, Some(&h)).is_some());

@@ -194,7 +194,7 @@ pub fn range_header_filter(
     match &mut parsed {
         RangeType::None => {}
         RangeType::Single(r) => {
-            resp.set_status(StatusCode::PARTIAL_CONTENT);
+            resp.set_status(StatusCode::PARTIAL_CONTENT)?;
             let cr = format!("bytes {}-{}/{len}", r.start, r.end - 1);
             resp.insert_header("Content-Range", cr)?;
             resp.insert_header("Content-Length", (r.end - r.start).to_string())?;
@@ -203,13 +203,13 @@ pub fn range_header_filter(
             if let Some(ct) = resp.get_header("content-type") {
                 parts.set_part_content_type(ct.as_bytes());
             }
-            resp.set_status(StatusCode::PARTIAL_CONTENT);
+            resp.set_status(StatusCode::PARTIAL_CONTENT)?;
             resp.insert_header("Content-Type", parts.content_type())?;
             resp.insert_header("Content-Length", parts.body_len().to_string())?;
             resp.remove_header("content-range");
         }
         RangeType::Invalid => {
-            resp.set_status(StatusCode::RANGE_NOT_SATISFIABLE);
+            resp.set_status(StatusCode::RANGE_NOT_SATISFIABLE)?;
             resp.insert_header("Content-Range", format!("bytes */{len}"))?;
             resp.insert_header("Content-Length", "0")?;
         }

@@ -69,7 +69,7 @@ fn if_none_match() {
     assert!(!not_modified(&r, &s));
     // Not for a stored non-200.
     let mut s404 = stored(&[("ETag", "\"a\"")]);
-    s404.set_status(StatusCode::NOT_FOUND);
+    s404.set_status(StatusCode::NOT_FOUND).unwrap();
     assert!(!not_modified(
         &req("GET", &[("If-None-Match", "\"a\"")]),
         &s404
