@@ -88,8 +88,11 @@ impl TlsBackend {
         default_roots: Option<Vec<CertificateDer<'static>>>,
         key_log: bool,
     ) -> Result<Arc<dyn ConnectorImpl>> {
-        #[cfg(any(feature = "openssl", feature = "boringssl"))]
-        if key_log && !matches!(self, Self::Rustls) {
+        #[cfg(feature = "rustls")]
+        let writes_key_log = matches!(self, Self::Rustls);
+        #[cfg(not(feature = "rustls"))]
+        let writes_key_log = false;
+        if key_log && !writes_key_log {
             log::warn!("upstream_debug_ssl_keylog: only the rustls backend writes key logs");
         }
         match self {
