@@ -300,8 +300,10 @@ impl ProxyHttp for Gate {
         }
         let mut resp = ResponseHeader::build(403, None)?;
         resp.insert_header("Content-Length", "6")?;
-        session.write_response_header(resp).await?;
-        session.write_response_body(b"denied").await?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some("denied".into()), true)
+            .await?;
         Ok(true)
     }
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {

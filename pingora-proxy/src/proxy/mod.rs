@@ -184,7 +184,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             // After a response head went out, a second response is
             // impossible: the connection must close so the client sees
             // the failure instead of a truncated success.
-            session.set_keepalive(false);
+            session.set_keepalive(None);
             let status = self.inner.fail_to_proxy(session, e, &mut ctx).await;
             if !self.inner.suppress_error_log(session, &ctx, e) {
                 let summary = self.inner.request_summary(session, &ctx);
@@ -238,7 +238,7 @@ async fn refuse_connect(session: &mut Session) -> Result<()> {
     let mut resp = ResponseHeader::build(405, Some(2))?;
     resp.insert_header("Allow", ALLOW)?;
     resp.insert_header("Content-Length", "0")?;
-    session.set_keepalive(false);
-    session.write_response_header(resp).await?;
+    session.set_keepalive(None);
+    session.write_head(resp).await?;
     session.finish_response(None).await
 }
