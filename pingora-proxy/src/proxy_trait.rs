@@ -4,6 +4,7 @@ use crate::Session;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
@@ -45,6 +46,27 @@ use std::future::Future;
 ///
 /// Cache phases will sit between steps 3 and 4.
 ///
+/// # HTTP modules
+///
+/// The modules of [`init_downstream_modules`](Self::init_downstream_modules)
+/// run around these phases, in their [order](pingora_core::modules::http::HttpModuleBuilder::order):
+///
+/// - their request head filters right after step 1
+///   (`early_request_filter`), before step 2 (`request_filter`);
+/// - their request body filters as each piece is read from the client,
+///   before [`request_body_filter`](Self::request_body_filter) (and
+///   before a phase that reads the body with
+///   [`Session::read_request_body`] sees it);
+/// - their response head filters after
+///   [`response_filter`](Self::response_filter), just before the head is
+///   written, and their body and trailer filters after
+///   [`response_body_filter`](Self::response_body_filter) and
+///   [`response_trailer_filter`](Self::response_trailer_filter).
+///
+/// Responses a phase writes itself ([`Session::write_response_header`],
+/// [`Session::respond_error_with_body`]) go through the response filters
+/// too; a bodyless [`Session::respond_error`] does not.
+///
 /// Implement the asynchronous phases with plain `async fn` (no macro
 /// needed); each must return a `Send` future, as the proxy runs on a
 /// multi-threaded runtime. Their futures are not boxed: the default ones
@@ -77,6 +99,58 @@ pub trait ProxyHttp: Send + Sync {
 
     /// A fresh state for a new request.
     fn new_ctx(&self) -> Self::CTX;
+
+    /// Register the HTTP modules every request of this proxy runs
+    /// (called once, when the proxy is built); each request gets fresh
+    /// instances, reachable with [`Session::downstream_modules_ctx_mut`].
+    /// None by default.
+    ///
+    /// Where the modules run among the phases (see the
+    /// [module order](ProxyHttp#http-modules)): the request hooks before
+    /// the user's filters of the same kind, the response hooks after
+    /// them, right before the bytes go to the client.
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::Result;
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// use pingora_core::modules::http::{
+    ///     async_trait, HttpModule, HttpModuleBuilder, HttpModules, Module,
+    /// };
+    /// use pingora_core::header::ResponseHeader;
+    /// use std::any::Any;
+    ///
+    /// struct Tag;
+    ///
+    /// #[async_trait]
+    /// impl HttpModule for Tag {
+    ///     async fn response_header_filter(&mut self, resp: &mut ResponseHeader, _: bool) -> Result<()> {
+    ///         resp.insert_header("X-Tagged", "1")
+    ///     }
+    ///     fn as_any(&self) -> &dyn Any { self }
+    ///     fn as_any_mut(&mut self) -> &mut dyn Any { self }
+    /// }
+    ///
+    /// struct TagBuilder;
+    ///
+    /// impl HttpModuleBuilder for TagBuilder {
+    ///     fn init(&self) -> Module { Box::new(Tag) }
+    /// }
+    ///
+    /// struct Tagged;
+    ///
+    /// impl ProxyHttp for Tagged {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    ///     fn init_downstream_modules(&self, modules: &mut HttpModules) {
+    ///         modules.add_module(Box::new(TagBuilder));
+    ///     }
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    /// }
+    /// ```
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     /// Where to send the request. Called again for each retry, so it can
     /// pick another peer.

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::modules::http::HttpModuleCtx;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Digest, SocketAddr};
 use pingora_core::server::ShutdownWatch;
@@ -40,6 +41,12 @@ pub struct Session {
     /// The head of a bodyless error response, which the downstream
     /// session writes without keeping one.
     error_head: Option<Box<ResponseHeader>>,
+    /// This request's HTTP modules.
+    modules: HttpModuleCtx,
+    /// The modules saw the end of the request body.
+    modules_request_ended: bool,
+    /// The modules saw the end of the response body.
+    modules_response_ended: bool,
 }
 
 impl Session {
@@ -59,6 +66,9 @@ impl Session {
             forwarding: false,
             body_limit: None,
             error_head: None,
+            modules: HttpModuleCtx::empty(),
+            modules_request_ended: false,
+            modules_response_ended: false,
         }
     }
 
@@ -72,6 +82,33 @@ impl Session {
     /// and dropping one per request would cost four atomic operations.
     pub(crate) const fn take_shutdown_watch(&mut self) -> Option<ShutdownWatch> {
         self.shutdown.take()
+    }
+
+    /// Give this request its module instances.
+    pub(crate) fn set_modules(&mut self, modules: HttpModuleCtx) {
+        self.modules = modules;
+    }
+
+    /// Run the modules' request head filters.
+    pub(crate) async fn run_request_header_modules(&mut self) -> Result<()> {
+        if self.modules.is_empty() {
+            return Ok(());
+        }
+        let req = self.downstream.req_header_mut();
+        self.modules.request_header_filter(req).await
+    }
+
+    /// This request's HTTP modules (see
+    /// [`ProxyHttp::init_downstream_modules`](crate::ProxyHttp::init_downstream_modules)),
+    /// to find one by type with [`HttpModuleCtx::get`].
+    pub const fn downstream_modules_ctx(&self) -> &HttpModuleCtx {
+        &self.modules
+    }
+
+    /// This request's HTTP modules, to change one (for example to turn it
+    /// off for this request) with [`HttpModuleCtx::get_mut`].
+    pub const fn downstream_modules_ctx_mut(&mut self) -> &mut HttpModuleCtx {
+        &mut self.modules
     }
 
     /// The request head as the client sent it (or as phases changed it).
@@ -109,7 +146,7 @@ impl Session {
     /// completes and returns them.
     pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
         self.check_body_limit(0)?;
-        let data = self.downstream.read_body_bytes().await?;
+        let data = self.read_through_modules().await?;
         if let Some(data) = &data {
             self.check_body_limit(data.len())?;
             self.body_bytes_read += data.len() as u64;
@@ -118,6 +155,24 @@ impl Session {
             }
         }
         Ok(data)
+    }
+
+    /// The next piece of body from the client, through the modules'
+    /// request body filters.
+    async fn read_through_modules(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let mut data = self.downstream.read_body_bytes().await?;
+            if self.modules.is_empty() || (data.is_none() && self.modules_request_ended) {
+                return Ok(data);
+            }
+            let end = data.is_none() || self.downstream.is_body_done();
+            self.modules.request_body_filter(&mut data, end).await?;
+            self.modules_request_ended = end;
+            // A module may drop a piece: read on, unless the body ended.
+            if data.is_some() || end {
+                return Ok(data);
+            }
+        }
     }
 
     /// Fail with 413 when the body read so far plus `more` bytes, or the
@@ -274,18 +329,29 @@ impl Session {
         resp: Box<ResponseHeader>,
         end_of_stream: bool,
     ) -> Result<()> {
-        self.write_head(*resp).await?;
+        self.write_head(*resp, end_of_stream).await?;
         if end_of_stream {
             self.finish_response(None).await?;
         }
         Ok(())
     }
 
-    /// Write a response head given by value: what
+    /// Write a response head given by value, through the modules' filters
+    /// when it is a final one: what
     /// [`write_response_header`](Self::write_response_header) does with a
-    /// boxed one and no end of stream.
-    pub(crate) async fn write_head(&mut self, resp: ResponseHeader) -> Result<()> {
+    /// boxed one.
+    pub(crate) async fn write_head(
+        &mut self,
+        mut resp: ResponseHeader,
+        end_of_stream: bool,
+    ) -> Result<()> {
         let status = resp.status();
+        let last = !status.is_informational();
+        if last && !self.modules.is_empty() {
+            self.modules
+                .response_header_filter(&mut resp, end_of_stream)
+                .await?;
+        }
         // A server shutting down answers requests in flight, but tells
         // their clients not to send another one.
         if self.shutdown.as_ref().is_some_and(|s| *s.borrow()) {
@@ -320,17 +386,29 @@ impl Session {
         data: Option<Bytes>,
         end_of_stream: bool,
     ) -> Result<()> {
-        if let Some(data) = data.filter(|d| !d.is_empty()) {
-            self.write_body_piece(&data).await?;
-        }
+        self.write_body(data, end_of_stream).await?;
         if end_of_stream {
             self.finish_response(None).await?;
         }
         Ok(())
     }
 
-    /// Write a piece of the response body.
-    pub(crate) async fn write_body_piece(&mut self, data: &[u8]) -> Result<()> {
+    /// Write a piece of the response body through the modules' filters;
+    /// `end` tells them it is the last.
+    pub(crate) async fn write_body(&mut self, mut data: Option<Bytes>, end: bool) -> Result<()> {
+        if !self.modules.is_empty() && !self.modules_response_ended {
+            self.modules.response_body_filter(&mut data, end)?;
+            self.modules_response_ended = end;
+        }
+        match data.filter(|d| !d.is_empty()) {
+            Some(data) => self.write_raw(&data).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Write bytes to the client as they are: response body past every
+    /// filter, or a tunnel's bytes.
+    pub(crate) async fn write_raw(&mut self, data: &[u8]) -> Result<()> {
         self.downstream.write_body(data).await?;
         self.body_bytes_sent += data.len() as u64;
         Ok(())
@@ -342,7 +420,17 @@ impl Session {
     ///
     /// When the body is shorter than announced or writing fails.
     pub async fn finish_response(&mut self, trailers: Option<&HeaderMap>) -> Result<()> {
-        self.downstream.finish_response(trailers).await
+        if self.modules.is_empty() || self.response_status.is_none() {
+            return self.downstream.finish_response(trailers).await;
+        }
+        if !self.modules_response_ended {
+            self.write_body(None, true).await?;
+        }
+        let mut trailers = trailers.map(|t| Box::new(t.clone()));
+        if let Some(bytes) = self.modules.response_trailer_filter(&mut trailers)? {
+            self.write_raw(&bytes).await?;
+        }
+        self.downstream.finish_response(trailers.as_deref()).await
     }
 
     /// Answer with a bodyless error `status` and close the connection
@@ -409,7 +497,7 @@ impl Session {
         }
         let mut resp = ResponseHeader::build(status, Some(2))?;
         resp.insert_header("Content-Length", body.len().to_string())?;
-        self.write_head(resp).await?;
+        self.write_head(resp, body.is_empty()).await?;
         self.write_response_body(Some(body), true).await
     }
 

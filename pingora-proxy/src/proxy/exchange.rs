@@ -248,7 +248,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if status != StatusCode::CONTINUE {
             let mut head = head;
             hop::downstream_response(&mut head).map_err(after)?;
-            session.write_head(head).await.map_err(after)?;
+            session.write_head(head, false).await.map_err(after)?;
         }
         Ok(None)
     }
@@ -285,7 +285,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
         self.inner.response_filter(session, &mut resp, ctx).await?;
-        session.write_head(resp).await?;
+        let bodyless = client.is_body_done() && !client.has_body_bytes();
+        session.write_head(resp, bodyless).await?;
         if client.is_upgraded() {
             session.flush().await?;
             return super::tunnel::run(session, client).await;
@@ -347,9 +348,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
             self.inner
                 .response_body_filter(session, &mut piece, end, ctx)?;
-            if let Some(piece) = piece.filter(|p| !p.is_empty()) {
-                session.write_body_piece(&piece).await?;
-            }
+            session.write_body(piece, end).await?;
             if end {
                 break;
             }
