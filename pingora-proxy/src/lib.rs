@@ -97,6 +97,6 @@ mod session;
 
 pub use error::error_status;
 pub use proxy::HttpProxy;
-pub use proxy_trait::ProxyHttp;
+pub use proxy_trait::{FailToProxy, ProxyHttp};
 pub use service::{HttpProxyService, http_proxy_service, try_http_proxy_service};
 pub use session::Session;

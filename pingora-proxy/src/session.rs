@@ -8,6 +8,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Digest, SocketAddr};
 use pingora_core::server::ShutdownWatch;
 use pingora_error::{Error, ErrorType, Result};
+use std::any::Any;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -47,7 +48,12 @@ pub struct Session {
     modules_request_ended: bool,
     /// The modules saw the end of the response body.
     modules_response_ended: bool,
+    /// State kept across the requests of one HTTP/1 connection.
+    conn_ctx: Option<ConnectionCtx>,
 }
+
+/// What [`Session::set_connection_ctx`] keeps.
+pub(crate) type ConnectionCtx = Box<dyn Any + Send + Sync>;
 
 impl Session {
     /// A session for one request on `downstream`; `reused` says the client
@@ -69,6 +75,7 @@ impl Session {
             modules: HttpModuleCtx::empty(),
             modules_request_ended: false,
             modules_response_ended: false,
+            conn_ctx: None,
         }
     }
 
@@ -109,6 +116,74 @@ impl Session {
     /// off for this request) with [`HttpModuleCtx::get_mut`].
     pub const fn downstream_modules_ctx_mut(&mut self) -> &mut HttpModuleCtx {
         &mut self.modules
+    }
+
+    /// Hand this request the connection's context, and take it back.
+    pub(crate) fn put_connection_ctx(&mut self, ctx: Option<ConnectionCtx>) {
+        self.conn_ctx = ctx;
+    }
+
+    pub(crate) fn take_connection_ctx(&mut self) -> Option<ConnectionCtx> {
+        self.conn_ctx.take()
+    }
+
+    /// Keep `ctx` for the rest of this client connection: the next
+    /// requests on it find it with [`connection_ctx`](Self::connection_ctx)
+    /// (replacing any context of another type). For state that belongs to
+    /// the connection rather than to one request, such as a login done
+    /// once per connection or a count of its requests.
+    ///
+    /// It lives as long as the HTTP/1 connection: a connection that holds
+    /// one is never parked while idle (parking frees everything but the
+    /// socket, see [`H1Config::park_idle_after`](pingora_core::protocols::http::v1::H1Config::park_idle_after)),
+    /// so it keeps its task and memory between requests. Each HTTP/2
+    /// stream is a request of its own: a context set there is dropped
+    /// with the stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::Result;
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// struct Requests(u64);
+    ///
+    /// struct Counting;
+    ///
+    /// impl ProxyHttp for Counting {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    ///     async fn request_filter(&self, session: &mut Session, _: &mut ()) -> Result<bool> {
+    ///         match session.connection_ctx_mut::<Requests>() {
+    ///             Some(seen) => seen.0 += 1,
+    ///             None => session.set_connection_ctx(Requests(1)),
+    ///         }
+    ///         Ok(false)
+    ///     }
+    /// }
+    /// ```
+    pub fn set_connection_ctx<T: Any + Send + Sync>(&mut self, ctx: T) {
+        self.conn_ctx = Some(Box::new(ctx));
+    }
+
+    /// The connection's context, when one of type `T` was set by this or
+    /// an earlier request on the connection.
+    pub fn connection_ctx<T: Any>(&self) -> Option<&T> {
+        self.conn_ctx.as_ref()?.downcast_ref()
+    }
+
+    /// The connection's context, to change.
+    pub fn connection_ctx_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.conn_ctx.as_mut()?.downcast_mut()
+    }
+
+    /// Drop the connection's context (the connection can then be parked
+    /// again while idle).
+    pub fn clear_connection_ctx(&mut self) {
+        self.conn_ctx = None;
     }
 
     /// The request head as the client sent it (or as phases changed it).

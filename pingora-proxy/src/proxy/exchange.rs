@@ -346,19 +346,31 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let mut piece = piece;
             self.inner
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
-            self.inner
+            let throttle = self
+                .inner
                 .response_body_filter(session, &mut piece, end, ctx)?;
             session.write_body(piece, end).await?;
             if end {
                 break;
+            }
+            if let Some(pause) = throttle {
+                // Not reading the upstream meanwhile: backpressure slows
+                // it down, nothing piles up here.
+                pingora_timeout::sleep(pause).await;
             }
         }
         match client.trailers() {
             Some(trailers) => {
                 let mut trailers = trailers.clone();
                 self.inner
+                    .upstream_response_trailer_filter(session, &mut trailers, ctx)?;
+                let last = self
+                    .inner
                     .response_trailer_filter(session, &mut trailers, ctx)
                     .await?;
+                if let Some(bytes) = last {
+                    session.write_raw(&bytes).await?;
+                }
                 session.finish_response(Some(&trailers)).await
             }
             None => session.finish_response(None).await,

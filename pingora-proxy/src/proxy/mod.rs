@@ -190,10 +190,16 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             // After a response head went out, a second response is
             // impossible: the connection must close so the client sees
             // the failure instead of a truncated success.
-            session.set_keepalive(None);
-            let status = self.inner.fail_to_proxy(session, e, &mut ctx).await;
+            if session.response_started() {
+                session.set_keepalive(None);
+            }
+            let failed = self.inner.fail_to_proxy(session, e, &mut ctx).await;
+            if !failed.can_reuse_downstream {
+                session.set_keepalive(None);
+            }
             if !self.inner.suppress_error_log(session, &ctx, e) {
                 let summary = self.inner.request_summary(session, &ctx);
+                let status = failed.error_code;
                 log::error!("fail to proxy: {e}, status: {status}, {summary}");
             }
         }
