@@ -135,7 +135,7 @@ impl ProxyHttp for Recorder {
         _: &mut Session,
         _: &mut HeaderMap,
         _: &mut usize,
-    ) -> Result<Option<bytes::Bytes>> {
+    ) -> Result<Option<Bytes>> {
         self.note("response_trailer_filter");
         Ok(None)
     }

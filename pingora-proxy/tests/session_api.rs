@@ -21,11 +21,15 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Per request: the status of the head written, and whether it said
+/// `Connection: close`.
+type Written = Arc<Mutex<Vec<Option<(u16, bool)>>>>;
+
 /// Answers by path, otherwise proxies to `origin`; logs the status of
 /// the head each request wrote, as `response_written` shows it.
 struct Answers {
     origin: SocketAddr,
-    written: Arc<Mutex<Vec<Option<(u16, bool)>>>>,
+    written: Written,
 }
 
 impl ProxyHttp for Answers {
@@ -103,7 +107,7 @@ impl ProxyHttp for Answers {
     }
 }
 
-async fn setup() -> (Running, Running, Arc<Mutex<Vec<Option<(u16, bool)>>>>) {
+async fn setup() -> (Running, Running, Written) {
     let origin = start_origin(EchoApp).await;
     let written = Arc::new(Mutex::new(Vec::new()));
     let proxy = start_proxy(
