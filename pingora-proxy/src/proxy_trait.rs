@@ -106,8 +106,11 @@ pub struct FailToProxy {
 /// }
 /// ```
 ///
-/// The body filters are plain functions, not `async`: they run for every
-/// piece of body.
+/// The response body filters are plain functions, not `async`: they run
+/// for every piece of body (a filter that needs to wait returns a pause,
+/// see [`response_body_filter`](Self::response_body_filter)).
+/// [`request_body_filter`](Self::request_body_filter) is `async`, as in
+/// Pingora.
 pub trait ProxyHttp: Send + Sync {
     /// Per-request state, created by [`new_ctx`](Self::new_ctx) and handed
     /// to every phase of that request.
@@ -269,6 +272,10 @@ pub trait ProxyHttp: Send + Sync {
     /// [`upstream_request_filter`](Self::upstream_request_filter) (remove
     /// `Content-Length`, set `Transfer-Encoding: chunked`).
     ///
+    /// Asynchronous, as in Pingora, so a filter may wait (to check a
+    /// piece against a service, say) while the upload is held back by
+    /// backpressure. The default's future costs nothing.
+    ///
     /// # Errors
     ///
     /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
@@ -278,8 +285,8 @@ pub trait ProxyHttp: Send + Sync {
         _body: &mut Option<Bytes>,
         _end_of_stream: bool,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Change the response head as it arrives from the upstream

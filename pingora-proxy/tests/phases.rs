@@ -78,7 +78,7 @@ impl ProxyHttp for Recorder {
         self.note("upstream_request_filter");
         Ok(())
     }
-    fn request_body_filter(
+    async fn request_body_filter(
         &self,
         _: &mut Session,
         _: &mut Option<Bytes>,

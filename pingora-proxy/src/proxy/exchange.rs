@@ -213,6 +213,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut piece = piece;
         self.inner
             .request_body_filter(session, &mut piece, end, ctx)
+            .await
             .map_err(before)?;
         if let Some(piece) = piece.filter(|p| !p.is_empty()) {
             client.write_body(&piece).await.map_err(before)?;
