@@ -614,6 +614,22 @@ impl Session {
         self.digest().and_then(|d| d.peer_addr.as_ref())
     }
 
+    /// Our address on the client connection (the listener's).
+    pub fn server_addr(&self) -> Option<&SocketAddr> {
+        self.digest().and_then(|d| d.local_addr.as_ref())
+    }
+
+    /// The bytes of the request field `name`, empty when it is absent
+    /// (or repeated).
+    pub fn get_header_bytes(&self, name: &str) -> &[u8] {
+        self.get_header(name).map_or(&[], |v| v.as_bytes())
+    }
+
+    /// Whether the client speaks HTTP/2 on this request.
+    pub const fn is_http2(&self) -> bool {
+        matches!(self.downstream, ServerSession::H2(_))
+    }
+
     /// Keep the client connection open after this request, waiting up to
     /// `Some(seconds)` for the next request, or close it (`None`).
     /// Closing always wins over a later `Some`; call it before the

@@ -70,6 +70,14 @@ impl ProxyHttp for Answers {
                 session.respond_error_with_body(200, read.into()).await?;
                 Ok(true)
             }
+            "/whoami" => {
+                let addr = session.server_addr().unwrap().to_string();
+                let host = String::from_utf8_lossy(session.get_header_bytes("host")).into_owned();
+                let absent = session.get_header_bytes("x-absent").len();
+                let text = format!("{addr} {host} {absent} {}", session.is_http2());
+                session.respond_error_with_body(200, text.into()).await?;
+                Ok(true)
+            }
             "/close" => {
                 session.set_keepalive(None);
                 Ok(false)
@@ -152,6 +160,14 @@ async fn an_answer_with_a_body_keeps_the_connection() {
     let echoed = exchange(&mut c, post("/echo", 2), b"hi").await;
     assert_eq!((echoed.status, &echoed.body[..]), (200, &b"hi"[..]));
     assert_eq!(*written.lock(), [Some((403, false)), Some((200, false))]);
+}
+
+#[tokio::test]
+async fn what_the_session_knows_of_the_request() {
+    let (_origin, proxy, _written) = setup().await;
+    let me = get(proxy.addr, "/whoami").await;
+    let text = String::from_utf8(me.body).unwrap();
+    assert_eq!(text, format!("{} test.local 0 false", proxy.addr));
 }
 
 #[tokio::test]
