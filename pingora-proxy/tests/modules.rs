@@ -91,6 +91,8 @@ struct WithModules {
     totals: Arc<Mutex<Vec<(usize, bool)>>>,
     /// Whether `request_filter` saw the module's request field.
     saw: Arc<Mutex<Vec<bool>>>,
+    /// The status of each response head written, from `response_written`.
+    written: Arc<Mutex<Vec<Option<u16>>>>,
 }
 
 impl ProxyHttp for WithModules {
@@ -135,6 +137,8 @@ impl ProxyHttp for WithModules {
     async fn logging(&self, session: &mut Session, _: Option<&Error>, _: &mut ()) {
         // Still this request's instance, with its count so far.
         assert!(session.downstream_modules_ctx().get::<Counter>().is_some());
+        let status = session.response_written().map(|h| h.status().as_u16());
+        self.written.lock().push(status);
     }
 }
 
@@ -155,6 +159,7 @@ async fn modules_run_around_the_phases_per_request() {
             origin: origin.addr,
             totals: totals.clone(),
             saw: saw.clone(),
+            written: Arc::default(),
         },
         0,
     )
@@ -189,4 +194,46 @@ async fn modules_run_around_the_phases_per_request() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(*totals.lock(), [(5, true), (3, true), (4, true)]);
+}
+
+/// HTTP/2 clients go through the same chain, stream by stream.
+#[tokio::test]
+async fn modules_run_for_http2_streams() {
+    let origin = start_origin(EchoApp).await;
+    let totals = Arc::new(Mutex::new(Vec::new()));
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let sv = WithModules {
+        origin: origin.addr,
+        totals: totals.clone(),
+        saw: Arc::default(),
+        written: written.clone(),
+    };
+    let proxy = pingora_proxy::HttpProxy::new(sv, &pingora_core::server::ServerConf::default())
+        .unwrap()
+        .with_h2c(true);
+    let proxy = serve_app(proxy).await;
+    let send = h2_tools::h2_client(proxy.addr).await;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://test.local/echo")
+        .body(())
+        .unwrap();
+    let answer = h2_tools::h2_exchange(&send, req, b"quiet", None).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"QUIET");
+    assert_eq!(answer.headers["x-module-after-phase"], "yes");
+    let req = http::Request::builder()
+        .uri("http://test.local/direct")
+        .body(())
+        .unwrap();
+    let direct = h2_tools::h2_exchange(&send, req, b"", None).await;
+    assert_eq!((direct.status, &direct.body[..]), (401, &b"who?"[..]));
+    assert_eq!(direct.headers["x-module-after-phase"], "no");
+    drop(send);
+    let deadline = std::time::Instant::now() + WAIT;
+    while totals.lock().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(*totals.lock(), [(5, true), (4, true)]);
+    assert_eq!(*written.lock(), [Some(200), Some(401)]);
 }
