@@ -34,6 +34,7 @@ pub mod apps;
 pub mod connectors;
 pub mod header;
 pub mod listeners;
+pub mod modules;
 pub mod protocols;
 pub mod server;
 pub mod services;

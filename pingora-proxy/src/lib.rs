@@ -24,7 +24,11 @@
 //! - errors get the right response ([`error_status`]: 502, 504, 400 ...),
 //!   or a closed connection once a response has started;
 //! - upstream connections go back to the pool when reusable, and client
-//!   connections are kept alive across requests.
+//!   connections are kept alive across requests;
+//! - HTTP modules ([`ProxyHttp::init_downstream_modules`]) filter every
+//!   request and response around the phases, a response body filter can
+//!   throttle the response, and a context set on the [`Session`] lives as
+//!   long as the client connection.
 //!
 //! HTTP/1 and HTTP/2 on both sides, in any combination: clients get
 //! HTTP/2 over TLS by ALPN ([`HttpProxyService::add_tls`]) or, with
@@ -98,6 +102,6 @@ mod session;
 
 pub use error::error_status;
 pub use proxy::HttpProxy;
-pub use proxy_trait::ProxyHttp;
+pub use proxy_trait::{FailToProxy, ProxyHttp};
 pub use service::{HttpProxyService, http_proxy_service, try_http_proxy_service};
 pub use session::Session;

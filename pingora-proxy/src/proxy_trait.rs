@@ -4,10 +4,26 @@ use crate::Session;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
 use std::future::Future;
+use std::time::Duration;
+
+/// What [`ProxyHttp::fail_to_proxy`] did: the status it answered with
+/// (0 when none), and whether the client connection may serve another
+/// request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailToProxy {
+    /// The status of the error response sent, or 0 when none was.
+    pub error_code: u16,
+    /// Whether the client connection may be kept for its next request.
+    /// It is closed anyway when a response had started before the error
+    /// (the client could not tell a cut response from a whole one), or
+    /// the error left the connection unusable.
+    pub can_reuse_downstream: bool,
+}
 
 /// The phases of a proxied request, each with a default, called in this
 /// order (the book chapter `docs/src/phases.md` draws it):
@@ -28,8 +44,9 @@ use std::future::Future;
 /// 9. [`upstream_response_body_filter`](Self::upstream_response_body_filter)
 ///    then [`response_body_filter`](Self::response_body_filter), per piece
 ///    of response body
-/// 10. [`response_trailer_filter`](Self::response_trailer_filter), when the
-///     upstream sent trailers
+/// 10. [`upstream_response_trailer_filter`](Self::upstream_response_trailer_filter)
+///     then [`response_trailer_filter`](Self::response_trailer_filter), when
+///     the upstream sent trailers
 /// 11. [`logging`](Self::logging), exactly once per request, also after
 ///     errors and short-circuits
 ///
@@ -44,6 +61,27 @@ use std::future::Future;
 /// response has started, then to [`logging`](Self::logging).
 ///
 /// Cache phases will sit between steps 3 and 4.
+///
+/// # HTTP modules
+///
+/// The modules of [`init_downstream_modules`](Self::init_downstream_modules)
+/// run around these phases, in their [order](pingora_core::modules::http::HttpModuleBuilder::order):
+///
+/// - their request head filters right after step 1
+///   (`early_request_filter`), before step 2 (`request_filter`);
+/// - their request body filters as each piece is read from the client,
+///   before [`request_body_filter`](Self::request_body_filter) (and
+///   before a phase that reads the body with
+///   [`Session::read_request_body`] sees it);
+/// - their response head filters after
+///   [`response_filter`](Self::response_filter), just before the head is
+///   written, and their body and trailer filters after
+///   [`response_body_filter`](Self::response_body_filter) and
+///   [`response_trailer_filter`](Self::response_trailer_filter).
+///
+/// Responses a phase writes itself ([`Session::write_response_header`],
+/// [`Session::respond_error_with_body`]) go through the response filters
+/// too; a bodyless [`Session::respond_error`] does not.
 ///
 /// Implement the asynchronous phases with plain `async fn` (no macro
 /// needed); each must return a `Send` future, as the proxy runs on a
@@ -68,8 +106,11 @@ use std::future::Future;
 /// }
 /// ```
 ///
-/// The body filters are plain functions, not `async`: they run for every
-/// piece of body.
+/// The response body filters are plain functions, not `async`: they run
+/// for every piece of body (a filter that needs to wait returns a pause,
+/// see [`response_body_filter`](Self::response_body_filter)).
+/// [`request_body_filter`](Self::request_body_filter) is `async`, as in
+/// Pingora.
 pub trait ProxyHttp: Send + Sync {
     /// Per-request state, created by [`new_ctx`](Self::new_ctx) and handed
     /// to every phase of that request.
@@ -77,6 +118,58 @@ pub trait ProxyHttp: Send + Sync {
 
     /// A fresh state for a new request.
     fn new_ctx(&self) -> Self::CTX;
+
+    /// Register the HTTP modules every request of this proxy runs
+    /// (called once, when the proxy is built); each request gets fresh
+    /// instances, reachable with [`Session::downstream_modules_ctx_mut`].
+    /// None by default.
+    ///
+    /// Where the modules run among the phases (see the
+    /// [module order](ProxyHttp#http-modules)): the request hooks before
+    /// the user's filters of the same kind, the response hooks after
+    /// them, right before the bytes go to the client.
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::Result;
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// use pingora_core::modules::http::{
+    ///     async_trait, HttpModule, HttpModuleBuilder, HttpModules, Module,
+    /// };
+    /// use pingora_core::header::ResponseHeader;
+    /// use std::any::Any;
+    ///
+    /// struct Tag;
+    ///
+    /// #[async_trait]
+    /// impl HttpModule for Tag {
+    ///     async fn response_header_filter(&mut self, resp: &mut ResponseHeader, _: bool) -> Result<()> {
+    ///         resp.insert_header("X-Tagged", "1")
+    ///     }
+    ///     fn as_any(&self) -> &dyn Any { self }
+    ///     fn as_any_mut(&mut self) -> &mut dyn Any { self }
+    /// }
+    ///
+    /// struct TagBuilder;
+    ///
+    /// impl HttpModuleBuilder for TagBuilder {
+    ///     fn init(&self) -> Module { Box::new(Tag) }
+    /// }
+    ///
+    /// struct Tagged;
+    ///
+    /// impl ProxyHttp for Tagged {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    ///     fn init_downstream_modules(&self, modules: &mut HttpModules) {
+    ///         modules.add_module(Box::new(TagBuilder));
+    ///     }
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    /// }
+    /// ```
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     /// Where to send the request. Called again for each retry, so it can
     /// pick another peer.
@@ -139,7 +232,10 @@ pub trait ProxyHttp: Send + Sync {
         async move { Ok(true) }
     }
 
-    /// A connection to `peer` is ready; `reused` says it came from the pool.
+    /// A connection to `peer` is ready; `reused` says it came from the pool
+    /// (this is the hook for a reused pooled connection, as in Pingora;
+    /// Pingora's raw file descriptor argument is not passed: the digest
+    /// carries what is known about the socket).
     ///
     /// # Errors
     ///
@@ -176,6 +272,10 @@ pub trait ProxyHttp: Send + Sync {
     /// [`upstream_request_filter`](Self::upstream_request_filter) (remove
     /// `Content-Length`, set `Transfer-Encoding: chunked`).
     ///
+    /// Asynchronous, as in Pingora, so a filter may wait (to check a
+    /// piece against a service, say) while the upload is held back by
+    /// backpressure. The default's future costs nothing.
+    ///
     /// # Errors
     ///
     /// An error goes to [`error_while_proxy`](Self::error_while_proxy).
@@ -185,8 +285,8 @@ pub trait ProxyHttp: Send + Sync {
         _body: &mut Option<Bytes>,
         _end_of_stream: bool,
         _ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        Ok(())
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { Ok(()) }
     }
 
     /// Change the response head as it arrives from the upstream
@@ -238,6 +338,40 @@ pub trait ProxyHttp: Send + Sync {
     /// downstream. A filter that changes the length must remove
     /// `Content-Length` in [`response_filter`](Self::response_filter).
     ///
+    /// Return `Some(duration)` to throttle: the proxy waits that long
+    /// after writing this piece before it reads the next one from the
+    /// upstream (the upstream is slowed down by backpressure, nothing
+    /// piles up in memory). `None` goes on at once.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::Result;
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// use std::time::Duration;
+    ///
+    /// /// About 1 MB/s per response: a 16 KiB piece, then 16 ms of rest.
+    /// struct Slow;
+    ///
+    /// impl ProxyHttp for Slow {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    ///     fn response_body_filter(
+    ///         &self,
+    ///         _session: &mut Session,
+    ///         body: &mut Option<Bytes>,
+    ///         _end_of_stream: bool,
+    ///         _ctx: &mut (),
+    ///     ) -> Result<Option<Duration>> {
+    ///         let len = body.as_ref().map_or(0, Bytes::len) as u64;
+    ///         Ok(Some(Duration::from_micros(len)))
+    ///     }
+    /// }
+    /// ```
+    ///
     /// # Errors
     ///
     /// An error ends the request; the downstream connection is closed.
@@ -247,11 +381,31 @@ pub trait ProxyHttp: Send + Sync {
         _body: &mut Option<Bytes>,
         _end_of_stream: bool,
         _ctx: &mut Self::CTX,
+    ) -> Result<Option<Duration>> {
+        Ok(None)
+    }
+
+    /// Change the response trailers as they arrive from the upstream,
+    /// when it sent some; before
+    /// [`response_trailer_filter`](Self::response_trailer_filter).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request; the downstream connection is closed.
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_trailers: &mut HeaderMap,
+        _ctx: &mut Self::CTX,
     ) -> Result<()> {
         Ok(())
     }
 
-    /// Change the response trailers, when the upstream sent some.
+    /// Change the response trailers just before they go downstream, when
+    /// the upstream sent some. Bytes returned are sent as the last piece
+    /// of response body, before the trailers (for a protocol that carries
+    /// trailers in its body, such as gRPC-web; the response must then
+    /// not have a `Content-Length`).
     ///
     /// # Errors
     ///
@@ -259,10 +413,10 @@ pub trait ProxyHttp: Send + Sync {
     fn response_trailer_filter(
         &self,
         _session: &mut Session,
-        _trailers: &mut HeaderMap,
+        _upstream_trailers: &mut HeaderMap,
         _ctx: &mut Self::CTX,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { Ok(()) }
+    ) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        async move { Ok(None) }
     }
 
     /// The request is over: log it, count it. Called exactly once per
@@ -356,24 +510,70 @@ pub trait ProxyHttp: Send + Sync {
     }
 
     /// The request failed: answer the client with an error response when
-    /// no response has started, and return the status sent (0 when none
-    /// was). The default maps the error with [`crate::error_status`].
+    /// no response has started, and say what was sent and whether the
+    /// client connection may be kept. The default maps the error with
+    /// [`crate::error_status`], answers with a bodyless response and
+    /// closes the connection.
+    ///
+    /// A custom answer may keep the connection: write a complete response
+    /// (for example with [`Session::respond_error_with_body`]) and return
+    /// `can_reuse_downstream: true`.
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::{Error, Result};
+    /// # use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+    /// struct Friendly;
+    ///
+    /// impl ProxyHttp for Friendly {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    ///     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _: &mut ()) -> FailToProxy {
+    ///         let code = pingora_proxy::error_status(e);
+    ///         let sent = code > 0
+    ///             && !session.response_started()
+    ///             && session.respond_error_with_body(code, "try again later\n".into()).await.is_ok();
+    ///         FailToProxy {
+    ///             error_code: if sent { code } else { 0 },
+    ///             can_reuse_downstream: sent,
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
         _ctx: &mut Self::CTX,
-    ) -> impl Future<Output = u16> + Send {
+    ) -> impl Future<Output = FailToProxy> + Send {
         async move {
             let status = crate::error_status(e);
-            if status > 0 && !session.response_started() {
-                if session.respond_error(status).await.is_err() {
-                    return 0;
-                }
-                return status;
+            let mut error_code = 0;
+            if status > 0
+                && !session.response_started()
+                && session.respond_error(status).await.is_ok()
+            {
+                error_code = status;
             }
-            0
+            FailToProxy {
+                error_code,
+                can_reuse_downstream: false,
+            }
         }
+    }
+
+    /// Whether this request may spawn subrequests (requests the proxy
+    /// makes on its own behalf, run through these same phases). Off by
+    /// default.
+    ///
+    /// Subrequests themselves come in a later release: nothing calls
+    /// this yet. It is here so that code written for Pingora compiles,
+    /// and so that the later release changes no signature.
+    fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
+        false
     }
 
     /// Whether to leave the error that ended this request out of the error

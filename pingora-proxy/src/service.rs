@@ -1,5 +1,6 @@
 //! Serving an [`HttpProxy`] on listening sockets.
 
+use crate::session::ConnectionCtx;
 use crate::{HttpProxy, ProxyHttp, Session};
 use async_trait::async_trait;
 use pingora_core::apps::{Handover, ListenerOptions, Served, ServerApp};
@@ -352,11 +353,14 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
 ) -> Served {
     // One wait for the whole connection, not a new one per request.
     let mut stop = std::pin::pin!(stop_signal(shutdown.clone()));
-    // Handed back idle once silent for `park_idle_after`, to be parked.
-    conn.set_parkable(parkable);
     // Lent to each request's session and taken back.
     let mut watch = Some(shutdown.clone());
+    let mut conn_ctx = None;
     loop {
+        // Handed back idle once silent for `park_idle_after`, to be
+        // parked; not while it holds a connection context, which parking
+        // would drop (see `Session::set_connection_ctx`).
+        conn.set_parkable(parkable && conn_ctx.is_none());
         let reused = conn.served() > 0;
         // Only the wait for a request races shutdown: a request in
         // progress is always finished, and once shutting down the
@@ -372,7 +376,8 @@ async fn serve_h1<SV: ProxyHttp + 'static>(
                 return Served::Closed;
             }
         };
-        match Box::pin(serve_h1_request(proxy, session, &mut watch)).await {
+        let serving = serve_h1_request(proxy, session, &mut watch, &mut conn_ctx);
+        match Box::pin(serving).await {
             Some(next) => conn = next,
             None => return Served::Closed,
         }
@@ -385,10 +390,13 @@ async fn serve_h1_request<SV: ProxyHttp + 'static>(
     proxy: &Arc<HttpProxy<SV>>,
     mut session: Session,
     watch: &mut Option<ShutdownWatch>,
+    conn_ctx: &mut Option<ConnectionCtx>,
 ) -> Option<ServerConnection> {
     session.set_shutdown_watch(watch.take());
+    session.put_connection_ctx(conn_ctx.take());
     proxy.process_request(&mut session).await;
     *watch = session.take_shutdown_watch();
+    *conn_ctx = session.take_connection_ctx();
     next_request(session).await
 }
 

@@ -209,9 +209,9 @@ impl ProxyHttp for GrpcProxy {
         _: &mut Session,
         trailers: &mut HeaderMap,
         _: &mut (),
-    ) -> Result<()> {
+    ) -> Result<Option<bytes::Bytes>> {
         trailers.insert("x-proxy-trailer", "seen".parse().unwrap());
-        Ok(())
+        Ok(None)
     }
 }
 

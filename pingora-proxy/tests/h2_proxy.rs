@@ -65,9 +65,9 @@ impl ProxyHttp for ToOrigin {
         body: &mut Option<bytes::Bytes>,
         _: bool,
         seen: &mut usize,
-    ) -> Result<()> {
+    ) -> Result<Option<std::time::Duration>> {
         *seen += body.as_ref().map_or(0, bytes::Bytes::len);
-        Ok(())
+        Ok(None)
     }
 
     async fn response_trailer_filter(
@@ -75,9 +75,9 @@ impl ProxyHttp for ToOrigin {
         _: &mut Session,
         trailers: &mut HeaderMap,
         seen: &mut usize,
-    ) -> Result<()> {
+    ) -> Result<Option<bytes::Bytes>> {
         trailers.insert("x-body-bytes", seen.to_string().parse().unwrap());
-        Ok(())
+        Ok(None)
     }
 }
 

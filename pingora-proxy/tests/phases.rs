@@ -14,7 +14,7 @@ use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use support::*;
@@ -78,7 +78,7 @@ impl ProxyHttp for Recorder {
         self.note("upstream_request_filter");
         Ok(())
     }
-    fn request_body_filter(
+    async fn request_body_filter(
         &self,
         _: &mut Session,
         _: &mut Option<Bytes>,
@@ -126,18 +126,18 @@ impl ProxyHttp for Recorder {
         _: &mut Option<Bytes>,
         _: bool,
         _: &mut usize,
-    ) -> Result<()> {
+    ) -> Result<Option<std::time::Duration>> {
         self.note("response_body_filter");
-        Ok(())
+        Ok(None)
     }
     async fn response_trailer_filter(
         &self,
         _: &mut Session,
         _: &mut HeaderMap,
         _: &mut usize,
-    ) -> Result<()> {
+    ) -> Result<Option<Bytes>> {
         self.note("response_trailer_filter");
-        Ok(())
+        Ok(None)
     }
     async fn logging(&self, _: &mut Session, _: Option<&Error>, _: &mut usize) {
         self.note("logging");
@@ -152,11 +152,14 @@ impl ProxyHttp for Recorder {
         self.note("fail_to_connect");
         e
     }
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _: &mut usize) -> u16 {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _: &mut usize) -> FailToProxy {
         self.note("fail_to_proxy");
         let status = pingora_proxy::error_status(e);
         session.respond_error(status).await.unwrap();
-        status
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 }
 
@@ -300,8 +303,10 @@ impl ProxyHttp for Gate {
         }
         let mut resp = ResponseHeader::build(403, None)?;
         resp.insert_header("Content-Length", "6")?;
-        session.write_response_header(resp).await?;
-        session.write_response_body(b"denied").await?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some("denied".into()), true)
+            .await?;
         Ok(true)
     }
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {

@@ -78,7 +78,7 @@ impl ProxyHttp for Json2Tagged {
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Ctx,
-    ) -> Result<()> {
+    ) -> Result<Option<std::time::Duration>> {
         if let Some(piece) = body.take() {
             if ctx.buffer.len() + piece.len() > MAX_BODY {
                 return Error::e_explain(InternalError, "body too large to rewrite");
@@ -88,7 +88,7 @@ impl ProxyHttp for Json2Tagged {
         if end_of_stream {
             *body = Some(tag(&ctx.buffer));
         }
-        Ok(())
+        Ok(None)
     }
 }
 

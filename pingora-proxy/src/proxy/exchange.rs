@@ -213,6 +213,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut piece = piece;
         self.inner
             .request_body_filter(session, &mut piece, end, ctx)
+            .await
             .map_err(before)?;
         if let Some(piece) = piece.filter(|p| !p.is_empty()) {
             client.write_body(&piece).await.map_err(before)?;
@@ -248,7 +249,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if status != StatusCode::CONTINUE {
             let mut head = head;
             hop::downstream_response(&mut head).map_err(after)?;
-            session.write_response_header(head).await.map_err(after)?;
+            session.write_head(head, false).await.map_err(after)?;
         }
         Ok(None)
     }
@@ -285,7 +286,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
         self.inner.response_filter(session, &mut resp, ctx).await?;
-        session.write_response_header(resp).await?;
+        let bodyless = client.is_body_done() && !client.has_body_bytes();
+        session.write_head(resp, bodyless).await?;
         if client.is_upgraded() {
             session.flush().await?;
             return super::tunnel::run(session, client).await;
@@ -345,21 +347,31 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let mut piece = piece;
             self.inner
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
-            self.inner
+            let throttle = self
+                .inner
                 .response_body_filter(session, &mut piece, end, ctx)?;
-            if let Some(piece) = piece.filter(|p| !p.is_empty()) {
-                session.write_response_body(&piece).await?;
-            }
+            session.write_body(piece, end).await?;
             if end {
                 break;
+            }
+            if let Some(pause) = throttle {
+                // Not reading the upstream meanwhile: backpressure slows
+                // it down, nothing piles up here.
+                pingora_timeout::sleep(pause).await;
             }
         }
         match client.trailers() {
             Some(trailers) => {
                 let mut trailers = trailers.clone();
                 self.inner
+                    .upstream_response_trailer_filter(session, &mut trailers, ctx)?;
+                let last = self
+                    .inner
                     .response_trailer_filter(session, &mut trailers, ctx)
                     .await?;
+                if let Some(bytes) = last {
+                    session.write_raw(&bytes).await?;
+                }
                 session.finish_response(Some(&trailers)).await
             }
             None => session.finish_response(None).await,

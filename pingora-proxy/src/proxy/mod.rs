@@ -18,6 +18,7 @@ use http::Method;
 use pingora_core::connectors::ConnectorOptions;
 use pingora_core::connectors::http::HttpConnector;
 use pingora_core::header::ResponseHeader;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::http::v1::H1Config;
 use pingora_core::protocols::http::v2::H2Options;
 use pingora_core::server::ServerConf;
@@ -59,6 +60,7 @@ pub struct HttpProxy<SV> {
     h2: H2Options,
     h2c: bool,
     upgrades: Upgrades,
+    modules: HttpModules,
 }
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -71,6 +73,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// When the connector cannot be built (the CA file is unreadable).
     pub fn new(inner: SV, conf: &ServerConf) -> Result<Self> {
         let connector = HttpConnector::new(ConnectorOptions::from_server_conf(conf))?;
+        let mut modules = HttpModules::new();
+        inner.init_downstream_modules(&mut modules);
         Ok(Self {
             inner,
             connector,
@@ -79,6 +83,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             h2: conf.h2_options(),
             h2c: false,
             upgrades: Upgrades::default(),
+            modules,
         })
     }
 
@@ -179,15 +184,22 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// `logging` exactly once.
     pub(crate) async fn process_request(&self, session: &mut Session) {
         let mut ctx = self.inner.new_ctx();
+        session.set_modules(self.modules.build_ctx());
         let err = self.run_phases(session, &mut ctx).await.err();
         if let Some(e) = &err {
             // After a response head went out, a second response is
             // impossible: the connection must close so the client sees
             // the failure instead of a truncated success.
-            session.set_keepalive(false);
-            let status = self.inner.fail_to_proxy(session, e, &mut ctx).await;
+            if session.response_started() {
+                session.set_keepalive(None);
+            }
+            let failed = self.inner.fail_to_proxy(session, e, &mut ctx).await;
+            if !failed.can_reuse_downstream {
+                session.set_keepalive(None);
+            }
             if !self.inner.suppress_error_log(session, &ctx, e) {
                 let summary = self.inner.request_summary(session, &ctx);
+                let status = failed.error_code;
                 log::error!("fail to proxy: {e}, status: {status}, {summary}");
             }
         }
@@ -199,6 +211,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         // the client's bytes after the head are (a tunnel, for CONNECT).
         let connect = session.req_header().method() == Method::CONNECT;
         self.inner.early_request_filter(session, ctx).await?;
+        session.run_request_header_modules().await?;
         if self.inner.request_filter(session, ctx).await? {
             return finish_short_circuit(session).await;
         }
@@ -238,7 +251,7 @@ async fn refuse_connect(session: &mut Session) -> Result<()> {
     let mut resp = ResponseHeader::build(405, Some(2))?;
     resp.insert_header("Allow", ALLOW)?;
     resp.insert_header("Content-Length", "0")?;
-    session.set_keepalive(false);
-    session.write_response_header(resp).await?;
+    session.set_keepalive(None);
+    session.write_head(resp, true).await?;
     session.finish_response(None).await
 }

@@ -158,7 +158,7 @@ pub(super) async fn run(session: &mut Session, client: &mut ClientSession) -> Re
                 None => break,
             },
             up = client.read_body_bytes() => match up? {
-                Some(data) => session.write_response_body(&data).await?,
+                Some(data) => session.write_raw(&data).await?,
                 None => break,
             },
         }

@@ -6,6 +6,7 @@ use crate::protocols::Digest;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_error::Result;
+use std::time::Duration;
 
 /// One request/response exchange with a client, over any HTTP version.
 ///
@@ -161,6 +162,43 @@ impl ServerSession {
         }
     }
 
+    /// How long the connection waits for the client's next request after
+    /// this exchange (HTTP/1 keep-alive; an HTTP/2 stream does not own its
+    /// connection, so nothing changes there). See
+    /// [`v1::ServerSession::set_idle_timeout`].
+    pub const fn set_idle_timeout(&mut self, timeout: Duration) {
+        match self {
+            Self::H1(s) => s.set_idle_timeout(timeout),
+            Self::H2(_) => {}
+        }
+    }
+
+    /// How long one read of request body may wait, for this exchange;
+    /// `None` goes back to the listener's setting.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        match self {
+            Self::H1(s) => s.set_read_timeout(timeout),
+            Self::H2(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    /// How long one write to the client may wait, for this exchange;
+    /// `None` goes back to the listener's setting.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        match self {
+            Self::H1(s) => s.set_write_timeout(timeout),
+            Self::H2(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    /// The final response head as written, once written.
+    pub fn response_written(&self) -> Option<&ResponseHeader> {
+        match self {
+            Self::H1(s) => s.response_written(),
+            Self::H2(s) => s.response_written(),
+        }
+    }
+
     /// Refuse keep-alive for the connection after this exchange.
     pub fn set_keepalive(&mut self, keepalive: bool) {
         match self {
@@ -207,5 +245,39 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         );
+    }
+
+    /// Per-request timeouts last one request; the written head is kept,
+    /// with the fields the framing added.
+    #[tokio::test]
+    async fn per_request_timeouts_and_written_head() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        client
+            .write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let config = H1Config::default();
+        let conn = ServerConnection::new(Box::new(server), config);
+        let mut h1 = conn.read_request().await.unwrap().unwrap();
+        h1.set_read_timeout(Some(Duration::from_millis(5)));
+        h1.set_write_timeout(Some(Duration::from_millis(7)));
+        h1.set_idle_timeout(Duration::from_secs(3));
+        let mut s = ServerSession::from(h1);
+        assert!(s.response_written().is_none());
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("Content-Length", "0").unwrap();
+        s.write_response_header(resp).await.unwrap();
+        assert_eq!(s.response_written().unwrap().status(), 200);
+        s.finish_response(None).await.unwrap();
+        let ServerSession::H1(h1) = s else {
+            unreachable!()
+        };
+        let conn = h1.reuse().await.unwrap();
+        let restored = conn.config();
+        assert_eq!(restored.body_read_timeout, config.body_read_timeout);
+        assert_eq!(restored.write_timeout, config.write_timeout);
+        assert_eq!(restored.idle_timeout, Duration::from_secs(3));
+        let next = conn.read_request().await.unwrap().unwrap();
+        assert!(next.response_written().is_none());
     }
 }

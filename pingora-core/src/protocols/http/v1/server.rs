@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
+use std::time::Duration;
 
 mod connection;
 
@@ -70,6 +71,12 @@ struct State {
     cont: Continue,
     upgraded: bool,
     response: Response,
+    /// The final response head as written, for
+    /// [`ServerSession::response_written`].
+    written: Option<ResponseHeader>,
+    /// The connection's read and write timeouts, while this request
+    /// overrides them; put back when the connection is reused.
+    saved_timeouts: Option<(Duration, Duration)>,
 }
 
 /// One request/response exchange on a downstream HTTP/1 connection.
@@ -94,6 +101,7 @@ impl ServerSession {
         s.cont = cont;
         s.upgraded = false;
         s.response = Response::NotStarted;
+        s.written = None;
         Self { s }
     }
 
@@ -135,6 +143,46 @@ impl ServerSession {
     /// `Connection: close`.
     pub fn set_keepalive(&mut self, keepalive: bool) {
         self.s.keepalive = self.s.keepalive && keepalive;
+    }
+
+    /// How long this connection waits for the client's next request once
+    /// this exchange is over (the keep-alive timeout), instead of
+    /// [`H1Config::idle_timeout`](super::H1Config::idle_timeout). It holds
+    /// for the rest of the connection's life, but a connection parked
+    /// while idle resumes with its listener's settings.
+    pub const fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.s.conn.config.idle_timeout = timeout;
+    }
+
+    /// How long one read of request body may wait, for this request only;
+    /// `None` goes back to the connection's
+    /// [`H1Config::body_read_timeout`](super::H1Config::body_read_timeout).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        let saved = self.save_timeouts();
+        self.s.conn.config.body_read_timeout = timeout.unwrap_or(saved.0);
+    }
+
+    /// How long one write may wait for the client, for this request only;
+    /// `None` goes back to the connection's
+    /// [`H1Config::write_timeout`](super::H1Config::write_timeout).
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        let saved = self.save_timeouts();
+        self.s.conn.config.write_timeout = timeout.unwrap_or(saved.1);
+    }
+
+    fn save_timeouts(&mut self) -> (Duration, Duration) {
+        let config = &self.s.conn.config;
+        *self
+            .s
+            .saved_timeouts
+            .get_or_insert((config.body_read_timeout, config.write_timeout))
+    }
+
+    /// The final response head as it was written (with the fields the
+    /// framing added, such as `Connection: close`), once written. A
+    /// bodyless [`respond_error`](Self::respond_error) leaves none.
+    pub const fn response_written(&self) -> Option<&ResponseHeader> {
+        self.s.written.as_ref()
     }
 
     /// Whether the whole request body has been read.
@@ -266,6 +314,9 @@ impl ServerSession {
             None => {}
         }
         resp.write_h1(self.s.conn.wbuf());
+        if matches!(self.s.response, Response::Body(_)) {
+            self.s.written = Some(resp);
+        }
         // A final head with body still to come waits in the buffer for the
         // first piece of body or the end of the response, so that a small
         // response leaves in one write: one segment and one wakeup of the
@@ -461,6 +512,11 @@ impl ServerSession {
             return None;
         }
         self.s.served += 1;
+        if let Some((read, write)) = self.s.saved_timeouts.take() {
+            self.s.conn.config.body_read_timeout = read;
+            self.s.conn.config.write_timeout = write;
+        }
+        self.s.written = None;
         // The head shares the read buffer's allocation: release it now so
         // the next read can reuse that buffer instead of allocating one.
         self.s.req = RequestHeader::placeholder();

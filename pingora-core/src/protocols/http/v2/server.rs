@@ -185,6 +185,11 @@ impl ServerConnection {
                     digest: self.digest.clone(),
                     read_timeout: self.options.stream_read_timeout,
                     write_timeout: self.options.stream_write_timeout,
+                    written: None,
+                    default_timeouts: (
+                        self.options.stream_read_timeout,
+                        self.options.stream_write_timeout,
+                    ),
                     request_end_wait: self.options.request_end_wait,
                 }))
             }
@@ -379,6 +384,10 @@ pub struct ServerSession {
     digest: Option<Arc<Digest>>,
     read_timeout: Duration,
     write_timeout: Duration,
+    /// The final response head, once written.
+    written: Option<Box<ResponseHeader>>,
+    /// The listener's read and write timeouts, for a `None` override.
+    default_timeouts: (Duration, Duration),
     request_end_wait: Duration,
 }
 
@@ -396,6 +405,24 @@ impl ServerSession {
     /// What is known about the underlying connection.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_deref()
+    }
+
+    /// How long one read of request body may wait, for this stream
+    /// `None` goes back to [`H2Options::stream_read_timeout`].
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout.unwrap_or(self.default_timeouts.0);
+    }
+
+    /// How long one write may wait for flow-control window, for this
+    /// stream; `None` goes back to [`H2Options::stream_write_timeout`].
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.write_timeout = timeout.unwrap_or(self.default_timeouts.1);
+    }
+
+    /// The final response head as written, once written. A bodyless
+    /// [`respond_error`](Self::respond_error) leaves none.
+    pub fn response_written(&self) -> Option<&ResponseHeader> {
+        self.written.as_deref()
     }
 
     /// The stream's id on its connection.
@@ -501,6 +528,7 @@ impl ServerSession {
                 .map_err(|e| h2_error(e, "sending h2 interim head"));
         }
         self.response = Response::Held(head);
+        self.written = Some(Box::new(resp));
         Ok(())
     }
 

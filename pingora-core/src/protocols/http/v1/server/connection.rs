@@ -61,6 +61,8 @@ impl ServerConnection {
             cont: Continue::NotExpected,
             upgraded: false,
             response: Response::NotStarted,
+            written: None,
+            saved_timeouts: None,
         });
         Self { s }
     }

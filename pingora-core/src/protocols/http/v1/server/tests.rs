@@ -232,7 +232,7 @@ async fn garbage_gets_400_without_waiting_for_a_full_head() {
         .write_all(&[0u8, 1, 2, 3, b'\r', b'\n', 4, 5, 6])
         .await
         .unwrap();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_request())
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_request())
         .await
         .expect("refused at once, not after the header timeout");
     assert!(read.is_err());
@@ -245,7 +245,7 @@ async fn coarse_timers_enforce_the_header_timeout() {
     let (client, server) = tokio::io::duplex(1 << 16);
     let mut config = H1Config::default();
     assert!(config.coarse_timers, "coarse timers are the default");
-    config.header_timeout = std::time::Duration::from_millis(50);
+    config.header_timeout = Duration::from_millis(50);
     let conn = ServerConnection::new(Box::new(server), config);
     let mut client = client;
     client
@@ -253,14 +253,14 @@ async fn coarse_timers_enforce_the_header_timeout() {
         .await
         .unwrap();
     let start = std::time::Instant::now();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_request())
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_request())
         .await
         .expect("the coarse header timeout fires");
     assert!(read.is_err());
     let waited = start.elapsed();
     // Never early; late by at most a couple of 5 ms buckets plus the linger
     // after the 408/close (bounded at 2 s).
-    assert!(waited >= std::time::Duration::from_millis(50), "{waited:?}");
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
 }
 
 /// Where the request's first field name sits in memory: inside the read
