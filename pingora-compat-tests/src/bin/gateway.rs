@@ -3,14 +3,12 @@
 //! a request counter.
 //!
 //! The one change from Pingora: no `#[async_trait]` on `impl ProxyHttp`
-//! (and so no `use async_trait::async_trait`). Two calls are written the
-//! way this checkout offers them; see `check_login`'s caller and
-//! `logging` (the Pingora calls are in the comments next to them).
+//! (and so no `use async_trait::async_trait`).
 
 use log::info;
 use prometheus::{IntCounter, register_int_counter};
 
-use pingora::http::ResponseHeader;
+use bytes::Bytes;
 use pingora::prelude::*;
 
 fn check_login(req: &pingora::http::RequestHeader) -> bool {
@@ -30,12 +28,9 @@ impl ProxyHttp for MyGateway {
         if session.req_header().uri.path().starts_with("/login")
             && !check_login(session.req_header())
         {
-            // Pingora: session.respond_error_with_body(403, Bytes::from_static(b"no way!")).await
-            let mut resp = ResponseHeader::build(403, None)?;
-            resp.set_content_length(7)?;
-            session.write_response_header(resp).await?;
-            session.write_response_body(b"no way!").await?;
-            session.finish_response(None).await?;
+            let _ = session
+                .respond_error_with_body(403, Bytes::from_static(b"no way!"))
+                .await;
             // true: early return as the response is already written
             return Ok(true);
         }
@@ -84,8 +79,9 @@ impl ProxyHttp for MyGateway {
         _e: Option<&pingora::Error>,
         ctx: &mut Self::CTX,
     ) {
-        // Pingora: session.response_written().map_or(0, |resp| resp.status.as_u16())
-        let response_code = session.response_status().unwrap_or(0);
+        let response_code = session
+            .response_written()
+            .map_or(0, |resp| resp.status.as_u16());
         // access log
         info!(
             "{} response code: {response_code}",

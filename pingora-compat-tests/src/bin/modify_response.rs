@@ -2,8 +2,7 @@
 //! JSON answer is buffered in a body filter and rewritten as YAML.
 //!
 //! The one change from Pingora: no `#[async_trait]` on `impl ProxyHttp`
-//! (and so no `use async_trait::async_trait`). `response_body_filter` is
-//! written the way this checkout declares it; see its comment.
+//! (and so no `use async_trait::async_trait`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -71,14 +70,13 @@ impl ProxyHttp for Json2Yaml {
         Ok(())
     }
 
-    // Pingora: `-> Result<Option<std::time::Duration>>`, ending in `Ok(None)`.
     fn response_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Self::CTX,
-    ) -> Result<()>
+    ) -> Result<Option<std::time::Duration>>
     where
         Self::CTX: Send + Sync,
     {
@@ -95,7 +93,7 @@ impl ProxyHttp for Json2Yaml {
             *body = Some(Bytes::copy_from_slice(yaml_body.as_bytes()));
         }
 
-        Ok(())
+        Ok(None)
     }
 }
 
