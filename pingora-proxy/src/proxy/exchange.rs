@@ -285,6 +285,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
+        self.cache_response(session, ctx, &resp).await?;
         self.inner.response_filter(session, &mut resp, ctx).await?;
         let bodyless = client.is_body_done() && !client.has_body_bytes();
         session.write_head(resp, bodyless).await?;
@@ -347,6 +348,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let mut piece = piece;
             self.inner
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
+            super::cache::fill_body(session, piece.as_ref(), end).await;
             let throttle = self
                 .inner
                 .response_body_filter(session, &mut piece, end, ctx)?;
