@@ -389,6 +389,22 @@ pub trait ProxyHttp: Send + Sync {
         Ok(())
     }
 
+    /// Whether a stale entry may be served. `error` is `None` inside the
+    /// entry's `stale-while-revalidate` window (the entry is then served
+    /// stale to the requests that find another one refreshing it), and
+    /// the error that ended the refresh inside its `stale-if-error`
+    /// window (RFC 5861). The default allows it, for errors that come
+    /// from the upstream only. The windows are never widened: an entry
+    /// past them, or with `must-revalidate`, is never served stale.
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+        error: Option<&Error>,
+    ) -> bool {
+        error.is_none_or(|e| e.esource() == &pingora_error::ErrorSource::Upstream)
+    }
+
     /// Whether to go upstream at all. Returning `false` ends the request:
     /// with the response written here, or with 502 when none was.
     ///

@@ -20,7 +20,7 @@ use pingora_proxy::{ProxyHttp, Session};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
 
@@ -35,6 +35,8 @@ struct Origin {
     count: Arc<AtomicUsize>,
     fields: Arc<Mutex<HashMap<String, Fields>>>,
     delay_ms: Arc<AtomicU64>,
+    /// When not 0, every answer has this status.
+    fail_status: Arc<AtomicU16>,
 }
 
 impl Origin {
@@ -61,10 +63,23 @@ impl ServeHttp for Origin {
             .get_header("accept-language")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        let body = format!("{path} #{n} lang={lang}");
-        let mut resp = HttpResponse::text(200, body);
         let fields = self.fields.lock().get(&path).cloned();
         let fields = fields.unwrap_or_else(|| vec![("Cache-Control", "max-age=60")]);
+        let fail = self.fail_status.load(Ordering::SeqCst);
+        if fail != 0 {
+            return HttpResponse::text(fail, "origin failure");
+        }
+        let etag = fields.iter().find(|(n, _)| *n == "ETag").map(|(_, v)| *v);
+        let inm = req.get_header("if-none-match").map(|v| v.to_str().unwrap());
+        if etag.is_some() && etag == inm {
+            let mut head = ResponseHeader::build(304, None).unwrap();
+            for (name, value) in fields {
+                head.append_header(name, value).unwrap();
+            }
+            return HttpResponse::new(head, bytes::Bytes::new());
+        }
+        let body = format!("{path} #{n} lang={lang}");
+        let mut resp = HttpResponse::text(200, body);
         for (name, value) in fields {
             resp.header_mut().append_header(name, value).unwrap();
         }
@@ -74,7 +89,7 @@ impl ServeHttp for Origin {
 
 /// A proxy caching everything in one MemCache with a lock; `PURGE` purges.
 struct Cdn {
-    origin: SocketAddr,
+    origin: Arc<Mutex<SocketAddr>>,
     storage: Arc<MemCache>,
     lock: Arc<CacheLock>,
     enabled: bool,
@@ -103,7 +118,7 @@ impl ProxyHttp for Cdn {
     }
 
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.origin, false, "")))
+        Ok(Box::new(HttpPeer::new(*self.origin.lock(), false, "")))
     }
 
     async fn response_filter(
@@ -118,6 +133,8 @@ impl ProxyHttp for Cdn {
 
 struct Setup {
     origin: Origin,
+    /// Where the proxy sends requests.
+    peer: Arc<Mutex<SocketAddr>>,
     _origin_server: Running,
     proxy: Running,
 }
@@ -125,8 +142,9 @@ struct Setup {
 async fn setup_with(enabled: bool) -> Setup {
     let origin = Origin::default();
     let origin_server = start_origin(origin.clone()).await;
+    let peer = Arc::new(Mutex::new(origin_server.addr));
     let cdn = Cdn {
-        origin: origin_server.addr,
+        origin: peer.clone(),
         storage: Arc::new(MemCache::new(1 << 20)),
         lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
         enabled,
@@ -134,6 +152,7 @@ async fn setup_with(enabled: bool) -> Setup {
     let proxy = start_proxy(cdn, 0).await;
     Setup {
         origin,
+        peer,
         _origin_server: origin_server,
         proxy,
     }
@@ -326,4 +345,77 @@ async fn hit_with_a_request_body_keeps_the_connection() {
     assert_eq!(again.status, 200);
     assert_eq!(again.body, hit.body);
     assert_eq!(s.origin.count(), 1);
+}
+
+#[tokio::test]
+async fn stale_entry_revalidated_with_304() {
+    let s = setup().await;
+    s.origin
+        .set("/r", &[("Cache-Control", "max-age=1"), ("ETag", "\"r1\"")]);
+    let first = get(s.proxy.addr, "/r").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = get(s.proxy.addr, "/r").await;
+    // The origin was asked with the stored ETag and said 304: the stored
+    // body is served, refreshed.
+    assert_eq!(again.status, 200);
+    assert_eq!(field(&again, "x-cache"), "revalidated");
+    assert_eq!(again.body, first.body);
+    assert_eq!(s.origin.count(), 2);
+    let hit = get(s.proxy.addr, "/r").await;
+    assert_eq!(field(&hit, "x-cache"), "hit");
+    assert_eq!(hit.body, first.body);
+    assert_eq!(s.origin.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_others_at_once() {
+    let s = setup().await;
+    s.origin.set(
+        "/swr",
+        &[("Cache-Control", "max-age=1, stale-while-revalidate=60")],
+    );
+    get(s.proxy.addr, "/swr").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.origin.delay_ms.store(500, Ordering::SeqCst);
+    let addr = s.proxy.addr;
+    let refresher = tokio::spawn(async move { get(addr, "/swr").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let stale = get(s.proxy.addr, "/swr").await;
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert_eq!(field(&stale, "x-cache"), "stale");
+    assert_eq!(stale.body, b"/swr #1 lang=");
+    let refreshed = refresher.await.unwrap();
+    assert_eq!(field(&refreshed, "x-cache"), "expired");
+    assert_eq!(refreshed.body, b"/swr #2 lang=");
+    s.origin.delay_ms.store(0, Ordering::SeqCst);
+    let hit = get(s.proxy.addr, "/swr").await;
+    assert_eq!(
+        (field(&hit, "x-cache"), &hit.body[..]),
+        ("hit", &b"/swr #2 lang="[..])
+    );
+    assert_eq!(s.origin.count(), 2);
+}
+
+#[tokio::test]
+async fn stale_if_error_on_5xx_and_with_the_origin_down() {
+    let s = setup().await;
+    s.origin
+        .set("/sie", &[("Cache-Control", "max-age=1, stale-if-error=60")]);
+    s.origin.set("/strict", &[("Cache-Control", "max-age=1")]);
+    get(s.proxy.addr, "/sie").await;
+    get(s.proxy.addr, "/strict").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.origin.fail_status.store(503, Ordering::SeqCst);
+    let stale = get(s.proxy.addr, "/sie").await;
+    assert_eq!((stale.status, field(&stale, "x-cache")), (200, "stale"));
+    assert_eq!(stale.body, b"/sie #1 lang=");
+    // Without a stale-if-error window the error goes through.
+    assert_eq!(get(s.proxy.addr, "/strict").await.status, 503);
+
+    *s.peer.lock() = dead_addr().await;
+    let stale = get(s.proxy.addr, "/sie").await;
+    assert_eq!((stale.status, field(&stale, "x-cache")), (200, "stale"));
+    assert_eq!(stale.body, b"/sie #1 lang=");
+    assert_eq!(get(s.proxy.addr, "/strict").await.status, 502);
 }

@@ -10,6 +10,7 @@
 //! its target after a non-error response (RFC 9111 §4.4).
 
 use super::HttpProxy;
+use super::revalidate::Upstream;
 use crate::{ProxyHttp, Session};
 use bytes::Bytes;
 use http::Method;
@@ -50,7 +51,7 @@ impl std::fmt::Debug for Fill {
 }
 
 impl Fill {
-    fn release(&mut self, status: LockStatus) {
+    pub(super) fn release(&mut self, status: LockStatus) {
         if let Some(permit) = self.permit.take() {
             permit.release(status);
         }
@@ -119,6 +120,8 @@ pub(super) async fn fill_body(session: &mut Session, data: Option<&Bytes>, end: 
 /// What a lookup found, after the user's hit filter.
 enum Found {
     Fresh(CacheMeta, HitHandler),
+    /// Stale but inside its `stale-while-revalidate` window.
+    StaleWhileRevalidate(CacheMeta, HitHandler),
     /// Stale, or forced to be: go to the origin.
     Expired(CacheMeta),
     Miss,
@@ -157,6 +160,25 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                     session.cache.cache_found(meta.clone())?;
                     self.serve_hit(session, ctx, &meta, hit).await?;
                     return Ok(true);
+                }
+                Found::StaleWhileRevalidate(meta, hit) => {
+                    // One request refreshes (the lock's writer, in the
+                    // foreground); the others are served stale at once.
+                    if permit.is_none()
+                        && self.inner.should_serve_stale(session, ctx, None)
+                        && let (Some(lock), Some(key)) =
+                            (session.cache.cache_lock(), session.cache.cache_key())
+                    {
+                        match lock.lock(key) {
+                            Locked::Write(p) => permit = Some(p),
+                            Locked::Read(_) => {
+                                session.cache.serve_stale(meta.clone())?;
+                                self.serve_hit(session, ctx, &meta, hit).await?;
+                                return Ok(true);
+                            }
+                        }
+                    }
+                    session.cache.cache_expired(meta)?;
                 }
                 Found::Expired(meta) => session.cache.cache_expired(meta)?,
                 Found::Miss => session.cache.cache_miss()?,
@@ -246,7 +268,11 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             .await?;
         Ok(match (forced, fresh) {
             (Some(ForcedInvalidationKind::ForceMiss), _) => Found::Miss,
-            (Some(ForcedInvalidationKind::ForceExpired), _) | (None, false) => Found::Expired(meta),
+            (Some(ForcedInvalidationKind::ForceExpired), _) => Found::Expired(meta),
+            (None, false) if meta.can_serve_stale_while_revalidate(SystemTime::now()) => {
+                Found::StaleWhileRevalidate(meta, hit)
+            }
+            (None, false) => Found::Expired(meta),
             (None, true) => Found::Fresh(meta, hit),
         })
     }
@@ -256,7 +282,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// through the response body filters. An unread request body is left
     /// to the downstream session, which drains it (or closes the
     /// connection) before the next request.
-    async fn serve_hit(
+    pub(super) async fn serve_hit(
         &self,
         session: &mut Session,
         ctx: &mut SV::CTX,
@@ -369,36 +395,43 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         session: &mut Session,
         ctx: &mut SV::CTX,
         resp: &ResponseHeader,
-    ) -> Result<()> {
+    ) -> Result<Upstream> {
         let Some(mut fill) = session.fill.take() else {
-            return Ok(());
+            return Ok(Upstream::Forward);
         };
         let phase = session.cache.phase();
         if !matches!(phase, CachePhase::Miss | CachePhase::Expired) {
             fill.release(LockStatus::GiveUp);
-            return Ok(());
+            return Ok(Upstream::Forward);
+        }
+        if phase == CachePhase::Expired
+            && let Some(answer) = self
+                .after_revalidation(session, ctx, resp, &mut fill)
+                .await?
+        {
+            return Ok(answer);
         }
         // A HEAD response has no body to store.
         if session.req_header().method() == Method::HEAD {
             fill.release(LockStatus::GiveUp);
-            return Ok(());
+            return Ok(Upstream::Forward);
         }
         let meta = match self.inner.response_cache_filter(session, resp, ctx)? {
             RespCacheable::Cacheable(meta) => meta,
             RespCacheable::Uncacheable(reason) => {
                 fill.release(LockStatus::GiveUp);
                 session.cache.disable(reason);
-                return Ok(());
+                return Ok(Upstream::Forward);
             }
         };
         let variance = self
             .inner
             .cache_vary_filter(&meta, ctx, session.req_header());
         let Some(storage) = session.cache.storage().cloned() else {
-            return Ok(());
+            return Ok(Upstream::Forward);
         };
         let Some(key) = session.cache.cache_key_mut() else {
-            return Ok(());
+            return Ok(Upstream::Forward);
         };
         match variance {
             Some(v) => key.set_variance_key(v),
@@ -422,7 +455,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 session.cache.disable(NoCacheReason::StorageError);
             }
         }
-        Ok(())
+        Ok(Upstream::Forward)
     }
 
     /// After a response to a bypassed request: an unsafe method with a

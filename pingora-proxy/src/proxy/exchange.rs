@@ -144,6 +144,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             };
             req.insert_header("Host", host).map_err(before)?;
         }
+        super::revalidate::upstream_request(session, &mut req).map_err(before)?;
         self.inner
             .upstream_request_filter(session, &mut req, ctx)
             .await
@@ -285,7 +286,10 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
-        self.cache_response(session, ctx, &resp).await?;
+        if self.cache_response(session, ctx, &resp).await? == super::revalidate::Upstream::FromCache
+        {
+            return Ok(());
+        }
         self.inner.response_filter(session, &mut resp, ctx).await?;
         let bodyless = client.is_body_done() && !client.has_body_bytes();
         session.write_head(resp, bodyless).await?;

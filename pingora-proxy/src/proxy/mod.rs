@@ -11,6 +11,7 @@
 mod body;
 mod cache;
 mod exchange;
+mod revalidate;
 mod tunnel;
 mod upstream;
 
@@ -233,7 +234,12 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             }
             return finish_short_circuit(session).await;
         }
-        self.proxy_to_upstream(session, ctx).await?;
+        if let Err(e) = self.proxy_to_upstream(session, ctx).await {
+            if self.stale_if_error(session, ctx, &e).await? {
+                return Ok(());
+            }
+            return Err(e);
+        }
         self.invalidate_after(session).await;
         Ok(())
     }
