@@ -4,6 +4,7 @@ use crate::Session;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_cache::filters::{NoCacheReason, ResponseTimes};
+use pingora_cache::range::RangeType;
 use pingora_cache::{
     CacheControl, CacheKey, CacheMeta, ForcedInvalidationKind, HashBinary, PurgeStatus,
     RespCacheable,
@@ -387,6 +388,46 @@ pub trait ProxyHttp: Send + Sync {
         _purge_response: &mut Cow<'static, ResponseHeader>,
     ) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether a response served from the cache is answered `304 Not
+    /// Modified`: `resp` is the stored head. The default follows the
+    /// request's `If-None-Match` / `If-Modified-Since` (RFC 9110 §13.1).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn cache_not_modified_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<bool> {
+        Ok(pingora_cache::conditional::not_modified(
+            session.req_header(),
+            resp,
+        ))
+    }
+
+    /// Which part of a response served from the cache is sent, for a
+    /// request with `Range` (RFC 9110 §14): change `resp` (status,
+    /// `Content-Range`, `Content-Length`) and say which bytes. Called only
+    /// when the stored body is complete; `resp` then carries its length
+    /// in `Content-Length`. The default serves single and multiple
+    /// ranges, and 416 for unsatisfiable ones.
+    fn range_header_filter(
+        &self,
+        req: &RequestHeader,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> RangeType {
+        let len = resp
+            .get_header("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let Some(len) = len else {
+            return RangeType::None;
+        };
+        pingora_cache::range::range_header_filter(req, resp, len).unwrap_or(RangeType::None)
     }
 
     /// Whether a stale entry may be served. `error` is `None` inside the

@@ -11,9 +11,10 @@ mod support;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use pingora_cache::range::RangeType;
 use pingora_cache::{CacheLock, CacheMetaDefaults, MemCache};
 use pingora_core::apps::http_app::{HttpRequest, HttpResponse, ServeHttp};
-use pingora_core::header::ResponseHeader;
+use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::Result;
 use pingora_proxy::{ProxyHttp, Session};
@@ -93,6 +94,8 @@ struct Cdn {
     storage: Arc<MemCache>,
     lock: Arc<CacheLock>,
     enabled: bool,
+    /// Serve no ranges and no 304s from the cache.
+    plain: bool,
 }
 
 impl ProxyHttp for Cdn {
@@ -111,6 +114,28 @@ impl ProxyHttp for Cdn {
             }
         }
         Ok(())
+    }
+
+    fn cache_not_modified_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _: &mut (),
+    ) -> Result<bool> {
+        Ok(!self.plain && pingora_cache::conditional::not_modified(session.req_header(), resp))
+    }
+
+    fn range_header_filter(
+        &self,
+        req: &RequestHeader,
+        resp: &mut ResponseHeader,
+        _: &mut (),
+    ) -> RangeType {
+        if self.plain {
+            return RangeType::None;
+        }
+        let len = resp.get_header("content-length").unwrap().to_str().unwrap();
+        pingora_cache::range::range_header_filter(req, resp, len.parse().unwrap()).unwrap()
     }
 
     fn is_purge(&self, session: &Session, _: &()) -> bool {
@@ -140,6 +165,10 @@ struct Setup {
 }
 
 async fn setup_with(enabled: bool) -> Setup {
+    setup_opts(enabled, false).await
+}
+
+async fn setup_opts(enabled: bool, plain: bool) -> Setup {
     let origin = Origin::default();
     let origin_server = start_origin(origin.clone()).await;
     let peer = Arc::new(Mutex::new(origin_server.addr));
@@ -148,6 +177,7 @@ async fn setup_with(enabled: bool) -> Setup {
         storage: Arc::new(MemCache::new(1 << 20)),
         lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
         enabled,
+        plain,
     };
     let proxy = start_proxy(cdn, 0).await;
     Setup {
@@ -418,4 +448,43 @@ async fn stale_if_error_on_5xx_and_with_the_origin_down() {
     assert_eq!((stale.status, field(&stale, "x-cache")), (200, "stale"));
     assert_eq!(stale.body, b"/sie #1 lang=");
     assert_eq!(get(s.proxy.addr, "/strict").await.status, 502);
+}
+
+#[tokio::test]
+async fn user_filters_decide_ranges_and_304s_on_hits() {
+    let s = setup_opts(true, true).await;
+    s.origin.set(
+        "/doc",
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")],
+    );
+    let full = get(s.proxy.addr, "/doc").await;
+    let range = send(s.proxy.addr, "GET", "/doc", &[("Range", "bytes=0-3")]).await;
+    assert_eq!((range.status, &range.body), (200, &full.body));
+    let cond = send(s.proxy.addr, "GET", "/doc", &[("If-None-Match", "\"v1\"")]).await;
+    assert_eq!((cond.status, &cond.body), (200, &full.body));
+    assert_eq!(field(&cond, "x-cache"), "hit");
+    assert_eq!(s.origin.count(), 1);
+}
+
+#[tokio::test]
+async fn multipart_ranges_from_cache() {
+    let s = setup().await;
+    get(s.proxy.addr, "/m").await;
+    let multi = send(s.proxy.addr, "GET", "/m", &[("Range", "bytes=0-1,-3")]).await;
+    assert_eq!(multi.status, 206);
+    assert!(field(&multi, "content-type").starts_with("multipart/byteranges; boundary="));
+    let body = String::from_utf8(multi.body.clone()).unwrap();
+    assert!(
+        body.contains("Content-Range: bytes 0-1/11\r\n\r\n/m"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Content-Range: bytes 8-10/11\r\n\r\nng="),
+        "{body}"
+    );
+    assert_eq!(
+        field(&multi, "content-length"),
+        multi.body.len().to_string()
+    );
+    assert_eq!(s.origin.count(), 1);
 }

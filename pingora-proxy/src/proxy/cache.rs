@@ -15,7 +15,7 @@ use crate::{ProxyHttp, Session};
 use bytes::Bytes;
 use http::Method;
 use pingora_cache::filters::{invalidates, request_cacheable};
-use pingora_cache::hit::{BodyPlan, plan_hit};
+use pingora_cache::hit::{BodyPlan, plan_hit_with};
 use pingora_cache::lock::WritePermit;
 use pingora_cache::{
     CacheKey, CacheMeta, CachePhase, ForcedInvalidationKind, HitHandler, LockStatus, Locked,
@@ -277,7 +277,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         })
     }
 
-    /// Answer from a stored entry: the head `plan_hit` picks (304, HEAD,
+    /// Answer from a stored entry: the head `plan_hit_with` picks (304, HEAD,
     /// range), through `response_filter` and the modules, then the body
     /// through the response body filters. An unread request body is left
     /// to the downstream session, which drains it (or closes the
@@ -289,11 +289,17 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         meta: &CacheMeta,
         mut hit: HitHandler,
     ) -> Result<()> {
-        let plan = plan_hit(
+        let is_304 = self
+            .inner
+            .cache_not_modified_filter(session, meta.response_header(), ctx)?;
+        let inner = &self.inner;
+        let plan = plan_hit_with(
             session.req_header(),
             meta,
             SystemTime::now(),
             hit.body_len(),
+            is_304,
+            |req, header, _| Ok(inner.range_header_filter(req, header, ctx)),
         )?;
         let mut header = plan.header;
         self.inner
