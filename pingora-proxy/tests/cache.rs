@@ -15,14 +15,16 @@ use pingora_cache::range::RangeType;
 use pingora_cache::{CacheLock, CacheMetaDefaults, MemCache};
 use pingora_core::apps::http_app::{HttpRequest, HttpResponse, ServeHttp};
 use pingora_core::header::{RequestHeader, ResponseHeader};
+use pingora_core::server::ServerConf;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::Result;
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{HttpProxy, ProxyHttp, Session};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+use support::h2_tools::{h2_client, h2_exchange};
 use support::*;
 
 /// Response fields, by name and value.
@@ -179,7 +181,10 @@ async fn setup_opts(enabled: bool, plain: bool) -> Setup {
         enabled,
         plain,
     };
-    let proxy = start_proxy(cdn, 0).await;
+    let proxy = HttpProxy::new(cdn, &ServerConf::default())
+        .unwrap()
+        .with_h2c(true);
+    let proxy = serve_app(proxy).await;
     Setup {
         origin,
         peer,
@@ -487,4 +492,71 @@ async fn multipart_ranges_from_cache() {
         multi.body.len().to_string()
     );
     assert_eq!(s.origin.count(), 1);
+}
+
+#[tokio::test]
+async fn http2_clients_share_the_cache() {
+    let s = setup().await;
+    let h1 = get(s.proxy.addr, "/x").await;
+    let send = h2_client(s.proxy.addr).await;
+    let req = http::Request::builder()
+        .uri("http://test.local/x")
+        .body(())
+        .unwrap();
+    let h2 = h2_exchange(&send, req, b"", None).await;
+    assert_eq!(h2.status, 200);
+    assert_eq!(h2.body, h1.body);
+    assert_eq!(h2.headers.get("x-cache").unwrap(), "hit");
+    assert!(h2.headers.contains_key("age"));
+    assert_eq!(s.origin.count(), 1);
+}
+
+/// A request that arrives while the entry fills is served from it as it
+/// grows: the origin sends half the body, waits, then the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_entry_is_served_as_it_grows() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let origin = serve_fn(move |mut stream, _| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = Vec::new();
+            while !buf.ends_with(b"\r\n\r\n") {
+                let mut byte = [0; 1];
+                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                buf.push(byte[0]);
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let head =
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n\r\nabc";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            stream.write_all(b"def").await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    let cdn = Cdn {
+        origin: Arc::new(Mutex::new(origin.addr)),
+        storage: Arc::new(MemCache::new(1 << 20)),
+        lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
+        enabled: true,
+        plain: false,
+    };
+    let proxy = start_proxy(cdn, 0).await;
+    let addr = proxy.addr;
+    let first = tokio::spawn(async move { get(addr, "/grow").await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = get(proxy.addr, "/grow").await;
+    let first = first.await.unwrap();
+    assert_eq!(first.body, b"abcdef");
+    assert_eq!(field(&first, "x-cache"), "miss");
+    assert_eq!(second.body, b"abcdef");
+    assert_eq!(field(&second, "x-cache"), "hit");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
