@@ -43,11 +43,15 @@ pub struct FailToProxy {
 ///    [`purge_response_filter`](Self::purge_response_filter) and stop), the
 ///    lookup with [`cache_vary_filter`](Self::cache_vary_filter) and
 ///    [`cache_hit_filter`](Self::cache_hit_filter); a fresh hit is served
-///    through [`response_filter`](Self::response_filter) and
+///    ([`cache_not_modified_filter`](Self::cache_not_modified_filter),
+///    [`range_header_filter`](Self::range_header_filter)) through
+///    [`response_filter`](Self::response_filter) and
 ///    [`response_body_filter`](Self::response_body_filter) and stops; a
 ///    miss calls [`cache_miss`](Self::cache_miss) and goes on, and its
 ///    response meets [`response_cache_filter`](Self::response_cache_filter)
-///    after [`upstream_response_filter`](Self::upstream_response_filter)
+///    after [`upstream_response_filter`](Self::upstream_response_filter).
+///    A stale entry is revalidated upstream, or served stale when
+///    [`should_serve_stale`](Self::should_serve_stale) allows.
 /// 3. [`proxy_upstream_filter`](Self::proxy_upstream_filter): may refuse
 ///    to go upstream
 /// 4. [`upstream_peer`](Self::upstream_peer) (required), then connect;
