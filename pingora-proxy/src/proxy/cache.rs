@@ -430,6 +430,18 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 return Ok(Upstream::Forward);
             }
         };
+        // Known too large from the start: do not make an entry readers
+        // would join and then lose.
+        let length = resp
+            .get_header("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if let (Some(max), Some(length)) = (fill.max, length)
+            && length > max
+        {
+            fill.release(LockStatus::GiveUp);
+            session.cache.disable(NoCacheReason::ResponseTooLarge);
+            return Ok(Upstream::Forward);
+        }
         let variance = self
             .inner
             .cache_vary_filter(&meta, ctx, session.req_header());
