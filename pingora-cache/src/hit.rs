@@ -82,8 +82,49 @@ pub fn plan_hit(
     now: SystemTime,
     body_len: Option<u64>,
 ) -> Result<HitPlan> {
+    let is_304 = not_modified(req, meta.response_header());
+    plan_hit_with(req, meta, now, body_len, is_304, |req, header, len| {
+        range_header_filter(req, header, len)
+    })
+}
+
+/// [`plan_hit`] with the two decisions a proxy lets its user make:
+/// whether the request is answered `304` (`not_modified`, by default
+/// [`not_modified`]), and which range is served (`range`, by default
+/// [`range_header_filter`]; called only when the body length is known,
+/// with the head to change and that length).
+///
+/// # Errors
+///
+/// What `range` returns; otherwise never in practice.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_cache::hit::{plan_hit_with, BodyPlan};
+/// use pingora_cache::range::RangeType;
+/// use pingora_cache::CacheMeta;
+/// use pingora_core::header::{RequestHeader, ResponseHeader};
+/// use std::time::SystemTime;
+///
+/// let now = SystemTime::now();
+/// let meta = CacheMeta::new(now, now, 0, 0, ResponseHeader::build(200, None).unwrap());
+/// let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+/// req.insert_header("Range", "bytes=0-3").unwrap();
+/// // This cache never serves ranges.
+/// let plan = plan_hit_with(&req, &meta, now, Some(10), false, |_, _, _| Ok(RangeType::None)).unwrap();
+/// assert_eq!((plan.header.status().as_u16(), plan.body), (200, BodyPlan::Full));
+/// ```
+pub fn plan_hit_with(
+    req: &RequestHeader,
+    meta: &CacheMeta,
+    now: SystemTime,
+    body_len: Option<u64>,
+    not_modified: bool,
+    range: impl FnOnce(&RequestHeader, &mut ResponseHeader, u64) -> Result<RangeType>,
+) -> Result<HitPlan> {
     let age = meta.age(now).as_secs().to_string();
-    if not_modified(req, meta.response_header()) {
+    if not_modified {
         let mut header = to_304(meta.response_header())?;
         header.insert_header("Age", age)?;
         return Ok(HitPlan {
@@ -104,7 +145,7 @@ pub fn plan_hit(
     }
     let body = match body_len {
         None => BodyPlan::Full,
-        Some(len) => match range_header_filter(req, &mut header, len)? {
+        Some(len) => match range(req, &mut header, len)? {
             RangeType::None => BodyPlan::Full,
             RangeType::Single(r) => BodyPlan::Range(r),
             RangeType::Multi(parts) => BodyPlan::Multi(parts),

@@ -14,6 +14,8 @@
 //!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
 //! - The [`CacheLock`] against stampedes: one fill per
 //!   key, the other requests wait for it.
+//! - [`HttpCache`]: one request's cache state (its [`CachePhase`]), which
+//!   the proxy keeps on its session.
 //!
 //! It is **not** a general key-value cache: entries are HTTP responses with
 //! their metadata. The proxy drives it from its cache phases; nothing here
@@ -75,6 +77,7 @@ pub mod eviction;
 pub mod filters;
 pub mod freshness;
 pub mod hit;
+pub mod http_cache;
 pub mod key;
 pub mod lock;
 pub mod memory;
@@ -86,6 +89,7 @@ pub mod variance;
 pub use cache_control::CacheControl;
 pub use filters::{CacheMetaDefaults, NoCacheReason, RespCacheable, ResponseTimes, resp_cacheable};
 pub use freshness::Heuristic;
+pub use http_cache::{CachePhase, ForcedInvalidationKind, HttpCache, PurgeStatus};
 pub use key::{CacheKey, CompactCacheKey, HashBinary};
 pub use lock::{CacheLock, LockStatus, Locked};
 pub use memory::MemCache;

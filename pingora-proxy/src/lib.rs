@@ -39,7 +39,18 @@
 //! [`ClientSession`](pingora_core::protocols::http::ClientSession). Headers
 //! are translated between versions, trailers pass both ways, and gRPC
 //! calls of every kind go through (book chapter `docs/src/http2.md`).
-//! Cache phases will join with the cache.
+//!
+//! HTTP caching is off until a request's
+//! [`request_cache_filter`](ProxyHttp::request_cache_filter) turns it on
+//! with `session.cache.enable(storage, lock, defaults)` (a
+//! [`pingora_cache::Storage`] such as [`pingora_cache::MemCache`]): GET
+//! and HEAD are then answered from the cache when a fresh response is
+//! stored (with `Age`, 304s, ranges and HEAD from the stored response),
+//! misses are fetched once per key under the cache lock and stored while
+//! they stream to the client, stale entries are revalidated with their
+//! validators or served stale where `stale-while-revalidate` and
+//! `stale-if-error` allow, purges and unsafe methods remove entries. The
+//! cache phases of [`ProxyHttp`] change every decision.
 //!
 //! This crate is **not** a connection or protocol library: listeners,
 //! sessions, connectors and TLS live in `pingora-core`; choosing among

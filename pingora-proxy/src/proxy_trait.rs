@@ -3,11 +3,18 @@
 use crate::Session;
 use bytes::Bytes;
 use http::header::HeaderMap;
+use pingora_cache::filters::{NoCacheReason, ResponseTimes};
+use pingora_cache::range::RangeType;
+use pingora_cache::{
+    CacheControl, CacheKey, CacheMeta, ForcedInvalidationKind, HashBinary, PurgeStatus,
+    RespCacheable,
+};
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -30,6 +37,21 @@ pub struct FailToProxy {
 ///
 /// 1. [`early_request_filter`](Self::early_request_filter)
 /// 2. [`request_filter`](Self::request_filter): may answer and stop
+///    Then the cache phases, when [`request_cache_filter`](Self::request_cache_filter)
+///    enabled caching: [`cache_key_callback`](Self::cache_key_callback),
+///    [`is_purge`](Self::is_purge) (then
+///    [`purge_response_filter`](Self::purge_response_filter) and stop), the
+///    lookup with [`cache_vary_filter`](Self::cache_vary_filter) and
+///    [`cache_hit_filter`](Self::cache_hit_filter); a fresh hit is served
+///    ([`cache_not_modified_filter`](Self::cache_not_modified_filter),
+///    [`range_header_filter`](Self::range_header_filter)) through
+///    [`response_filter`](Self::response_filter) and
+///    [`response_body_filter`](Self::response_body_filter) and stops; a
+///    miss calls [`cache_miss`](Self::cache_miss) and goes on, and its
+///    response meets [`response_cache_filter`](Self::response_cache_filter)
+///    after [`upstream_response_filter`](Self::upstream_response_filter).
+///    A stale entry is revalidated upstream, or served stale when
+///    [`should_serve_stale`](Self::should_serve_stale) allows.
 /// 3. [`proxy_upstream_filter`](Self::proxy_upstream_filter): may refuse
 ///    to go upstream
 /// 4. [`upstream_peer`](Self::upstream_peer) (required), then connect;
@@ -60,7 +82,6 @@ pub struct FailToProxy {
 /// [`fail_to_proxy`](Self::fail_to_proxy), which answers the client when no
 /// response has started, then to [`logging`](Self::logging).
 ///
-/// Cache phases will sit between steps 3 and 4.
 ///
 /// # HTTP modules
 ///
@@ -216,6 +237,217 @@ pub trait ProxyHttp: Send + Sync {
         _ctx: &mut Self::CTX,
     ) -> impl Future<Output = Result<bool>> + Send {
         async move { Ok(false) }
+    }
+
+    /// Turn caching on for this request: call
+    /// [`session.cache.enable`](pingora_cache::HttpCache::enable) with a
+    /// storage, the defaults for what responses do not say, and a
+    /// [`CacheLock`](pingora_cache::CacheLock) against stampedes. Off by
+    /// default: nothing is cached unless this phase enables it. Runs after
+    /// [`request_filter`](Self::request_filter).
+    ///
+    /// ```
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_error::Result;
+    /// # use pingora_proxy::{ProxyHttp, Session};
+    /// use pingora_cache::{CacheLock, CacheMetaDefaults, MemCache};
+    /// use std::sync::{Arc, LazyLock};
+    /// use std::time::Duration;
+    ///
+    /// static STORAGE: LazyLock<Arc<MemCache>> = LazyLock::new(|| Arc::new(MemCache::new(64 << 20)));
+    /// static LOCK: LazyLock<Arc<CacheLock>> =
+    ///     LazyLock::new(|| Arc::new(CacheLock::new(Duration::from_secs(5))));
+    ///
+    /// struct Cdn;
+    ///
+    /// impl ProxyHttp for Cdn {
+    ///     type CTX = ();
+    ///     fn new_ctx(&self) {}
+    /// #   async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+    /// #       unimplemented!()
+    /// #   }
+    ///     fn request_cache_filter(&self, session: &mut Session, _: &mut ()) -> Result<()> {
+    ///         let storage = STORAGE.clone();
+    ///         session.cache.enable(storage, Some(LOCK.clone()), CacheMetaDefaults::default());
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn request_cache_filter(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<()> {
+        Ok(())
+    }
+
+    /// The cache key of the request. The default is
+    /// [`CacheKey::for_request`] with an empty namespace and the scheme the
+    /// client used (`https` on TLS): scheme, host, path and query. Extend
+    /// it ([`CacheKey::extend`]) for anything else that selects the
+    /// response; request fields the key does not name never change which
+    /// stored response is served.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn cache_key_callback(&self, session: &Session, _ctx: &mut Self::CTX) -> Result<CacheKey> {
+        let tls = session.digest().is_some_and(|d| d.tls.is_some());
+        let scheme = if tls { "https" } else { "http" };
+        Ok(CacheKey::for_request("", scheme, session.req_header()))
+    }
+
+    /// Nothing usable was found: the request goes to the origin. A hook
+    /// for logging or counting; the proxy has already recorded the miss
+    /// (the default calls `session.cache.cache_miss()`, which does
+    /// nothing more then).
+    fn cache_miss(&self, session: &mut Session, _ctx: &mut Self::CTX) {
+        // Already in the miss phase: this cannot fail.
+        let _ = session.cache.cache_miss();
+    }
+
+    /// A stored response was found (`is_fresh` says whether it is fresh
+    /// now). Return `Some(ForceMiss)` to ignore it, or
+    /// `Some(ForceExpired)` to fetch it again as if it were stale; `None`
+    /// serves it when fresh.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        _is_fresh: bool,
+        _ctx: &mut Self::CTX,
+    ) -> impl Future<Output = Result<Option<ForcedInvalidationKind>>> + Send {
+        async move { Ok(None) }
+    }
+
+    /// Whether and how to store the upstream response `resp` (after
+    /// [`upstream_response_filter`](Self::upstream_response_filter)). The
+    /// default applies RFC 9111 as a shared cache
+    /// ([`resp_cacheable`](pingora_cache::resp_cacheable)) with the
+    /// defaults given to `enable`: `no-store`, `private`, `Vary: *`,
+    /// `Set-Cookie` and unpermitted `Authorization` are not stored.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<RespCacheable> {
+        let Some(defaults) = session.cache.defaults() else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let cc = CacheControl::from_resp_headers(resp);
+        let auth = session.req_header().has_header("authorization");
+        let times = ResponseTimes::at(std::time::SystemTime::now());
+        Ok(pingora_cache::resp_cacheable(
+            cc.as_ref(),
+            resp.clone(),
+            auth,
+            defaults,
+            times,
+        ))
+    }
+
+    /// The variance of `req` against the stored (or new) response `meta`:
+    /// which variant of the key serves it. The default follows the
+    /// response's `Vary` ([`variance_for`](pingora_cache::variance::variance_for));
+    /// `None` means one variant for every request.
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Self::CTX,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        pingora_cache::variance::variance_for(meta.response_header(), req)
+    }
+
+    /// Whether the request is a purge: it then removes every variant
+    /// stored under its key and is answered by the proxy (see
+    /// [`purge_response_filter`](Self::purge_response_filter)), without
+    /// going upstream. Asked only when caching is enabled. `false` by
+    /// default.
+    fn is_purge(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
+        false
+    }
+
+    /// Change the answer to a purge: by default an empty `200` when
+    /// something was removed, `404` when nothing was stored, `500` when the
+    /// storage failed.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn purge_response_filter(
+        &self,
+        _session: &Session,
+        _ctx: &mut Self::CTX,
+        _purge_status: PurgeStatus,
+        _purge_response: &mut Cow<'static, ResponseHeader>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether a response served from the cache is answered `304 Not
+    /// Modified`: `resp` is the stored head. The default follows the
+    /// request's `If-None-Match` / `If-Modified-Since` (RFC 9110 §13.1).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn cache_not_modified_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> Result<bool> {
+        Ok(pingora_cache::conditional::not_modified(
+            session.req_header(),
+            resp,
+        ))
+    }
+
+    /// Which part of a response served from the cache is sent, for a
+    /// request with `Range` (RFC 9110 §14): change `resp` (status,
+    /// `Content-Range`, `Content-Length`) and say which bytes. Called only
+    /// when the stored body is complete; `resp` then carries its length
+    /// in `Content-Length`. The default serves single and multiple
+    /// ranges, and 416 for unsatisfiable ones.
+    fn range_header_filter(
+        &self,
+        req: &RequestHeader,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> RangeType {
+        let len = resp
+            .get_header("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let Some(len) = len else {
+            return RangeType::None;
+        };
+        pingora_cache::range::range_header_filter(req, resp, len).unwrap_or(RangeType::None)
+    }
+
+    /// Whether a stale entry may be served. `error` is `None` inside the
+    /// entry's `stale-while-revalidate` window (the entry is then served
+    /// stale to the requests that find another one refreshing it), and
+    /// the error that ended the refresh inside its `stale-if-error`
+    /// window (RFC 5861). The default allows it, for errors that come
+    /// from the upstream only. The windows are never widened: an entry
+    /// past them, or with `must-revalidate`, is never served stale.
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+        error: Option<&Error>,
+    ) -> bool {
+        error.is_none_or(|e| e.esource() == &pingora_error::ErrorSource::Upstream)
     }
 
     /// Whether to go upstream at all. Returning `false` ends the request:

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::header::HeaderMap;
+use pingora_cache::HttpCache;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::modules::http::HttpModuleCtx;
 use pingora_core::protocols::http::ServerSession;
@@ -50,6 +51,12 @@ pub struct Session {
     modules_response_ended: bool,
     /// State kept across the requests of one HTTP/1 connection.
     conn_ctx: Option<ConnectionCtx>,
+    /// This request's cache state: off unless
+    /// [`request_cache_filter`](crate::ProxyHttp::request_cache_filter)
+    /// calls [`HttpCache::enable`].
+    pub cache: HttpCache,
+    /// The writer of the response being stored, during a miss.
+    pub(crate) fill: Option<crate::proxy::Fill>,
 }
 
 /// What [`Session::set_connection_ctx`] keeps.
@@ -76,6 +83,8 @@ impl Session {
             modules_request_ended: false,
             modules_response_ended: false,
             conn_ctx: None,
+            cache: HttpCache::new(),
+            fill: None,
         }
     }
 

@@ -144,6 +144,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             };
             req.insert_header("Host", host).map_err(before)?;
         }
+        super::revalidate::upstream_request(session, &mut req).map_err(before)?;
         self.inner
             .upstream_request_filter(session, &mut req, ctx)
             .await
@@ -285,6 +286,10 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
+        if self.cache_response(session, ctx, &resp).await? == super::revalidate::Upstream::FromCache
+        {
+            return Ok(());
+        }
         self.inner.response_filter(session, &mut resp, ctx).await?;
         let bodyless = client.is_body_done() && !client.has_body_bytes();
         session.write_head(resp, bodyless).await?;
@@ -347,6 +352,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let mut piece = piece;
             self.inner
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
+            super::cache::fill_body(session, piece.as_ref(), end).await;
             let throttle = self
                 .inner
                 .response_body_filter(session, &mut piece, end, ctx)?;

@@ -9,7 +9,9 @@
 //! (downstream) and the connector's client session (upstream).
 
 mod body;
+mod cache;
 mod exchange;
+mod revalidate;
 mod tunnel;
 mod upstream;
 
@@ -24,6 +26,8 @@ use pingora_core::protocols::http::v2::H2Options;
 use pingora_core::server::ServerConf;
 use pingora_error::{Error, ErrorType, Result};
 use tunnel::Upgrades;
+
+pub(crate) use cache::Fill;
 
 /// The methods a `405` to CONNECT names in `Allow` (RFC 9110 §15.5.6):
 /// every method the proxy forwards that RFC 9110 and RFC 5789 define.
@@ -186,6 +190,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         let mut ctx = self.inner.new_ctx();
         session.set_modules(self.modules.build_ctx());
         let err = self.run_phases(session, &mut ctx).await.err();
+        // An unfinished fill is abandoned here: its readers learn it, and
+        // the cache lock's waiters are released.
+        drop(session.fill.take());
         if let Some(e) = &err {
             // After a response head went out, a second response is
             // impossible: the connection must close so the client sees
@@ -218,13 +225,23 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if connect {
             return refuse_connect(session).await;
         }
+        if self.cache_phases(session, ctx).await? {
+            return Ok(());
+        }
         if !self.inner.proxy_upstream_filter(session, ctx).await? {
             if !session.response_started() {
                 session.respond_error(502).await?;
             }
             return finish_short_circuit(session).await;
         }
-        self.proxy_to_upstream(session, ctx).await
+        if let Err(e) = self.proxy_to_upstream(session, ctx).await {
+            if self.stale_if_error(session, ctx, &e).await? {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        self.invalidate_after(session).await;
+        Ok(())
     }
 }
 
