@@ -138,6 +138,10 @@ pub mod prelude {
 /// checks it), each under the features its examples need.
 #[cfg(doctest)]
 mod book {
+    #[cfg(all(feature = "lb", feature = "cache"))]
+    #[doc = include_str!("../../docs/src/caching.md")]
+    struct Caching;
+
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/config.md")]
     struct Config;

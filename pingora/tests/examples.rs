@@ -203,3 +203,37 @@ fn bench_proxy_proxies_to_the_upstream_it_is_given() {
     assert_eq!((answer.status, answer.body.as_str()), (200, "bench origin"));
     example.stop(Signal::SIGTERM);
 }
+
+#[test]
+fn cache_proxy_serves_hits_without_the_origin_and_purges() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("cache_proxy", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let first = get(&listen, "/", &[]).unwrap();
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(
+        first.header("x-origin-count").as_deref(),
+        Some("1"),
+        "{first:?}"
+    );
+    let hit = get(&listen, "/", &[]).unwrap();
+    assert_eq!(hit.header("x-cache").as_deref(), Some("hit"), "{hit:?}");
+    assert_eq!(
+        hit.header("x-origin-count").as_deref(),
+        Some("1"),
+        "{hit:?}"
+    );
+    assert!(hit.header("age").is_some(), "{hit:?}");
+    assert_eq!(hit.body, first.body);
+    let purged = request(&listen, "PURGE", "/").unwrap();
+    assert_eq!(purged.status, 200, "{purged:?}");
+    let again = get(&listen, "/", &[]).unwrap();
+    assert_eq!(
+        again.header("x-origin-count").as_deref(),
+        Some("2"),
+        "{again:?}"
+    );
+    example.stop(Signal::SIGTERM);
+}

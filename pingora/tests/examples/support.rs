@@ -168,10 +168,20 @@ impl Answer {
 /// `GET path` on a new connection to `addr`, with `headers`, read to the
 /// close.
 pub(crate) fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
+    send(addr, "GET", path, headers)
+}
+
+/// `method path` on a new connection to `addr`, read to the close.
+pub(crate) fn request(addr: &str, method: &str, path: &str) -> std::io::Result<Answer> {
+    send(addr, method, path, &[])
+}
+
+fn send(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
     let mut tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(WAIT))?;
     tcp.set_write_timeout(Some(WAIT))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
