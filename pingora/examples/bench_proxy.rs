@@ -1,7 +1,7 @@
 //! The smallest proxy, for benchmarks: every request goes to one upstream.
 //!
 //! ```text
-//! cargo build --release --example bench_proxy --features proxy
+//! cargo build --release --example bench_proxy --features proxy,cache
 //! target/release/examples/bench_proxy 127.0.0.1:8000 127.0.0.1:6190
 //! #                                    upstream       listen
 //! # optionally also TLS (h2 and http/1.1 by ALPN):
@@ -10,21 +10,45 @@
 //! ```
 //!
 //! One worker thread, no per-request logging. `../shared/bench/proxy-bench.sh`
-//! runs it against nginx. Features: `proxy`.
+//! runs it against nginx. With `BENCH_CACHE=1` in the environment it also
+//! caches every 200 response in memory for 60 s (like nginx's
+//! `proxy_cache_valid 200 60s`), to measure cache hits. Features: `proxy`.
 
+use pingora::cache::{CacheLock, CacheMetaDefaults, MemCache};
 use pingora::core::server::{Opt, Server, ServerConf};
 use pingora::core::upstreams::HttpPeer;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
+use std::sync::Arc;
+use std::time::Duration;
 
-struct ToUpstream(HttpPeer);
+struct ToUpstream {
+    peer: HttpPeer,
+    /// The storage and lock when caching.
+    cache: Option<(Arc<MemCache>, Arc<CacheLock>)>,
+}
+
+/// 60 s for a 200 without a lifetime of its own.
+fn sixty_seconds(status: http::StatusCode) -> Option<u32> {
+    (status == http::StatusCode::OK).then_some(60)
+}
 
 impl ProxyHttp for ToUpstream {
     type CTX = ();
     fn new_ctx(&self) {}
 
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<()> {
+        if let Some((storage, lock)) = &self.cache {
+            let defaults = CacheMetaDefaults::new(sixty_seconds, 0, 0);
+            session
+                .cache
+                .enable(storage.clone(), Some(lock.clone()), defaults);
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(self.0.clone()))
+        Ok(Box::new(self.peer.clone()))
     }
 }
 
@@ -45,10 +69,12 @@ fn main() {
     conf.work_stealing = false;
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
-    let mut proxy = http_proxy_service(
-        &server.configuration,
-        ToUpstream(HttpPeer::new(upstream, false, "")),
-    );
+    let cache = std::env::var_os("BENCH_CACHE").map(|_| {
+        let storage = Arc::new(MemCache::new(256 << 20));
+        (storage, Arc::new(CacheLock::new(Duration::from_secs(5))))
+    });
+    let peer = HttpPeer::new(upstream, false, "");
+    let mut proxy = http_proxy_service(&server.configuration, ToUpstream { peer, cache });
     proxy.add_tcp(&listen);
     if let (Some(tls_listen), Some(cert), Some(key)) = (args.next(), args.next(), args.next()) {
         proxy.add_tls(&tls_listen, &cert, &key).unwrap_or_else(|e| {

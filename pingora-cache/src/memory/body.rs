@@ -56,14 +56,26 @@ impl Body {
     }
 
     /// End the fill (done or abandoned); only the first end counts.
+    ///
+    /// A finished body is joined into one piece: it is copied once here,
+    /// and every hit then reads it in one slice and writes it in one go
+    /// instead of piece by piece as the origin's reads cut it. Readers
+    /// find their place by offset, so one in the middle of the body reads
+    /// on from the joined piece.
     pub(crate) fn end(&self, fill: Fill) {
         self.tx.send_if_modified(|s| {
-            if s.fill == Fill::Writing {
-                s.fill = fill;
-                true
-            } else {
-                false
+            if s.fill != Fill::Writing {
+                return false;
             }
+            s.fill = fill;
+            if fill == Fill::Done && s.chunks.len() > 1 {
+                let mut whole = bytes::BytesMut::with_capacity(usize::try_from(s.len).unwrap_or(0));
+                for (_, chunk) in &s.chunks {
+                    whole.extend_from_slice(chunk);
+                }
+                s.chunks = vec![(0, whole.freeze())];
+            }
+            true
         });
     }
 
@@ -193,6 +205,23 @@ mod tests {
         assert_eq!(got, b"abcde");
         writer.await.unwrap();
         assert_eq!(body.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_finished_body_is_one_piece_and_readers_keep_their_place() {
+        let body = Arc::new(Body::new());
+        body.push(Bytes::from_static(b"abc"));
+        body.push(Bytes::from_static(b"def"));
+        let mut early = body.reader();
+        assert_eq!(early.read_body().await.unwrap().unwrap(), "abc");
+        body.push(Bytes::from_static(b"ghi"));
+        body.end(Fill::Done);
+        // One read of the rest, from where it was.
+        assert_eq!(early.read_body().await.unwrap().unwrap(), "defghi");
+        assert!(early.read_body().await.unwrap().is_none());
+        let mut late = body.reader();
+        assert_eq!(late.read_body().await.unwrap().unwrap(), "abcdefghi");
+        assert!(late.read_body().await.unwrap().is_none());
     }
 
     #[tokio::test]
