@@ -311,27 +311,7 @@ pub fn resp_cacheable(
         return Uncacheable(R::OriginNotCache);
     };
     let forbids_stale = cc.is_some_and(CacheControl::forbids_stale);
-    // s-maxage carries proxy-revalidate for shared caches (§5.2.2.10):
-    // no stale serving on the cache's own defaults, only in the windows
-    // the response grants explicitly (RFC 5861).
-    let (default_swr, default_sie) = if cc.and_then(CacheControl::s_maxage).is_some() {
-        (0, 0)
-    } else {
-        (
-            defaults.stale_while_revalidate_sec,
-            defaults.stale_if_error_sec,
-        )
-    };
-    let (swr, sie) = if forbids_stale {
-        (0, 0)
-    } else {
-        (
-            cc.and_then(CacheControl::serve_stale_while_revalidate_sec)
-                .unwrap_or(default_swr),
-            cc.and_then(CacheControl::serve_stale_if_error_sec)
-                .unwrap_or(default_sie),
-        )
-    };
+    let (swr, sie) = stale_windows(cc, defaults, forbids_stale);
     let has_validator = resp.has_header("etag") || resp.has_header("last-modified");
     if lifetime.is_zero() && !has_validator && swr == 0 && sie == 0 {
         return Uncacheable(R::OriginNotCache);
@@ -346,6 +326,34 @@ pub fn resp_cacheable(
     let mut meta = CacheMeta::new(fresh_until, created, swr, sie, resp);
     meta.set_must_revalidate(forbids_stale);
     RespCacheable::Cacheable(meta)
+}
+
+/// The stale-while-revalidate and stale-if-error windows, in seconds.
+fn stale_windows(
+    cc: Option<&CacheControl>,
+    defaults: &CacheMetaDefaults,
+    forbids_stale: bool,
+) -> (u32, u32) {
+    if forbids_stale {
+        return (0, 0);
+    }
+    // s-maxage carries proxy-revalidate for shared caches (§5.2.2.10):
+    // no stale serving on the cache's own defaults, only in the windows
+    // the response grants explicitly (RFC 5861).
+    let (default_swr, default_sie) = if cc.and_then(CacheControl::s_maxage).is_some() {
+        (0, 0)
+    } else {
+        (
+            defaults.stale_while_revalidate_sec,
+            defaults.stale_if_error_sec,
+        )
+    };
+    (
+        cc.and_then(CacheControl::serve_stale_while_revalidate_sec)
+            .unwrap_or(default_swr),
+        cc.and_then(CacheControl::serve_stale_if_error_sec)
+            .unwrap_or(default_sie),
+    )
 }
 
 #[cfg(test)]

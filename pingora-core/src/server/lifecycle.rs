@@ -175,14 +175,8 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     let conf = Arc::clone(&server.configuration);
     // Registered before any service starts, so that an early SIGTERM is
     // handled instead of killing the process.
-    let mut signals = match Signals::new(&conf) {
-        Ok(s) => s,
-        Err(e) => {
-            let why = format!("cannot register signal handlers: {e}");
-            log::error!("{why}");
-            readiness.failed(&why);
-            return 1;
-        }
+    let Some(mut signals) = register_signals(&conf, readiness) else {
+        return 1;
     };
     log::info!("server starting, pid {}", std::process::id());
     let fds = server.fds.clone();
@@ -252,6 +246,20 @@ async fn supervise(server: Server, readiness: &mut Readiness) -> i32 {
     }
     let senders = (&draining_tx, &shutdown_tx);
     graceful_shutdown(&conf, &mut signals, senders, &mut done_rx, running).await
+}
+
+/// The signal handlers, or `None` (said to whoever waits for readiness)
+/// when they cannot be registered.
+fn register_signals(conf: &ServerConf, readiness: &mut Readiness) -> Option<Signals> {
+    match Signals::new(conf) {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            let why = format!("cannot register signal handlers: {e}");
+            log::error!("{why}");
+            readiness.failed(&why);
+            None
+        }
+    }
 }
 
 /// SIGQUIT: hand the listening sockets to the new process. `true` when

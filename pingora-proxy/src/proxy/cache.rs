@@ -127,6 +127,14 @@ enum Found {
     Miss,
 }
 
+/// What a lookup came to.
+enum Lookup {
+    /// The client was answered from the cache.
+    Answered,
+    /// Go to the origin; with the write permit when this request fills.
+    GoUpstream(Option<WritePermit>),
+}
+
 impl<SV: ProxyHttp> HttpProxy<SV> {
     /// Run the cache phases before the request goes upstream. Returns
     /// whether the request was answered (a hit or a purge).
@@ -150,6 +158,29 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             session.cache.bypass();
             return Ok(false);
         }
+        let permit = match self.lookup(session, ctx).await? {
+            Lookup::Answered => return Ok(true),
+            Lookup::GoUpstream(permit) => permit,
+        };
+        if session.cache.phase() == CachePhase::Miss {
+            self.inner.cache_miss(session, ctx);
+        }
+        if session.cache.enabled() {
+            session.fill = Some(Fill {
+                miss: None,
+                permit,
+                written: 0,
+                max: session.cache.max_file_size_bytes(),
+            });
+        }
+        Ok(false)
+    }
+
+    /// Look the request up, under the cache lock when there is one: a
+    /// fresh hit (or, while another request refreshes, a stale one) is
+    /// served here; otherwise the request goes upstream, holding the
+    /// lock's write permit when it is the one that fills the entry.
+    async fn lookup(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<Lookup> {
         let mut permit = None;
         for _ in 0..LOOKUP_ROUNDS {
             match self.find(session, ctx).await? {
@@ -159,7 +190,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                     }
                     session.cache.cache_found(meta.clone())?;
                     self.serve_hit(session, ctx, &meta, hit).await?;
-                    return Ok(true);
+                    return Ok(Lookup::Answered);
                 }
                 Found::StaleWhileRevalidate(meta, hit) => {
                     // One request refreshes (the lock's writer, in the
@@ -174,7 +205,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                             Locked::Read(_) => {
                                 session.cache.serve_stale(meta.clone())?;
                                 self.serve_hit(session, ctx, &meta, hit).await?;
-                                return Ok(true);
+                                return Ok(Lookup::Answered);
                             }
                         }
                     }
@@ -209,18 +240,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 },
             }
         }
-        if session.cache.phase() == CachePhase::Miss {
-            self.inner.cache_miss(session, ctx);
-        }
-        if session.cache.enabled() {
-            session.fill = Some(Fill {
-                miss: None,
-                permit,
-                written: 0,
-                max: session.cache.max_file_size_bytes(),
-            });
-        }
-        Ok(false)
+        Ok(Lookup::GoUpstream(permit))
     }
 
     /// Look the key up, choosing the variant the request's fields select,
