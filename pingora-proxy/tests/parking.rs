@@ -54,15 +54,29 @@ fn reused(answer: &support::Exchange) -> &str {
     answer.headers.get("x-reused").unwrap().to_str().unwrap()
 }
 
-#[tokio::test]
-async fn an_idle_connection_is_handed_back_and_served_again_as_reused() {
+/// An origin, a proxy to it, listener options that park after
+/// `park_after`, and a listener for the test to accept on.
+async fn setup(
+    park_after: Duration,
+) -> (
+    support::Running,
+    Arc<HttpProxy<SaysReused>>,
+    ListenerOptions,
+    TcpListener,
+) {
     let origin = start_origin(HelloApp).await;
     let proxy = Arc::new(HttpProxy::new(SaysReused(origin.addr), &ServerConf::default()).unwrap());
     let mut h1 = H1Config::default();
-    h1.park_idle_after = Some(Duration::from_millis(50));
+    h1.park_idle_after = Some(park_after);
     h1.idle_timeout = Duration::from_secs(30);
     let options = ListenerOptions::default().with_h1(h1);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (origin, proxy, options, listener)
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_handed_back_and_served_again_as_reused() {
+    let (_origin, proxy, options, listener) = setup(Duration::from_millis(50)).await;
     let addr = listener.local_addr().unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
 
@@ -123,12 +137,7 @@ async fn an_idle_connection_is_handed_back_and_served_again_as_reused() {
 /// for the whole idle timeout: nothing is handed back.
 #[tokio::test]
 async fn a_connection_that_cannot_be_parked_stays_on_its_task() {
-    let origin = start_origin(HelloApp).await;
-    let proxy = Arc::new(HttpProxy::new(SaysReused(origin.addr), &ServerConf::default()).unwrap());
-    let mut h1 = H1Config::default();
-    h1.park_idle_after = Some(Duration::from_millis(20));
-    let options = ListenerOptions::default().with_h1(h1);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_origin, proxy, options, listener) = setup(Duration::from_millis(20)).await;
     let addr = listener.local_addr().unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(async move {
