@@ -244,8 +244,11 @@ mod tests {
         }
         let loads: Vec<usize> = (0..10).map(|i| selection.loaded.counts.get(i)).collect();
         let (min, max) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
-        // Power of two choices keeps the gap at O(log log n); allow a few.
-        assert!(max - min <= 4, "{loads:?}");
+        // Power of two choices keeps the gap at O(log log n): a few, but
+        // random, and 5 was seen once in CI. A uniform random pick leaves
+        // a gap of dozens at this size (its spread is about sqrt(1000)),
+        // so 10 still tells the two apart without flaking.
+        assert!(max - min <= 10, "{loads:?}");
     }
 
     proptest! {
