@@ -801,9 +801,13 @@ pub trait ProxyHttp: Send + Sync {
     /// makes on its own behalf, run through these same phases). Off by
     /// default.
     ///
-    /// Subrequests themselves come in a later release: nothing calls
-    /// this yet. It is here so that code written for Pingora compiles,
-    /// and so that the later release changes no signature.
+    /// Subrequests spawned from user code come in a later release:
+    /// nothing calls this yet. The cache's background refresh of an
+    /// entry served stale (`stale-while-revalidate`) is a subrequest too,
+    /// but part of the cache: it does not ask this (turn it off with
+    /// [`should_serve_stale`](Self::should_serve_stale)). It is here so
+    /// that code written for Pingora compiles, and so that the later
+    /// release changes no signature.
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
         false
     }

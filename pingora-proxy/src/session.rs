@@ -57,6 +57,11 @@ pub struct Session {
     pub cache: HttpCache,
     /// The writer of the response being stored, during a miss.
     pub(crate) fill: Option<crate::proxy::Fill>,
+    /// Set on a subrequest: what it carries from the request that made it.
+    pub(crate) subrequest: Option<Box<crate::proxy::SubrequestCtx>>,
+    /// The cache lock's write permit for an entry this request was served
+    /// stale from, to refresh in the background once it is answered.
+    pub(crate) background_refresh: Option<pingora_cache::lock::WritePermit>,
 }
 
 /// What [`Session::set_connection_ctx`] keeps.
@@ -85,6 +90,8 @@ impl Session {
             conn_ctx: None,
             cache: HttpCache::new(),
             fill: None,
+            subrequest: None,
+            background_refresh: None,
         }
     }
 
@@ -613,9 +620,24 @@ impl Session {
         self.body_bytes_sent
     }
 
-    /// What is known about the client connection: addresses, TLS.
+    /// What is known about the client connection: addresses, TLS. On a
+    /// [subrequest](Self::is_subrequest), the client connection of the
+    /// request that made it.
     pub fn digest(&self) -> Option<&Digest> {
-        self.downstream.digest()
+        match &self.subrequest {
+            Some(sub) => sub.digest.as_ref(),
+            None => self.downstream.digest(),
+        }
+    }
+
+    /// Whether this request is a subrequest: one the proxy made itself
+    /// and runs through the phases with no client, such as the background
+    /// refresh of a cache entry served stale (`stale-while-revalidate`).
+    /// Its head is the one the original request had when it was served,
+    /// that is after `request_filter` changed it: a phase that rewrites
+    /// the request in a way that must not be done twice checks this.
+    pub const fn is_subrequest(&self) -> bool {
+        self.subrequest.is_some()
     }
 
     /// The client's address.

@@ -22,7 +22,7 @@ use pingora_proxy::{HttpProxy, ProxyHttp, Session};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use support::h2_tools::{h2_client, h2_exchange};
 use support::*;
@@ -40,6 +40,9 @@ struct Origin {
     delay_ms: Arc<AtomicU64>,
     /// When not 0, every answer has this status.
     fail_status: Arc<AtomicU16>,
+    /// Answer every conditional request with a 304 carrying the path's
+    /// current fields, whatever it asked about (a broken origin).
+    blind_304: Arc<AtomicBool>,
 }
 
 impl Origin {
@@ -74,7 +77,8 @@ impl ServeHttp for Origin {
         }
         let etag = fields.iter().find(|(n, _)| *n == "ETag").map(|(_, v)| *v);
         let inm = req.get_header("if-none-match").map(|v| v.to_str().unwrap());
-        if etag.is_some() && etag == inm {
+        let blind = inm.is_some() && self.blind_304.load(Ordering::SeqCst);
+        if blind || (etag.is_some() && etag == inm) {
             let mut head = ResponseHeader::build(304, None).unwrap();
             for (name, value) in fields {
                 head.append_header(name, value).unwrap();
@@ -98,6 +102,8 @@ struct Cdn {
     enabled: bool,
     /// Serve no ranges and no 304s from the cache.
     plain: bool,
+    /// Subrequests seen, that knew their client's address.
+    subrequests: Arc<AtomicUsize>,
 }
 
 impl ProxyHttp for Cdn {
@@ -105,6 +111,9 @@ impl ProxyHttp for Cdn {
     fn new_ctx(&self) {}
 
     fn request_cache_filter(&self, session: &mut Session, _: &mut ()) -> Result<()> {
+        if session.is_subrequest() && session.client_addr().is_some() {
+            self.subrequests.fetch_add(1, Ordering::SeqCst);
+        }
         if self.enabled {
             let storage = self.storage.clone();
             let lock = Some(self.lock.clone());
@@ -160,6 +169,7 @@ impl ProxyHttp for Cdn {
 
 struct Setup {
     origin: Origin,
+    subrequests: Arc<AtomicUsize>,
     /// Where the proxy sends requests.
     peer: Arc<Mutex<SocketAddr>>,
     _origin_server: Running,
@@ -180,13 +190,16 @@ async fn setup_opts(enabled: bool, plain: bool) -> Setup {
         lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
         enabled,
         plain,
+        subrequests: Arc::default(),
     };
+    let subrequests = cdn.subrequests.clone();
     let proxy = HttpProxy::new(cdn, &ServerConf::default())
         .unwrap()
         .with_h2c(true);
     let proxy = serve_app(proxy).await;
     Setup {
         origin,
+        subrequests,
         peer,
         _origin_server: origin_server,
         proxy,
@@ -403,7 +416,7 @@ async fn stale_entry_revalidated_with_304() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_while_revalidate_serves_others_at_once() {
+async fn stale_while_revalidate_refreshes_in_the_background() {
     let s = setup().await;
     s.origin.set(
         "/swr",
@@ -412,24 +425,60 @@ async fn stale_while_revalidate_serves_others_at_once() {
     get(s.proxy.addr, "/swr").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     s.origin.delay_ms.store(500, Ordering::SeqCst);
-    let addr = s.proxy.addr;
-    let refresher = tokio::spawn(async move { get(addr, "/swr").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = std::time::Instant::now();
-    let stale = get(s.proxy.addr, "/swr").await;
-    assert!(started.elapsed() < Duration::from_millis(400));
-    assert_eq!(field(&stale, "x-cache"), "stale");
-    assert_eq!(stale.body, b"/swr #1 lang=");
-    let refreshed = refresher.await.unwrap();
-    assert_eq!(field(&refreshed, "x-cache"), "expired");
-    assert_eq!(refreshed.body, b"/swr #2 lang=");
-    s.origin.delay_ms.store(0, Ordering::SeqCst);
-    let hit = get(s.proxy.addr, "/swr").await;
+    // Every request is served stale at once, the first one included: it
+    // only starts the refresh, which runs on its own.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let stale = get(s.proxy.addr, "/swr").await;
+        assert!(started.elapsed() < Duration::from_millis(400));
+        assert_eq!(field(&stale, "x-cache"), "stale");
+        assert_eq!(stale.body, b"/swr #1 lang=");
+    }
+    // One refresh for all of them, done in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let hit = loop {
+        let x = get(s.proxy.addr, "/swr").await;
+        if field(&x, "x-cache") == "hit" || std::time::Instant::now() > deadline {
+            break x;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         (field(&hit, "x-cache"), &hit.body[..]),
         ("hit", &b"/swr #2 lang="[..])
     );
     assert_eq!(s.origin.count(), 2);
+    // The refresh ran through the phases as a subrequest, with the
+    // address of the client whose request started it.
+    assert_eq!(s.subrequests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_304_about_another_response_is_fetched_again_in_full() {
+    let s = setup().await;
+    s.origin
+        .set("/m", &[("Cache-Control", "max-age=1"), ("ETag", "\"a\"")]);
+    let first = get(s.proxy.addr, "/m").await;
+    assert_eq!(first.body, b"/m #1 lang=");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The origin now answers any conditional request with a 304 for
+    // another version: that cannot refresh the stored "a", nor answer
+    // the client, who sent no conditional.
+    s.origin
+        .set("/m", &[("Cache-Control", "max-age=60"), ("ETag", "\"b\"")]);
+    s.origin.blind_304.store(true, Ordering::SeqCst);
+    let again = get(s.proxy.addr, "/m").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, b"/m #3 lang=");
+    assert_eq!(field(&again, "etag"), "\"b\"");
+    assert_eq!(s.origin.count(), 3);
+    // The full response fetched the second time was stored.
+    let hit = get(s.proxy.addr, "/m").await;
+    assert_eq!(
+        (field(&hit, "x-cache"), &hit.body[..]),
+        ("hit", &b"/m #3 lang="[..])
+    );
+    assert_eq!(s.origin.count(), 3);
 }
 
 #[tokio::test]
@@ -547,6 +596,7 @@ async fn a_filling_entry_is_served_as_it_grows() {
         lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
         enabled: true,
         plain: false,
+        subrequests: Arc::default(),
     };
     let proxy = start_proxy(cdn, 0).await;
     let addr = proxy.addr;
@@ -558,5 +608,70 @@ async fn a_filling_entry_is_served_as_it_grows() {
     assert_eq!(field(&first, "x-cache"), "miss");
     assert_eq!(second.body, b"abcdef");
     assert_eq!(field(&second, "x-cache"), "hit");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_outlives_the_client_that_started_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let origin = serve_fn(move |mut stream, _| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = Vec::new();
+            while !buf.ends_with(b"\r\n\r\n") {
+                let mut byte = [0; 1];
+                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                buf.push(byte[0]);
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let head =
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 9\r\n\r\nabc";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            for piece in [&b"def"[..], b"ghi"] {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stream.write_all(piece).await.unwrap();
+                stream.flush().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    let cdn = Cdn {
+        origin: Arc::new(Mutex::new(origin.addr)),
+        storage: Arc::new(MemCache::new(1 << 20)),
+        lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
+        enabled: true,
+        plain: false,
+        subrequests: Arc::default(),
+    };
+    let proxy = start_proxy(cdn, 0).await;
+    // The client that causes the fill reads the head and leaves.
+    let mut quitter = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    quitter
+        .write_all(b"GET /gone HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0; 64];
+    let n = quitter.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    // A second client follows the entry as it fills ...
+    let addr = proxy.addr;
+    let follower = tokio::spawn(async move { get(addr, "/gone").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(quitter);
+    // ... and gets all of it, though the first client is gone.
+    let follower = follower.await.unwrap();
+    assert_eq!(follower.body, b"abcdefghi");
+    assert_eq!(field(&follower, "x-cache"), "hit");
+    // The entry is complete: later requests hit it.
+    let later = get(proxy.addr, "/gone").await;
+    assert_eq!(
+        (field(&later, "x-cache"), &later.body[..]),
+        ("hit", &b"abcdefghi"[..])
+    );
     assert_eq!(requests.load(Ordering::SeqCst), 1);
 }

@@ -21,6 +21,9 @@ pub(super) struct SentBody {
     /// The current attempt's request head was handed to the upstream, with
     /// whether its method is idempotent; `None` before.
     head: Option<bool>,
+    /// The request was already sent again for the cache, after a 304
+    /// that did not match the stored response.
+    refetched: bool,
 }
 
 impl SentBody {
@@ -41,6 +44,17 @@ impl SentBody {
     /// Whether a new attempt can send everything sent so far again.
     pub(super) const fn replayable(&self) -> bool {
         !self.lost
+    }
+
+    /// Whether the request may be sent again for the cache (once, and
+    /// only when it can be sent whole).
+    pub(super) const fn may_refetch(&self) -> bool {
+        self.replayable() && !self.refetched
+    }
+
+    /// The request is being sent again for the cache.
+    pub(super) fn set_refetched(&mut self) {
+        self.refetched = true;
     }
 
     pub(super) fn pieces(&self) -> &[Bytes] {

@@ -22,7 +22,8 @@ use pingora_cache::{
     MissHandler, NoCacheReason, PurgeStatus, RespCacheable,
 };
 use pingora_core::header::ResponseHeader;
-use pingora_error::{Error, ErrorType, Result};
+use pingora_core::protocols::http::ClientSession;
+use pingora_error::{BError, Error, ErrorType, Result};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -108,6 +109,18 @@ impl Fill {
     }
 }
 
+impl Fill {
+    /// Whether the body is still being written to the storage.
+    const fn is_writing(&self) -> bool {
+        self.miss.is_some()
+    }
+}
+
+/// Whether `session` is storing its response right now.
+fn filling(session: &Session) -> bool {
+    session.fill.as_ref().is_some_and(Fill::is_writing)
+}
+
 /// Store `data` (the upstream body piece) in the fill of `session`, if
 /// one is running.
 pub(super) async fn fill_body(session: &mut Session, data: Option<&Bytes>, end: bool) {
@@ -181,7 +194,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// served here; otherwise the request goes upstream, holding the
     /// lock's write permit when it is the one that fills the entry.
     async fn lookup(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<Lookup> {
-        let mut permit = None;
+        // A background refresh holds the permit from the start.
+        let mut permit = session.subrequest.as_mut().and_then(|s| s.permit.take());
         for _ in 0..LOOKUP_ROUNDS {
             match self.find(session, ctx).await? {
                 Found::Fresh(meta, hit) => {
@@ -193,21 +207,20 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                     return Ok(Lookup::Answered);
                 }
                 Found::StaleWhileRevalidate(meta, hit) => {
-                    // One request refreshes (the lock's writer, in the
-                    // foreground); the others are served stale at once.
+                    // Served stale at once; the request that takes the
+                    // lock also starts the one refresh, in the background
+                    // (a subrequest, once this request is answered).
                     if permit.is_none()
                         && self.inner.should_serve_stale(session, ctx, None)
                         && let (Some(lock), Some(key)) =
                             (session.cache.cache_lock(), session.cache.cache_key())
                     {
-                        match lock.lock(key) {
-                            Locked::Write(p) => permit = Some(p),
-                            Locked::Read(_) => {
-                                session.cache.serve_stale(meta.clone())?;
-                                self.serve_hit(session, ctx, &meta, hit).await?;
-                                return Ok(Lookup::Answered);
-                            }
+                        if let Locked::Write(p) = lock.lock(key) {
+                            session.background_refresh = Some(p);
                         }
+                        session.cache.serve_stale(meta.clone())?;
+                        self.serve_hit(session, ctx, &meta, hit).await?;
+                        return Ok(Lookup::Answered);
                     }
                     session.cache.cache_expired(meta)?;
                 }
@@ -382,6 +395,45 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         Ok(())
     }
 
+    /// The client went away (`e`, a failed write) while its response was
+    /// being stored: read the rest of the upstream body into the cache,
+    /// so that the entry completes for the requests that already follow
+    /// it and for the next ones, then return `e`. An upstream failure
+    /// abandons the entry, as it would have with the client there.
+    pub(super) async fn fill_without_client(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        client: &mut ClientSession,
+        e: BError,
+    ) -> BError {
+        if !filling(session) {
+            return e;
+        }
+        log::debug!("client gone, finishing the cache fill alone: {e}");
+        while filling(session) {
+            let mut piece = match client.read_body_bytes().await {
+                Ok(piece) => piece,
+                Err(up) => {
+                    log::debug!("cache fill without client failed: {up}");
+                    break;
+                }
+            };
+            let end = piece.is_none() || client.is_body_done();
+            let filtered = self
+                .inner
+                .upstream_response_body_filter(session, &mut piece, end, ctx);
+            if filtered.is_err() {
+                break;
+            }
+            fill_body(session, piece.as_ref(), end).await;
+            if end {
+                break;
+            }
+        }
+        e
+    }
+
     /// Remove every variant under the key and answer with the response
     /// `purge_response_filter` leaves: 200 when something was removed,
     /// 404 when nothing was stored, 500 when the storage failed.
@@ -415,12 +467,14 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// The upstream response head arrived (hop-by-hop fields removed,
     /// `upstream_response_filter` run): decide whether to store it and
     /// start the entry. Never fails the request: a response that cannot
-    /// be stored is proxied uncached.
+    /// be stored is proxied uncached. `may_refetch`: the request can be
+    /// sent again (see [`HttpProxy::after_revalidation`]).
     pub(super) async fn cache_response(
         &self,
         session: &mut Session,
         ctx: &mut SV::CTX,
         resp: &ResponseHeader,
+        may_refetch: bool,
     ) -> Result<Upstream> {
         let Some(mut fill) = session.fill.take() else {
             return Ok(Upstream::Forward);
@@ -432,9 +486,13 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         }
         if phase == CachePhase::Expired
             && let Some(answer) = self
-                .after_revalidation(session, ctx, resp, &mut fill)
+                .after_revalidation(session, ctx, resp, &mut fill, may_refetch)
                 .await?
         {
+            if answer == Upstream::Refetch {
+                // Still this request's to fill, with the lock it holds.
+                session.fill = Some(fill);
+            }
             return Ok(answer);
         }
         // A HEAD response has no body to store.

@@ -8,6 +8,7 @@
 
 use super::HttpProxy;
 use super::body::SentBody;
+use super::revalidate::Upstream;
 use crate::{ProxyHttp, Session, hop};
 use bytes::Bytes;
 use http::StatusCode;
@@ -61,6 +62,16 @@ fn after(e: BError) -> Failure {
     }
 }
 
+/// How an attempt that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempted {
+    /// The client was answered.
+    Done,
+    /// The upstream's answer was for the cache only (a 304 that did not
+    /// match the stored response): send the request again.
+    Again,
+}
+
 /// The head the client session just read, owned.
 fn taken_head(client: &mut ClientSession) -> Result<ResponseHeader, Failure> {
     client.take_response_header().ok_or_else(|| {
@@ -78,7 +89,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         client: &mut ClientSession,
         reused: bool,
         body: &mut SentBody,
-    ) -> Result<(), Failure> {
+    ) -> Result<Attempted, Failure> {
         let digest = client.digest();
         self.inner
             .connected_to_upstream(session, reused, peer, digest, ctx)
@@ -279,23 +290,31 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         client: &mut ClientSession,
         body: &mut SentBody,
         mut resp: ResponseHeader,
-    ) -> Result<()> {
+    ) -> Result<Attempted> {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             self.upgrades.check_switch(session, &resp)?;
         }
         hop::downstream_response(&mut resp)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
-        if self.cache_response(session, ctx, &resp).await? == super::revalidate::Upstream::FromCache
+        let may_refetch = body.may_refetch();
+        match self
+            .cache_response(session, ctx, &resp, may_refetch)
+            .await?
         {
-            return Ok(());
+            Upstream::Forward => {}
+            Upstream::FromCache => return Ok(Attempted::Done),
+            Upstream::Refetch => return Ok(Attempted::Again),
         }
         self.inner.response_filter(session, &mut resp, ctx).await?;
         let bodyless = client.is_body_done() && !client.has_body_bytes();
-        session.write_head(resp, bodyless).await?;
+        if let Err(e) = session.write_head(resp, bodyless).await {
+            return Err(self.fill_without_client(session, ctx, client, e).await);
+        }
         if client.is_upgraded() {
             session.flush().await?;
-            return super::tunnel::run(session, client).await;
+            super::tunnel::run(session, client).await?;
+            return Ok(Attempted::Done);
         }
         // The downstream holds the head back for the first piece of body.
         // When none is at hand, wait for it a little (not while request
@@ -312,10 +331,15 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             };
             match piece {
                 Some(piece) => first = Some(piece?),
-                None => session.flush().await?,
+                None => {
+                    if let Err(e) = session.flush().await {
+                        return Err(self.fill_without_client(session, ctx, client, e).await);
+                    }
+                }
             }
         }
-        self.forward_body(session, ctx, client, body, first).await
+        self.forward_body(session, ctx, client, body, first).await?;
+        Ok(Attempted::Done)
     }
 
     async fn forward_body(
@@ -356,7 +380,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let throttle = self
                 .inner
                 .response_body_filter(session, &mut piece, end, ctx)?;
-            session.write_body(piece, end).await?;
+            if let Err(e) = session.write_body(piece, end).await {
+                return Err(self.fill_without_client(session, ctx, client, e).await);
+            }
             if end {
                 break;
             }

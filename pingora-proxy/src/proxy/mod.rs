@@ -12,6 +12,7 @@ mod body;
 mod cache;
 mod exchange;
 mod revalidate;
+mod subrequest;
 mod tunnel;
 mod upstream;
 
@@ -25,9 +26,11 @@ use pingora_core::protocols::http::v1::H1Config;
 use pingora_core::protocols::http::v2::H2Options;
 use pingora_core::server::ServerConf;
 use pingora_error::{Error, ErrorType, Result};
+use std::sync::Arc;
 use tunnel::Upgrades;
 
 pub(crate) use cache::Fill;
+pub(crate) use subrequest::SubrequestCtx;
 
 /// The methods a `405` to CONNECT names in `Allow` (RFC 9110 §15.5.6):
 /// every method the proxy forwards that RFC 9110 and RFC 5789 define.
@@ -185,8 +188,9 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     }
 
     /// Run one request through every phase, answer it on error, and call
-    /// `logging` exactly once.
-    pub(crate) async fn process_request(&self, session: &mut Session) {
+    /// `logging` exactly once. Starts no background work (see
+    /// [`process_request`](Self::process_request)).
+    pub(crate) async fn serve_request(&self, session: &mut Session) {
         let mut ctx = self.inner.new_ctx();
         session.set_modules(self.modules.build_ctx());
         let err = self.run_phases(session, &mut ctx).await.err();
@@ -242,6 +246,18 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         }
         self.invalidate_after(session).await;
         Ok(())
+    }
+}
+
+impl<SV: ProxyHttp + 'static> HttpProxy<SV> {
+    /// Serve one client request ([`serve_request`](Self::serve_request)),
+    /// then start the background work it left: the refresh of a cache
+    /// entry it was served stale from.
+    pub(crate) async fn process_request(self: &Arc<Self>, session: &mut Session) {
+        self.serve_request(session).await;
+        if let Some(permit) = session.background_refresh.take() {
+            self.spawn_refresh(session, permit);
+        }
     }
 }
 

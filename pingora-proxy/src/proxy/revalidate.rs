@@ -22,6 +22,9 @@ pub(super) enum Upstream {
     Forward,
     /// The client was answered from the cache instead.
     FromCache,
+    /// The origin's 304 was about another response than the stored one:
+    /// ask again, without validators, for the whole response.
+    Refetch,
 }
 
 /// The request fields that would make the origin answer a part or a 304
@@ -44,16 +47,15 @@ pub(super) fn upstream_request(session: &Session, req: &mut RequestHeader) -> Re
     if session.fill.is_none() {
         return Ok(());
     }
-    match (session.cache.phase(), session.cache.cache_meta()) {
-        (CachePhase::Expired, Some(meta)) => {
-            add_validators(req, meta.response_header())?;
-        }
-        (CachePhase::Miss | CachePhase::Expired, _) => {
-            for name in CLIENT_CONDITIONALS {
-                req.remove_header(name);
-            }
-        }
-        _ => {}
+    let phase = session.cache.phase();
+    if !matches!(phase, CachePhase::Miss | CachePhase::Expired) {
+        return Ok(());
+    }
+    for name in CLIENT_CONDITIONALS {
+        req.remove_header(name);
+    }
+    if let (CachePhase::Expired, Some(meta)) = (phase, session.cache.cache_meta()) {
+        add_validators(req, meta.response_header())?;
     }
     Ok(())
 }
@@ -69,12 +71,19 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// refreshes the stored metadata and the client is served from the
     /// cache; an error status may serve the entry stale. `None`: handle
     /// the response as a miss.
+    ///
+    /// A 304 whose validators do not match the stored response cannot
+    /// refresh it (RFC 9111 §4.3.4), and it is no answer to the client's
+    /// request either: the request is turned into a miss and, when
+    /// `may_refetch` (its body can be sent again), asked again without
+    /// validators ([`Upstream::Refetch`]); otherwise the 304 is passed on.
     pub(super) async fn after_revalidation(
         &self,
         session: &mut Session,
         ctx: &mut SV::CTX,
         resp: &ResponseHeader,
         fill: &mut Fill,
+        may_refetch: bool,
     ) -> Result<Option<Upstream>> {
         let Some(stored) = session.cache.cache_meta().cloned() else {
             return Ok(None);
@@ -128,7 +137,13 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 session.cache.disable(reason);
                 Ok(Some(Upstream::FromCache))
             }
-            // The 304 is about another response: pass it on as it is.
+            None if may_refetch => {
+                log::debug!("304 does not match the stored response: asking again");
+                session.cache.cache_miss()?;
+                Ok(Some(Upstream::Refetch))
+            }
+            // The 304 is about another response and the request cannot
+            // be sent again: pass it on as it is.
             None => {
                 fill.release(LockStatus::GiveUp);
                 session

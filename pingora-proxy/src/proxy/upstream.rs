@@ -2,7 +2,7 @@
 
 use super::HttpProxy;
 use super::body::SentBody;
-use super::exchange::Failure;
+use super::exchange::{Attempted, Failure};
 use crate::{ProxyHttp, Session};
 use pingora_core::connectors::http::retry_before_response;
 use pingora_error::Result;
@@ -50,9 +50,14 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 mut e,
                 before_response,
             } = match attempt {
-                Ok(()) => {
+                Ok(Attempted::Done) => {
                     self.connector.release_session(client, &peer);
                     return Ok(());
+                }
+                Ok(Attempted::Again) => {
+                    self.connector.release_session(client, &peer);
+                    body.set_refetched();
+                    continue;
                 }
                 Err(failure) => failure,
             };
