@@ -31,6 +31,8 @@
 //!   and moves a down shard's keys to the next shard on the ring;
 //!   `GET /__shards` shows its view.
 //!
+//! Any other argument prints the usage. The server options of the other
+//! examples (`-c`, `-d`, `-u`) are not read: the one argument is the role.
 //! The demo reads the same variables (`LISTEN` for its edge, `ORIGIN`,
 //! `SHARDS`). `docs/src/tiered-caching.md` explains the design; the test
 //! `pingora/tests/cache_fleet.rs` runs 1 origin, 3 shards and 3 edges as
