@@ -219,6 +219,10 @@ mod book {
     #[doc = include_str!("../../docs/src/quick-start.md")]
     struct QuickStart;
 
+    #[cfg(all(feature = "lb", feature = "cache"))]
+    #[doc = include_str!("../../docs/src/tiered-caching.md")]
+    struct TieredCaching;
+
     #[doc = include_str!("../../docs/src/timeouts.md")]
     struct Timeouts;
 

@@ -237,3 +237,42 @@ fn cache_proxy_serves_hits_without_the_origin_and_purges() {
     );
     example.stop(Signal::SIGTERM);
 }
+
+#[test]
+fn cache_fleet_demo_shards_keys_over_its_caching_shards() {
+    let addrs = free_addrs(5);
+    let (listen, origin) = (&addrs[0], &addrs[1]);
+    let shards = addrs[2..].join(",");
+    let env = [
+        ("LISTEN", listen.as_str()),
+        ("ORIGIN", origin.as_str()),
+        ("SHARDS", shards.as_str()),
+    ];
+    let mut example = Example::start("cache_fleet", &[], &env);
+    example.wait_listening(listen);
+    let first = get(listen, "/a", &[]).unwrap();
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.header("x-shard-cache").as_deref(), Some("miss"));
+    let shard = first.header("x-shard").unwrap();
+    assert!(shards.split(',').any(|s| s == shard), "{first:?}");
+    let hit = get(listen, "/a", &[]).unwrap();
+    assert_eq!(
+        hit.header("x-shard-cache").as_deref(),
+        Some("hit"),
+        "{hit:?}"
+    );
+    assert_eq!(hit.header("x-shard"), Some(shard));
+    let counts = get(origin, "/__counts", &[]).unwrap();
+    assert_eq!(counts.body, "1 /a\n");
+    let view = get(listen, "/__shards", &[]).unwrap();
+    assert_eq!(view.body.matches(" up\n").count(), 3, "{view:?}");
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn cache_fleet_refuses_an_unknown_role() {
+    let mut example = Example::start("cache_fleet", &["cache"], &[]);
+    let status = example.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{}", example.stderr());
+    assert!(example.stderr().contains("usage: cache_fleet"));
+}

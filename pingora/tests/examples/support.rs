@@ -20,6 +20,18 @@ pub(crate) fn free_addr() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
+/// `n` distinct loopback addresses with ports free right now: all are
+/// bound at once, so none is handed out twice.
+pub(crate) fn free_addrs(n: usize) -> Vec<String> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect()
+}
+
 /// A directory for one test's files, removed at the end.
 pub(crate) struct TempDir(PathBuf);
 
