@@ -36,6 +36,7 @@ pub mod header;
 pub mod listeners;
 pub mod modules;
 pub mod protocols;
+pub mod report;
 pub mod server;
 pub mod services;
 pub mod tls;

@@ -361,3 +361,30 @@ async fn shutdown_closes_idle_connections() {
             .is_none()
     );
 }
+
+/// Panics on `/panic`, echoes otherwise.
+struct Panicky;
+
+#[async_trait]
+impl ServeHttp for Panicky {
+    async fn response(&self, request: HttpRequest) -> HttpResponse {
+        if request.header().uri().path() == "/panic" {
+            panic!("app bug");
+        }
+        HttpResponse::text(200, "fine")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_app_costs_one_request() {
+    let addr = serve_http(Panicky).await;
+    let out = exchange_tcp(addr, b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    // A 500, and the connection closes (exchange_tcp reads to the end).
+    assert_eq!(statuses(&out), [500], "{out}");
+    let out = exchange_tcp(
+        addr,
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.ends_with("\r\n\r\nfine"), "{out}");
+}

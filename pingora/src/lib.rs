@@ -191,6 +191,10 @@ mod book {
     #[doc = include_str!("../../docs/src/modify.md")]
     struct Modify;
 
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/observability.md")]
+    struct Observability;
+
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/peers.md")]
     struct Peers;

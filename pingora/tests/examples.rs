@@ -276,3 +276,43 @@ fn cache_fleet_refuses_an_unknown_role() {
     assert_eq!(status.code(), Some(2), "{}", example.stderr());
     assert!(example.stderr().contains("usage: cache_fleet"));
 }
+
+#[test]
+fn access_log_writes_combined_lines() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let dir = TempDir::new("access-log");
+    let log = dir.path().join("access.log");
+    let log_path = log.to_string_lossy().into_owned();
+    let env = [
+        ("LISTEN", listen.as_str()),
+        ("ORIGIN", origin.as_str()),
+        ("ACCESS_LOG", log_path.as_str()),
+    ];
+    let mut example = Example::start("access_log", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let headers = [
+        ("User-Agent", "demo \"agent\""),
+        ("Referer", "http://ref.test/"),
+    ];
+    let answer = get(&listen, "/hello", &headers).unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("/hello") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let line = text.lines().find(|l| l.contains("/hello")).unwrap();
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    let sent = answer.body.len();
+    let expected = format!(
+        "+0000] \"GET /hello HTTP/1.1\" 200 {sent} \"http://ref.test/\" \"demo \\\"agent\\\"\" rt="
+    );
+    assert!(line.contains(&expected), "{line}\n{expected}");
+    assert!(line.contains(&format!(" upstream={origin} urt=")), "{line}");
+    assert!(line.contains(" id="), "{line}");
+    example.stop(Signal::SIGTERM);
+}

@@ -38,12 +38,13 @@ use crate::protocols::Stream;
 use crate::protocols::http::ServerSession;
 use crate::protocols::http::v1::{H1Config, NextRequest, ServerConnection};
 use crate::protocols::http::v2::{self, H2Options};
+use crate::report::CatchUnwind;
 use crate::server::{ServerConf, ShutdownWatch};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
-use pingora_error::{ErrorType, Result};
+use pingora_error::{Error, ErrorType, Result};
 use std::sync::Arc;
 
 /// A whole request, as a [`ServeHttp`] app sees it.
@@ -238,11 +239,25 @@ impl<S: ServeHttp> HttpServer<S> {
             return Ok(());
         };
         let request = HttpRequest::new(session.req_header().clone(), body, trailers);
+        // A panicking app costs this request (a 500), not the connection
+        // task: the connection closes after the answer.
+        let response = match CatchUnwind(self.app.response(request)).await {
+            Ok(response) => response,
+            Err(payload) => {
+                let message = crate::report::panic_message(payload.as_ref());
+                let summary = format!("{}", session.req_header().uri());
+                log::error!("http app panicked: {message}, request: {summary}");
+                let e = Error::explain(ErrorType::InternalError, format!("panic: {message}"));
+                crate::report::report_error(&e, "panic", &summary);
+                session.set_keepalive(false);
+                return session.respond_error(500).await;
+            }
+        };
         let HttpResponse {
             mut header,
             body,
             trailers,
-        } = self.app.response(request).await;
+        } = response;
         let framed = header.has_header(header::CONTENT_LENGTH.as_str())
             || header.has_header(header::TRANSFER_ENCODING.as_str());
         if !framed {

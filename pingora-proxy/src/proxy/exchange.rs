@@ -114,6 +114,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             Some(resp) => resp,
             None => self.read_final_head(session, client, &mut interim).await?,
         };
+        session.upstream_head_arrived();
         self.forward_response(session, ctx, client, body, resp)
             .await
             .map_err(after)

@@ -24,6 +24,7 @@ use pingora_core::header::ResponseHeader;
 use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::http::v1::H1Config;
 use pingora_core::protocols::http::v2::H2Options;
+use pingora_core::report::{CatchUnwind, panic_message};
 use pingora_core::server::ServerConf;
 use pingora_error::{Error, ErrorType, Result};
 use std::sync::Arc;
@@ -193,7 +194,21 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     pub(crate) async fn serve_request(&self, session: &mut Session) {
         let mut ctx = self.inner.new_ctx();
         session.set_modules(self.modules.build_ctx());
-        let err = self.run_phases(session, &mut ctx).await.err();
+        let outcome = {
+            let phases = std::pin::pin!(self.run_phases(session, &mut ctx));
+            CatchUnwind(phases).await
+        };
+        let err = match outcome {
+            Ok(result) => result.err(),
+            Err(payload) => {
+                // Whatever the phase left half done, this connection
+                // serves nothing more.
+                session.set_keepalive(None);
+                let message = panic_message(payload.as_ref());
+                let e = Error::explain(ErrorType::InternalError, format!("panic: {message}"));
+                Some(e)
+            }
+        };
         // An unfinished fill is abandoned here: its readers learn it, and
         // the cache lock's waiters are released.
         drop(session.fill.take());
@@ -212,6 +227,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 let summary = self.inner.request_summary(session, &ctx);
                 let status = failed.error_code;
                 log::error!("fail to proxy: {e}, status: {status}, {summary}");
+                pingora_core::report::report_error(e, "proxy", &summary);
             }
         }
         self.inner.logging(session, err.as_deref(), &mut ctx).await;

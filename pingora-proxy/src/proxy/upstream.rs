@@ -5,6 +5,7 @@ use super::body::SentBody;
 use super::exchange::{Attempted, Failure};
 use crate::{ProxyHttp, Session};
 use pingora_core::connectors::http::retry_before_response;
+use pingora_core::upstreams::Peer;
 use pingora_error::Result;
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -31,6 +32,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         loop {
             body.start_attempt();
             let peer = self.inner.upstream_peer(session, ctx).await?;
+            session.set_upstream_addr(peer.address());
             let (mut client, reused) = match self.connector.get_session(&peer).await {
                 Ok(connected) => connected,
                 Err(e) => {

@@ -36,7 +36,9 @@ mod server;
 
 pub use client::ClientSession;
 pub use config::H1Config;
-pub use server::{DRAIN_IDLE_WAIT, NextRequest, ServerConnection, ServerSession};
+pub use server::{
+    DRAIN_IDLE_WAIT, NextRequest, ServerConnection, ServerSession, rejected_requests,
+};
 
 use crate::header::RequestHeader;
 use bytes::BytesMut;

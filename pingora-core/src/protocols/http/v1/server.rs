@@ -21,7 +21,7 @@ use std::time::Duration;
 
 mod connection;
 
-pub use connection::{DRAIN_IDLE_WAIT, NextRequest, ServerConnection};
+pub use connection::{DRAIN_IDLE_WAIT, NextRequest, ServerConnection, rejected_requests};
 
 /// A bodyless error response that closes the connection.
 fn write_error_head(out: &mut bytes::BytesMut, status: u16) {

@@ -372,6 +372,13 @@ impl ServerConnection {
     /// state would make [`read_request`](Self::read_request)'s future, kept
     /// by every connection waiting for a request, several times larger.
     async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
+        REJECTED_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            // In a block: nothing of it is kept across the awaits below.
+            let client = self.digest().and_then(|d| d.peer_addr.as_ref());
+            let client = client.map_or_else(String::new, ToString::to_string);
+            log::info!("request refused: {status} {why}, client: {client}");
+        }
         write_error_head(self.s.conn.wbuf(), status);
         Box::pin(async move {
             let _ = self.s.conn.flush_wbuf().await;
@@ -380,6 +387,17 @@ impl ServerConnection {
         .await;
         Error::explain(etype, why).into_down()
     }
+}
+
+/// Requests refused before any app saw them, process-wide.
+static REJECTED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests this process refused before any app or phase saw
+/// them: malformed or oversized heads (400, 414, 431), bodies announced
+/// past the limit (413), heads not finished in time (408). Each is also
+/// logged at `info` with the client's address.
+pub fn rejected_requests() -> u64 {
+    REJECTED_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What [`ServerConnection::read_request_or_idle`] found.

@@ -1,12 +1,15 @@
 //! [`Session`]: one downstream request as the phases see it.
 
+mod request_info;
+
+pub(crate) use request_info::RequestInfo;
+
 use bytes::Bytes;
 use http::header::HeaderMap;
 use pingora_cache::HttpCache;
 use pingora_core::header::{RequestHeader, ResponseHeader};
 use pingora_core::modules::http::HttpModuleCtx;
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::{Digest, SocketAddr};
 use pingora_core::server::ShutdownWatch;
 use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
@@ -62,6 +65,8 @@ pub struct Session {
     /// The cache lock's write permit for an entry this request was served
     /// stale from, to refresh in the background once it is answered.
     pub(crate) background_refresh: Option<pingora_cache::lock::WritePermit>,
+    /// What an access log line needs beyond the request and response.
+    pub(crate) info: RequestInfo,
 }
 
 /// What [`Session::set_connection_ctx`] keeps.
@@ -92,6 +97,7 @@ impl Session {
             fill: None,
             subrequest: None,
             background_refresh: None,
+            info: RequestInfo::new(),
         }
     }
 
@@ -620,36 +626,6 @@ impl Session {
         self.body_bytes_sent
     }
 
-    /// What is known about the client connection: addresses, TLS. On a
-    /// [subrequest](Self::is_subrequest), the client connection of the
-    /// request that made it.
-    pub fn digest(&self) -> Option<&Digest> {
-        match &self.subrequest {
-            Some(sub) => sub.digest.as_ref(),
-            None => self.downstream.digest(),
-        }
-    }
-
-    /// Whether this request is a subrequest: one the proxy made itself
-    /// and runs through the phases with no client, such as the background
-    /// refresh of a cache entry served stale (`stale-while-revalidate`).
-    /// Its head is the one the original request had when it was served,
-    /// that is after `request_filter` changed it: a phase that rewrites
-    /// the request in a way that must not be done twice checks this.
-    pub const fn is_subrequest(&self) -> bool {
-        self.subrequest.is_some()
-    }
-
-    /// The client's address.
-    pub fn client_addr(&self) -> Option<&SocketAddr> {
-        self.digest().and_then(|d| d.peer_addr.as_ref())
-    }
-
-    /// Our address on the client connection (the listener's).
-    pub fn server_addr(&self) -> Option<&SocketAddr> {
-        self.digest().and_then(|d| d.local_addr.as_ref())
-    }
-
     /// The bytes of the request field `name`, empty when it is absent
     /// (or repeated).
     pub fn get_header_bytes(&self, name: &str) -> &[u8] {
@@ -708,16 +684,6 @@ impl Session {
     /// The version-neutral downstream session underneath.
     pub const fn downstream_session(&self) -> &ServerSession {
         &self.downstream
-    }
-
-    /// A one-line description: method, target, host.
-    pub fn request_summary(&self) -> String {
-        let req = self.req_header();
-        let host = req
-            .get_header("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        format!("{} {}, Host: {host}", req.method(), req.uri())
     }
 
     pub(crate) fn into_downstream(self) -> ServerSession {
