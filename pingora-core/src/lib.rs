@@ -34,6 +34,7 @@ pub mod apps;
 pub mod connectors;
 pub mod header;
 pub mod listeners;
+pub mod metrics;
 pub mod modules;
 pub mod protocols;
 pub mod report;

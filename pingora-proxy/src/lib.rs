@@ -105,6 +105,7 @@
 
 mod error;
 mod hop;
+mod metrics;
 pub mod prelude;
 mod proxy;
 mod proxy_trait;

@@ -1,6 +1,7 @@
 //! Apps: what a listening service runs on each accepted connection.
 
 pub mod http_app;
+pub mod prometheus_http_app;
 
 use crate::protocols::Stream;
 use crate::protocols::http::v1::H1Config;

@@ -171,6 +171,22 @@ impl HttpConnector {
     /// another protocol in ALPN; HTTP/2 handshake errors. All marked
     /// upstream.
     pub async fn get_session(&self, peer: &HttpPeer) -> Result<(ClientSession, bool)> {
+        let start = crate::metrics::enabled().then(std::time::Instant::now);
+        let got = self.reuse_or_connect(peer).await;
+        if let Some(start) = start {
+            match &got {
+                Ok((_, true)) => crate::metrics::upstream_pool(true),
+                Ok((_, false)) => {
+                    crate::metrics::upstream_pool(false);
+                    crate::metrics::upstream_connected(start.elapsed().as_secs_f64());
+                }
+                Err(e) => crate::metrics::upstream_connect_failed(e.etype()),
+            }
+        }
+        got
+    }
+
+    async fn reuse_or_connect(&self, peer: &HttpPeer) -> Result<(ClientSession, bool)> {
         let alpn = peer.options.alpn;
         let key = peer.reuse_hash();
         if alpn == Alpn::H1 || (alpn == Alpn::H2H1 && !peer.tls()) {

@@ -182,6 +182,26 @@ impl<A> ListeningService<A> {
 #[derive(Debug, Clone, Default)]
 pub struct BoundAddrs(Arc<Mutex<Option<Vec<SocketAddr>>>>);
 
+impl Service<crate::apps::prometheus_http_app::PrometheusServer> {
+    /// A service answering Prometheus scrapes with the default registry:
+    /// the framework's metrics ([`crate::metrics`]) and the program's.
+    /// Give it a listener of its own with [`add_tcp`](Self::add_tcp).
+    ///
+    /// ```
+    /// use pingora_core::services::listening::Service;
+    ///
+    /// let mut metrics = Service::prometheus_http_service();
+    /// metrics.add_tcp("127.0.0.1:9100");
+    /// // server.add_service(metrics);
+    /// ```
+    pub fn prometheus_http_service() -> Self {
+        let app = crate::apps::http_app::HttpServer::new(
+            crate::apps::prometheus_http_app::PrometheusHttpApp,
+        );
+        Self::new("Prometheus metric HTTP", Arc::new(app))
+    }
+}
+
 impl BoundAddrs {
     /// The addresses in the order the listeners were added, or `None`
     /// before the service is ready.
@@ -298,6 +318,7 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
             match accepted {
                 Ok(stream) => {
                     self.backoff.succeeded();
+                    crate::metrics::connection_accepted();
                     let conn = serve(Arc::clone(&self.listening), Box::new(stream), false);
                     self.listening.spawner.spawn(conn);
                 }
@@ -316,16 +337,39 @@ impl<A: ServerApp + Send + Sync + 'static> Acceptor<A> {
 pub(super) async fn serve<A: ServerApp + Send + Sync + 'static>(
     listening: Arc<Listening<A>>,
     stream: Stream,
-    mut resumed: bool,
+    resumed: bool,
 ) {
+    if serve_until_closed_or_parked(listening, stream, resumed).await == Ended::Closed {
+        crate::metrics::connection_closed();
+    }
+}
+
+/// How a connection's task ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The connection is closed.
+    Closed,
+    /// It is parked: still open, its task is done.
+    Parked,
+}
+
+async fn serve_until_closed_or_parked<A: ServerApp + Send + Sync + 'static>(
+    listening: Arc<Listening<A>>,
+    stream: Stream,
+    mut resumed: bool,
+) -> Ended {
     // The handshake's state is boxed: kept inline, its size would stay in
     // every connection's task for as long as the connection lives.
     let mut stream = match &listening.tls {
         Some(acceptor) if !resumed => match Box::pin(acceptor.accept(stream)).await {
-            Ok(stream) => stream,
+            Ok(stream) => {
+                crate::metrics::tls_handshake(true);
+                stream
+            }
             Err(e) => {
+                crate::metrics::tls_handshake(false);
                 log::debug!("tls handshake failed: {e}");
-                return;
+                return Ended::Closed;
             }
         },
         _ => stream,
@@ -343,15 +387,16 @@ pub(super) async fn serve<A: ServerApp + Send + Sync + 'static>(
             .process_connection(stream, &listening.draining, &listening.options, handover)
             .await;
         match served {
-            Served::Closed => return,
+            Served::Closed => return Ended::Closed,
             Served::Again(reusable) if !*listening.draining.borrow() => {
                 stream = reusable;
                 resumed = false;
             }
-            Served::Again(_) => return,
+            Served::Again(_) => return Ended::Closed,
             Served::Idle { stream: idle, wait } => {
                 match park::park(&listening, idle, wait) {
-                    Ok(()) => return,
+                    Ok(park::Parked::Yes) => return Ended::Parked,
+                    Ok(park::Parked::Closed) => return Ended::Closed,
                     // Not parked (the server is draining, say): the app
                     // waits on this task from now on.
                     Err(idle) => {

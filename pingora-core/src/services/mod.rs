@@ -55,6 +55,30 @@ pub struct ServiceContext {
     pub spawner: Spawner,
 }
 
+impl ServiceContext {
+    /// A context for running a service on its own, outside a
+    /// [`Server`](crate::server::Server) (in a test, or embedded in
+    /// another program): its tasks go to the current tokio runtime, it
+    /// binds its own sockets, `stop` turning `true` both drains it and
+    /// shuts it down, and the watch says when it is ready.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn standalone(stop: ShutdownWatch) -> (Self, ReadyWatch) {
+        let (ready, watch) = ReadyNotifier::new();
+        let ctx = Self {
+            fds: ListenFds::new(),
+            shutdown: stop.clone(),
+            draining: stop,
+            ready,
+            listener_tasks_per_fd: 1,
+            spawner: Spawner::current(),
+        };
+        (ctx, watch)
+    }
+}
+
 /// Anything a [`Server`](crate::server::Server) runs.
 #[async_trait]
 pub trait Service: Send + Sync {

@@ -102,14 +102,23 @@ pub(super) fn watch<A: ServerApp + Send + Sync + 'static>(listening: &Arc<Listen
     listening.spawner.spawn(parker.watch(draining, resume));
 }
 
+/// What became of a connection handed to [`park`].
+#[derive(Debug)]
+pub(super) enum Parked {
+    /// It waits in the listener's set.
+    Yes,
+    /// It broke on the way and is closed.
+    Closed,
+}
+
 /// Park `stream`, idle, for at most `wait`. `Err` hands it back when it
 /// cannot be parked: not a plain socket, or the server is draining. A
-/// socket that broke on the way is closed (`Ok`).
+/// socket that broke on the way is closed.
 pub(super) fn park<A>(
     listening: &Listening<A>,
     stream: Stream,
     wait: Duration,
-) -> Result<(), Stream> {
+) -> Result<Parked, Stream> {
     let Some(parker) = &listening.parker else {
         return Err(stream);
     };
@@ -118,16 +127,16 @@ pub(super) fn park<A>(
         Ok(socket) => socket,
         Err(e) => {
             log::debug!("cannot park a connection: {e}");
-            return Ok(());
+            return Ok(Parked::Closed);
         }
     };
     match parker.park(socket, wait) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(Parked::Yes),
         Err(socket) => match socket.into_stream() {
             Ok(stream) => Err(Box::new(stream)),
             Err(e) => {
                 log::debug!("cannot take back a connection: {e}");
-                Ok(())
+                Ok(Parked::Closed)
             }
         },
     }
@@ -143,7 +152,10 @@ impl<A: ServerApp + Send + Sync + 'static> Resume for ServeAgain<A> {
             // Registered with the runtime of the task that serves it.
             match socket.into_stream() {
                 Ok(stream) => serve(listening, Box::new(stream), true).await,
-                Err(e) => log::debug!("cannot resume a parked connection: {e}"),
+                Err(e) => {
+                    crate::metrics::connection_closed();
+                    log::debug!("cannot resume a parked connection: {e}");
+                }
             }
         });
     }
@@ -259,6 +271,9 @@ impl Parker {
         drop(slots);
         // Closed outside the lock: an idle connection past its timeout is
         // simply closed, as its task would have done.
+        for _ in &expired {
+            crate::metrics::connection_closed();
+        }
         drop(expired);
     }
 

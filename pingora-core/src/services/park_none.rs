@@ -29,6 +29,15 @@ pub(super) fn parker(_: &ParkedCount) -> Option<Arc<Parker>> {
 
 pub(super) fn watch<A: ServerApp + Send + Sync + 'static>(_: &Arc<Listening<A>>) {}
 
-pub(super) fn park<A>(_: &Listening<A>, stream: Stream, _: Duration) -> Result<(), Stream> {
+/// What became of a connection handed to [`park`]: never parked here.
+#[derive(Debug)]
+pub(super) enum Parked {
+    /// It waits in the listener's set.
+    Yes,
+    /// It broke on the way and is closed.
+    Closed,
+}
+
+pub(super) fn park<A>(_: &Listening<A>, stream: Stream, _: Duration) -> Result<Parked, Stream> {
     Err(stream)
 }

@@ -169,9 +169,12 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         if !request_cacheable(session.req_header()) {
             // Keep the key: a non-error response invalidates it.
             session.cache.bypass();
+            crate::metrics::cache_looked_up(session);
             return Ok(false);
         }
-        let permit = match self.lookup(session, ctx).await? {
+        let looked_up = self.lookup(session, ctx).await;
+        crate::metrics::cache_looked_up(session);
+        let permit = match looked_up? {
             Lookup::Answered => return Ok(true),
             Lookup::GoUpstream(permit) => permit,
         };

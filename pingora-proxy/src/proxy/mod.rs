@@ -81,6 +81,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
     /// When the connector cannot be built (the CA file is unreadable).
     pub fn new(inner: SV, conf: &ServerConf) -> Result<Self> {
         let connector = HttpConnector::new(ConnectorOptions::from_server_conf(conf))?;
+        // Shown at zero from the first scrape on.
+        crate::metrics::register_proxy();
         let mut modules = HttpModules::new();
         inner.init_downstream_modules(&mut modules);
         Ok(Self {
@@ -231,6 +233,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             }
         }
         self.inner.logging(session, err.as_deref(), &mut ctx).await;
+        crate::metrics::request_done(session);
     }
 
     async fn run_phases(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<()> {

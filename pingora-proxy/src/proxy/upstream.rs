@@ -39,6 +39,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                     let e = self.inner.fail_to_connect(session, &peer, ctx, e);
                     if e.retry() && retries < self.max_retries {
                         retries += 1;
+                        crate::metrics::retried();
                         log::debug!("retrying after connect failure: {e}");
                         continue;
                     }
@@ -73,6 +74,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             let replayable = before_response && !session.response_started() && body.replayable();
             if e.retry() && replayable && retries < self.max_retries {
                 retries += 1;
+                crate::metrics::retried();
                 log::debug!("retrying after upstream failure: {e}");
                 continue;
             }

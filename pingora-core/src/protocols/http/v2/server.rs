@@ -162,6 +162,7 @@ impl ServerConnection {
                 let checked = self.check_limits(&parts, &body);
                 let checked =
                     checked.and_then(|()| request_from_h2(&parts).map_err(|why| (400, why)));
+                crate::metrics::h2_stream_accepted();
                 let req = match checked {
                     Ok(req) => req,
                     Err((status, why)) => {
@@ -241,6 +242,7 @@ impl ServerConnection {
             ),
         };
         log::debug!("closing h2 connection: {err}");
+        crate::metrics::h2_goaway_sent();
         self.conn.abrupt_shutdown(reason);
         let flush = std::future::poll_fn(|cx| self.conn.poll_closed(cx));
         let _ = pingora_timeout::timeout(GOAWAY_FLUSH, flush).await;
@@ -254,6 +256,7 @@ impl ServerConnection {
         if !self.closing {
             self.closing = true;
             self.deadline = Instant::now() + self.options.graceful_timeout;
+            crate::metrics::h2_goaway_sent();
             self.conn.graceful_shutdown();
         }
     }

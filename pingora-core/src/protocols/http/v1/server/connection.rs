@@ -373,6 +373,7 @@ impl ServerConnection {
     /// by every connection waiting for a request, several times larger.
     async fn reject(mut self, status: u16, etype: ErrorType, why: &'static str) -> Box<Error> {
         REJECTED_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::request_rejected();
         {
             // In a block: nothing of it is kept across the awaits below.
             let client = self.digest().and_then(|d| d.peer_addr.as_ref());
