@@ -1,0 +1,1 @@
+//! A typed in-memory cache for user code (in progress).
