@@ -124,6 +124,28 @@ impl<K, T> std::fmt::Debug for TinyUfo<K, T> {
     }
 }
 
+impl<K, T> TinyUfo<K, T> {
+    /// The weight of all entries.
+    pub fn total_weight(&self) -> Weight {
+        self.small_weight.load(Ordering::Relaxed) + self.main_weight.load(Ordering::Relaxed)
+    }
+
+    /// The weight limit given to [`new`](Self::new).
+    pub fn weight_limit(&self) -> Weight {
+        self.limit
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.items.load(Ordering::Relaxed)
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
     /// A cache holding at most `total_weight_limit` of weight, sized for
     /// about `estimated_size` entries (which sizes the frequency sketch:
@@ -158,7 +180,12 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
 
     /// The data of `key`, counting a use of it.
     pub fn get(&self, key: &K) -> Option<T> {
-        let hash = self.key_hash(key);
+        self.get_hashed(self.key_hash(key))
+    }
+
+    /// [`get`](Self::get) by the key's [`key_hash`](Self::key_hash): for
+    /// callers that hash once and use the hash several times.
+    pub fn get_hashed(&self, hash: u64) -> Option<T> {
         let data = {
             let shard = self.shard(hash).read();
             let bucket = shard.get(&hash)?;
@@ -178,11 +205,21 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
         self.shard(hash).read().contains_key(&hash)
     }
 
+    /// The weight `key` is stored with, without counting a use.
+    pub fn weight(&self, key: &K) -> Option<Weight> {
+        let hash = self.key_hash(key);
+        self.shard(hash).read().get(&hash).map(|b| b.weight)
+    }
+
     /// Store `data` under `key` with `weight` (replacing what `key` held);
     /// returns the entries evicted to stay within the limit, possibly
     /// including this one.
     pub fn put(&self, key: K, data: T, weight: Weight) -> Vec<KV<T>> {
-        let hash = self.key_hash(&key);
+        self.put_hashed(self.key_hash(&key), data, weight)
+    }
+
+    /// [`put`](Self::put) by the key's [`key_hash`](Self::key_hash).
+    pub fn put_hashed(&self, hash: u64, data: T, weight: Weight) -> Vec<KV<T>> {
         self.sketch.incr(hash);
         self.insert(hash, data, weight, false)
     }
@@ -192,37 +229,26 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
     /// data known to be wanted). It still leaves if it alone is over the
     /// limit.
     pub fn force_put(&self, key: K, data: T, weight: Weight) -> Vec<KV<T>> {
-        let hash = self.key_hash(&key);
+        self.force_put_hashed(self.key_hash(&key), data, weight)
+    }
+
+    /// [`force_put`](Self::force_put) by the key's
+    /// [`key_hash`](Self::key_hash).
+    pub fn force_put_hashed(&self, hash: u64, data: T, weight: Weight) -> Vec<KV<T>> {
         self.sketch.incr(hash);
         self.insert(hash, data, weight, true)
     }
 
     /// Remove `key`; returns its data.
     pub fn remove(&self, key: &K) -> Option<T> {
-        let hash = self.key_hash(key);
+        self.remove_hashed(self.key_hash(key))
+    }
+
+    /// [`remove`](Self::remove) by the key's [`key_hash`](Self::key_hash).
+    pub fn remove_hashed(&self, hash: u64) -> Option<T> {
         let bucket = self.shard(hash).write().remove(&hash)?;
         self.release(&bucket);
         Some(bucket.data)
-    }
-
-    /// The weight of all entries.
-    pub fn total_weight(&self) -> Weight {
-        self.small_weight.load(Ordering::Relaxed) + self.main_weight.load(Ordering::Relaxed)
-    }
-
-    /// The weight limit given to [`new`](Self::new).
-    pub fn weight_limit(&self) -> Weight {
-        self.limit
-    }
-
-    /// The number of entries.
-    pub fn len(&self) -> usize {
-        self.items.load(Ordering::Relaxed)
-    }
-
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn queue_weight(&self, in_main: bool) -> &AtomicUsize {

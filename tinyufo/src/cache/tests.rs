@@ -17,6 +17,7 @@ fn put_get_replace_remove() {
     assert_eq!(c.get(&1), None);
     assert_eq!((c.len(), c.total_weight()), (1, 20));
     assert!(c.contains(&2) && !c.contains(&1));
+    assert_eq!((c.weight(&2), c.weight(&1)), (Some(20), None));
 }
 
 #[test]
