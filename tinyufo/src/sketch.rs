@@ -47,7 +47,7 @@ impl Sketch {
     pub(crate) fn new(items: usize) -> Self {
         let width = items
             .saturating_mul(2)
-            .clamp(64, 1 << 26)
+            .clamp(1024, 1 << 26)
             .next_power_of_two();
         Self {
             counters: (0..width * ROWS).map(|_| AtomicU8::new(0)).collect(),
