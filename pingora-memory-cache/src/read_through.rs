@@ -73,11 +73,14 @@ struct Pending<T> {
     started: Instant,
 }
 
+/// The lookups in flight by key hash (one shard of them).
+type InFlight<T> = Mutex<HashMap<u64, Arc<Pending<T>>>>;
+
 /// Removes a lookup from the in-flight map when its leader finishes or is
 /// dropped (cancelled); the waiters of a dropped one see the channel
 /// close and start over.
 struct Lead<'a, T> {
-    map: &'a Mutex<HashMap<u64, Arc<Pending<T>>>>,
+    map: &'a InFlight<T>,
     hash: u64,
     pending: Arc<Pending<T>>,
 }
@@ -148,7 +151,7 @@ const SHARDS: usize = 16;
 /// ```
 pub struct RTCache<K: Hash, T: Clone, CB, S> {
     cache: MemoryCache<K, T>,
-    pending: Box<[Mutex<HashMap<u64, Arc<Pending<T>>>>]>,
+    pending: Box<[InFlight<T>]>,
     lock_age: Option<Duration>,
     lock_timeout: Option<Duration>,
     _lookup: PhantomData<fn(&S) -> CB>,

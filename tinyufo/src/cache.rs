@@ -335,11 +335,11 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
     fn evict_one(&self, out: &mut Vec<KV<T>>) -> bool {
         let small = self.small_weight.load(Ordering::Relaxed);
         let main = self.main_weight.load(Ordering::Relaxed);
-        if small > self.small_limit || main == 0 {
-            if let Some(c) = self.pop_valid(false) {
-                self.end_probation(c, out);
-                return true;
-            }
+        if (small > self.small_limit || main == 0)
+            && let Some(c) = self.pop_valid(false)
+        {
+            self.end_probation(c, out);
+            return true;
         }
         if let Some(v) = self.pop_valid(true) {
             if v.uses > 0 {

@@ -58,7 +58,7 @@ fn evicted_entries_are_returned_with_their_data() {
 #[test]
 fn frequency_beats_recency_on_a_scan() {
     let c = TinyUfo::new(100, 100);
-    let mut access = |k: u64| {
+    let access = |k: u64| {
         let hit = c.get(&k).is_some();
         if !hit {
             c.put(k, k, 1);
@@ -137,7 +137,7 @@ proptest! {
         ops in proptest::collection::vec((0u8..4, 0u64..40, 1usize..60), 1..300),
     ) {
         let c = TinyUfo::new(limit, 16);
-        let mut model: std::collections::HashMap<u64, usize> = Default::default();
+        let mut model: HashMap<u64, usize> = Default::default();
         for (op, k, w) in ops {
             let out = match op {
                 0 => c.put(k, k, w),
