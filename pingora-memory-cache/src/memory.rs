@@ -87,7 +87,11 @@ impl<K: Hash, T: Clone + Send + Sync> MemoryCache<K, T> {
     /// [`CacheStatus::Stale`] and how long ago it expired (for serving
     /// stale data while a refresh runs, or when the source is down).
     pub fn get_stale(&self, key: &K) -> (Option<T>, CacheStatus) {
-        match self.store.get(key) {
+        self.get_stale_hashed(self.hash(key))
+    }
+
+    pub(crate) fn get_stale_hashed(&self, hash: u64) -> (Option<T>, CacheStatus) {
+        match self.store.get_hashed(hash) {
             None => (None, CacheStatus::Miss),
             Some(node) => {
                 let now = Instant::now();
@@ -97,6 +101,23 @@ impl<K: Hash, T: Clone + Send + Sync> MemoryCache<K, T> {
                 }
             }
         }
+    }
+
+    /// [`get`](Self::get) for several keys, in order.
+    ///
+    /// ```
+    /// # use pingora_memory_cache::{CacheStatus, MemoryCache};
+    /// let cache: MemoryCache<u8, u8> = MemoryCache::new(10);
+    /// cache.put(&1, 10, None);
+    /// let got = cache.multi_get([1, 2].iter());
+    /// assert_eq!(got, [(Some(10), CacheStatus::Hit), (None, CacheStatus::Miss)]);
+    /// ```
+    pub fn multi_get<'a, I>(&self, keys: I) -> Vec<(Option<T>, CacheStatus)>
+    where
+        I: Iterator<Item = &'a K>,
+        K: 'a,
+    {
+        keys.map(|k| self.get(k)).collect()
     }
 
     /// Cache `value` under `key`, fresh for `ttl` (forever if `None`). As

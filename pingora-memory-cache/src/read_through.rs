@@ -230,9 +230,7 @@ where
             }
             match self.join_or_lead(hash) {
                 Role::Lead(lead) => {
-                    let outcome = self.load(hash, key, extra).await;
-                    lead.pending.tx.send_replace(Some(outcome.clone()));
-                    drop(lead);
+                    let outcome = self.lead(lead, key, extra).await;
                     return (outcome.map_err(|e| lookup_error(e, false)), status);
                 }
                 Role::Wait(rx) => match self.wait(rx, lock_timeout.or(self.lock_timeout)).await {
@@ -249,6 +247,71 @@ where
                 },
             }
         }
+    }
+
+    /// Like [`get`](Self::get), but a value expired for at most
+    /// `stale_ttl` (any, if `None`) is served while one caller refreshes
+    /// it: that caller looks it up and gets the new value
+    /// ([`CacheStatus::Expired`]), the others get the stale one at once
+    /// ([`CacheStatus::Stale`]). If the refresh fails, its caller gets the
+    /// stale value too. Past `stale_ttl`, this is [`get`](Self::get).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), when there is nothing stale to serve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pingora_memory_cache::{CacheStatus, Lookup, LookupError, RTCache};
+    /// # use std::time::Duration;
+    /// struct Config;
+    /// impl Lookup<&'static str, u64, ()> for Config {
+    ///     async fn lookup(_: &&'static str, _: Option<&()>) -> Result<(u64, Option<Duration>), LookupError> {
+    ///         Ok((42, Some(Duration::from_secs(1))))
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let cache: RTCache<&str, u64, Config, ()> = RTCache::new(10, None, None);
+    /// cache.get(&"limit", None, None).await.0.unwrap();
+    /// tokio::time::sleep(Duration::from_secs(2)).await;
+    /// // Expired 1 s ago, no refresh running: this caller refreshes.
+    /// let minute = Some(Duration::from_secs(60));
+    /// let (value, status) = cache.get_stale(&"limit", None, minute, None).await;
+    /// assert_eq!((value.unwrap(), status), (42, CacheStatus::Expired));
+    /// # }
+    /// ```
+    pub async fn get_stale(
+        &self,
+        key: &K,
+        lock_timeout: Option<Duration>,
+        stale_ttl: Option<Duration>,
+        extra: Option<&S>,
+    ) -> (Result<T, BError>, CacheStatus) {
+        let hash = self.cache.hash(key);
+        let (stale, age) = match self.cache.get_stale_hashed(hash) {
+            (Some(value), CacheStatus::Stale(age)) if stale_ttl.is_none_or(|t| age <= t) => {
+                (value, age)
+            }
+            (Some(value), CacheStatus::Hit) => return (Ok(value), CacheStatus::Hit),
+            _ => return self.get(key, lock_timeout, extra).await,
+        };
+        match self.join_or_lead(hash) {
+            Role::Wait(_) => (Ok(stale), CacheStatus::Stale(age)),
+            Role::Lead(lead) => match self.lead(lead, key, extra).await {
+                Ok(fresh) => (Ok(fresh), CacheStatus::Expired),
+                Err(_) => (Ok(stale), CacheStatus::Stale(age)),
+            },
+        }
+    }
+
+    /// Run the lookup as the one in flight, and hand its result to the
+    /// waiters.
+    async fn lead(&self, lead: Lead<'_, T>, key: &K, extra: Option<&S>) -> Result<T, SharedError> {
+        let outcome = self.load(lead.hash, key, extra).await;
+        lead.pending.tx.send_replace(Some(outcome.clone()));
+        outcome
     }
 
     fn join_or_lead(&self, hash: u64) -> Role<'_, T> {

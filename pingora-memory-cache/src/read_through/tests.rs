@@ -190,3 +190,61 @@ async fn a_lookup_older_than_lock_age_no_longer_holds_callers() {
     assert_eq!(first.await.unwrap().1, CacheStatus::Miss);
     assert_eq!(src.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn stale_is_served_while_one_caller_refreshes() {
+    let cache = Arc::new(Cache::new(100, None, None));
+    let src = Arc::new(Source {
+        delay: Duration::from_secs(1),
+        ttl: Some(Duration::from_secs(10)),
+        ..Source::default()
+    });
+    cache.get(&2, None, Some(&src)).await.0.unwrap();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let refresher = {
+        let (cache, src) = (Arc::clone(&cache), Arc::clone(&src));
+        tokio::spawn(async move { cache.get_stale(&2, None, None, Some(&src)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    let (value, status) = cache.get_stale(&2, None, None, Some(&src)).await;
+    assert_eq!(start.elapsed(), Duration::ZERO, "served without waiting");
+    assert_eq!(value.unwrap(), "value-2");
+    assert!(matches!(status, CacheStatus::Stale(_)), "{status:?}");
+    assert_eq!(refresher.await.unwrap().1, CacheStatus::Expired);
+    assert_eq!(src.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.get(&2, None, Some(&src)).await.1, CacheStatus::Hit);
+    // Past stale_ttl it is a plain get.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let short = Some(Duration::from_secs(1));
+    let (_, status) = cache.get_stale(&2, None, short, Some(&src)).await;
+    assert_eq!(status, CacheStatus::Expired);
+    assert_eq!(src.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_serves_stale() {
+    let cache = Cache::new(100, None, None);
+    let ok = Source {
+        ttl: Some(Duration::from_secs(1)),
+        ..Source::default()
+    };
+    cache.get(&6, None, Some(&ok)).await.0.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = Source {
+        fail: true,
+        ..Source::default()
+    };
+    let (value, status) = cache.get_stale(&6, None, None, Some(&down)).await;
+    assert_eq!(value.unwrap(), "value-6");
+    assert_eq!(status, CacheStatus::Stale(Duration::from_secs(1)));
+    assert_eq!(down.calls.load(Ordering::SeqCst), 1);
+    // Nothing stale to serve: the error comes through.
+    assert!(
+        cache
+            .get_stale(&7, None, None, Some(&down))
+            .await
+            .0
+            .is_err()
+    );
+}
