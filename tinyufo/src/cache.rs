@@ -168,6 +168,14 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
         }
     }
 
+    /// The same as [`new`](Self::new): here every cache is laid out
+    /// compactly (a hash map of entries and two queues of 16-byte slots),
+    /// so there is no separate mode. For code written against Pingora's
+    /// `TinyUfo::new_compact`.
+    pub fn new_compact(total_weight_limit: Weight, estimated_size: usize) -> Self {
+        Self::new(total_weight_limit, estimated_size)
+    }
+
     /// The 64-bit hash this cache files `key` under (the `key` of the
     /// [`KV`]s it returns).
     pub fn key_hash(&self, key: &K) -> u64 {
@@ -341,12 +349,8 @@ impl<K: Hash, T: Clone + Send + Sync> TinyUfo<K, T> {
             self.end_probation(c, out);
             return true;
         }
-        if let Some(v) = self.pop_valid(true) {
-            if v.uses > 0 {
-                self.second_chance(v);
-            } else {
-                self.evict(v, true, out);
-            }
+        if let Some(v) = self.main_victim() {
+            self.evict(v, true, out);
             return true;
         }
         match self.pop_valid(false) {
