@@ -1,5 +1,5 @@
 //! A TinyUFO [`Manager`]: frequency-aware admission and eviction by bytes,
-//! on the [`tinyufo`](::tinyufo) crate.
+//! on the [`tinyufo`] crate.
 
 use super::EvictionManager;
 use crate::key::CompactCacheKey;
