@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tinyufo::TinyUfo;
 
-/// Four threads get and put overlapping keys with varied weights; every
-/// value read is the one stored for its key, evictions are each returned
-/// with its own data, and once they stop the weight is within the limit and agrees with
-/// what is left.
+/// Four threads get, put, force-put and remove overlapping keys with
+/// varied weights. Every value read is the one stored for its key, every
+/// eviction comes back with its own data, and once the threads stop the
+/// weight is within the limit and agrees with what is left.
 #[test]
 fn threads_share_one_cache() {
     const LIMIT: usize = 500;
@@ -26,6 +26,18 @@ fn threads_share_one_cache() {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let key = (x % 1000) * (x % 1000) / 1000;
+                    // Some removals and forced puts too, so slots go stale
+                    // and entries skip probation while others evict.
+                    if x % 32 == 0 {
+                        cache.remove(&key);
+                        continue;
+                    }
+                    if x % 32 == 1 {
+                        for kv in cache.force_put(key, key * 7, 1 + (key % 5) as usize) {
+                            assert_eq!(kv.weight, 1 + (kv.data / 7 % 5) as usize);
+                        }
+                        continue;
+                    }
                     if let Some(v) = cache.get(&key) {
                         assert_eq!(v, key * 7);
                         hits += 1;
