@@ -3,9 +3,12 @@
 //! A storage tells its [`EvictionManager`] about each entry it admits,
 //! reads and removes; on admission the manager answers with the entries
 //! to evict so that its byte budget holds. [`lru::Manager`] evicts the
-//! least recently used, weighted by size.
+//! least recently used, weighted by size; [`tinyufo::Manager`] keeps the
+//! most frequently used, and may turn a newcomer away (see
+//! [`EvictionManager::admit`]), so that scans do not flush the cache.
 
 pub mod lru;
+pub mod tinyufo;
 
 use crate::key::CompactCacheKey;
 
