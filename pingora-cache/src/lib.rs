@@ -10,8 +10,11 @@
 //!   ([`conditional`]), ranges served from a full response ([`range`]),
 //!   and how to answer a request from a stored response ([`hit`]).
 //! - Storage: the [`Storage`] trait, the streaming in-memory
-//!   [`MemCache`], and eviction through an
-//!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
+//!   [`MemCache`], the crash-safe file-backed
+//!   [`DiskCache`](storage::disk::DiskCache), both together as
+//!   [`TieredStorage`](storage::tiered::TieredStorage), and eviction
+//!   through an [`EvictionManager`](eviction::EvictionManager) (LRU by
+//!   bytes).
 //! - The [`CacheLock`] against stampedes: one fill per
 //!   key, the other requests wait for it.
 //! - [`HttpCache`]: one request's cache state (its [`CachePhase`]), which

@@ -277,10 +277,10 @@ fn parse_head(head: &[u8]) -> Result<ResponseHeader> {
         .ok_or_else(bad)?;
     let mut header = ResponseHeader::build(status, None)?;
     header.set_version(version);
-    if let Some(reason) = parts.next().and_then(|r| std::str::from_utf8(r).ok()) {
-        if reason.as_bytes() != header.reason_phrase() {
-            header.set_reason_phrase(reason)?;
-        }
+    if let Some(reason) = parts.next().and_then(|r| std::str::from_utf8(r).ok())
+        && reason.as_bytes() != header.reason_phrase()
+    {
+        header.set_reason_phrase(reason)?;
     }
     for line in lines.take_while(|l| !l.is_empty()) {
         let colon = line.iter().position(|&b| b == b':').ok_or_else(bad)?;

@@ -236,7 +236,10 @@ async fn purge_deletes_finished_and_filling_entries() {
 #[tokio::test]
 async fn update_meta_rewrites_atomically_and_survives_restart() {
     let dir = TempDir::new("update");
-    let cache = DiskCache::new(dir.path(), 1 << 24).unwrap();
+    // With fsync, to run that path too.
+    let cache = DiskCache::new(dir.path(), 1 << 24)
+        .unwrap()
+        .with_fsync(true);
     let k = key("/u");
     let body = pattern(100_000);
     store(&cache, &k, &meta(&[("V", "1")]), &body)

@@ -42,6 +42,12 @@ struct Inner {
 ///   write fails only when both do.
 /// - **Purge** and **update_meta** go to both.
 ///
+/// While an entry fills, lookups stream it from the hot tier. If the hot
+/// tier gives it up mid-way (the body outgrew its per-entry limit), those
+/// readers get [`PARTIAL_ENTRY_ABANDONED`](crate::storage::PARTIAL_ENTRY_ABANDONED)
+/// as with the hot tier alone, while the cold tier completes the entry;
+/// give the hot tier a per-entry limit above the bodies that are common.
+///
 /// Pick it per request in `request_cache_filter` like any storage.
 ///
 /// # Examples
@@ -223,11 +229,11 @@ impl HandleMiss for TieredMiss {
     async fn write_body(&mut self, data: Bytes) -> Result<()> {
         let mut last_err = None;
         for tier in [&mut self.hot, &mut self.cold] {
-            if let Some(miss) = tier {
-                if let Err(e) = miss.write_body(data.clone()).await {
-                    *tier = None;
-                    last_err = Some(e);
-                }
+            if let Some(miss) = tier
+                && let Err(e) = miss.write_body(data.clone()).await
+            {
+                *tier = None;
+                last_err = Some(e);
             }
         }
         match last_err {

@@ -141,10 +141,10 @@ impl HandleHit for FileReader {
         if end.is_some_and(|e| e < start) {
             return Error::e_explain(ErrorType::InternalError, "seek range ends before it starts");
         }
-        if let Some(len) = self.len {
-            if start > len || end.is_some_and(|e| e > len) {
-                return Error::e_explain(ErrorType::InternalError, "seek beyond the body");
-            }
+        if let Some(len) = self.len
+            && (start > len || end.is_some_and(|e| e > len))
+        {
+            return Error::e_explain(ErrorType::InternalError, "seek beyond the body");
         }
         // Keep what was read ahead if it lies in the range.
         let (pos, pending) = (self.pos, self.pending.take());

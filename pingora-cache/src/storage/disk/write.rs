@@ -145,10 +145,8 @@ impl Inner {
                     dst.sync_all()?;
                 }
                 fs::rename(&tmp2, &to2)?;
-                if fsync {
-                    if let Some(parent) = to2.parent() {
-                        sync_dir(parent)?;
-                    }
+                if fsync && let Some(parent) = to2.parent() {
+                    sync_dir(parent)?;
                 }
                 Ok(())
             })();
@@ -268,10 +266,8 @@ impl HandleMiss for DiskMissHandler {
                 file.sync_all()?;
             }
             fs::rename(&tmp, &to2)?;
-            if fsync {
-                if let Some(parent) = to2.parent() {
-                    sync_dir(parent)?;
-                }
+            if fsync && let Some(parent) = to2.parent() {
+                sync_dir(parent)?;
             }
             Ok(())
         })
