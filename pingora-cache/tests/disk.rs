@@ -491,18 +491,35 @@ async fn tiered_promotes_disk_hits_to_memory() {
     }
     // Second hit: from memory, even with the disk copy gone.
     assert_eq!(body_of(&memory, &k).await.unwrap(), b"from disk");
-    std::fs::remove_dir_all(dir.path().join(format!("{:02x}", k.primary_bin()[0]))).unwrap();
+    for f in entry_files(dir.path()) {
+        std::fs::remove_file(f).unwrap();
+    }
     assert_eq!(body_of(&tiers, &k).await.unwrap(), b"from disk");
     assert_eq!(tiers.promoted(), 1);
 
-    // A range read promotes nothing.
+    // A range read promotes the whole body, from a read of its own.
     let r = key("/range");
     store(&disk, &r, &meta(&[]), b"0123456789").await.unwrap();
     let (_, mut hit) = tiers.lookup(&r).await.unwrap().unwrap();
     hit.seek(2, Some(4)).unwrap();
     assert_eq!(read_all(&mut hit).await.unwrap(), b"23");
+    while tiers.promoted() < 2 {
+        assert!(Instant::now() < deadline, "range promotion did not happen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(body_of(&memory, &r).await.unwrap(), b"0123456789");
+
+    // Too large to promote, or no promotion at all.
+    let big = key("/large");
+    store(&disk, &big, &meta(&[]), &[b'x'; 100]).await.unwrap();
+    let none = TieredStorage::new(memory.clone(), disk.clone()).with_promotion(50, 8);
+    let zero = TieredStorage::new(memory.clone(), disk.clone()).with_promotion(1000, 0);
+    for t in [&none, &zero] {
+        assert_eq!(body_of(t, &big).await.unwrap().len(), 100);
+    }
     tokio::time::sleep(Duration::from_millis(30)).await;
-    assert!(memory.lookup(&r).await.unwrap().is_none());
+    assert!(memory.lookup(&big).await.unwrap().is_none());
+    assert_eq!(none.promoted() + zero.promoted(), 0);
 }
 
 #[tokio::test]

@@ -34,9 +34,10 @@ struct Inner {
 ///   whose body is at most the promotion limit is **promoted**: the body
 ///   is kept as the reader reads it, and once read to the end it is
 ///   stored in the hot tier (in one go, so that nobody streams a copy at
-///   the pace of one client). Promotions are bounded in body size and in
-///   number under way; a range read (a seek) or a body not read to the end
-///   promotes nothing.
+///   the pace of one client). A range read (a seek) promotes the whole
+///   body from a read of its own, in the background; a body not read to
+///   the end promotes nothing. Promotions are bounded in body size and in
+///   number under way.
 /// - **Writes** go to both tiers. When one tier refuses or drops the
 ///   entry (too large for memory, a disk error) the other keeps it; the
 ///   write fails only when both do.
@@ -148,36 +149,64 @@ struct Promoting {
     hit: HitHandler,
     key: CacheKey,
     meta: CacheMeta,
-    /// The body so far; `None` once promotion is given up.
-    kept: Option<Vec<Bytes>>,
+    /// The body's length.
+    len: u64,
+    /// The body so far, and its length; `None` once promotion is given
+    /// up or handed to a task.
+    kept: Option<(Vec<Bytes>, u64)>,
     permit: Option<Permit>,
 }
 
+/// Store a whole body in the hot tier, then give the permit back.
+async fn store_hot(permit: Permit, key: CacheKey, meta: CacheMeta, body: Vec<Bytes>) {
+    let inner = Arc::clone(&permit.0);
+    let stored = async {
+        let mut miss = inner.hot.get_miss_handler(&key, &meta).await?;
+        for piece in body {
+            miss.write_body(piece).await?;
+        }
+        miss.finish().await
+    };
+    match stored.await {
+        Ok(_) => {
+            inner.promoted.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => log::debug!("cache promotion failed: {e}"),
+    }
+}
+
+/// Read the whole body of `key` from the cold tier (at most `max`
+/// bytes), then store it in the hot tier.
+async fn copy_to_hot(permit: Permit, key: CacheKey, max: u64) {
+    let read = async {
+        let Some((meta, mut hit)) = permit.0.cold.lookup(&key).await? else {
+            return Ok(None);
+        };
+        if hit.body_len().is_none_or(|len| len > max) {
+            return Ok(None);
+        }
+        let mut body = Vec::new();
+        while let Some(piece) = hit.read_body().await? {
+            body.push(piece);
+        }
+        Ok::<_, Box<Error>>(Some((meta, body)))
+    };
+    match read.await {
+        Ok(Some((meta, body))) => store_hot(permit, key, meta, body).await,
+        Ok(None) => {}
+        Err(e) => log::debug!("cache promotion failed: {e}"),
+    }
+}
+
 impl Promoting {
+    /// Hand the body to a task that stores it in the hot tier, so that
+    /// the reader does not wait for it.
     fn promote(&mut self) {
-        let (Some(body), Some(permit)) = (self.kept.take(), self.permit.take()) else {
+        let (Some((body, _)), Some(permit)) = (self.kept.take(), self.permit.take()) else {
             return;
         };
         let (key, meta) = (self.key.clone(), self.meta.clone());
-        // In a task of its own, so that the reader's last read does not
-        // wait for the hot tier.
-        tokio::spawn(async move {
-            let inner = Arc::clone(&permit.0);
-            let stored = async {
-                let mut miss = inner.hot.get_miss_handler(&key, &meta).await?;
-                for piece in body {
-                    miss.write_body(piece).await?;
-                }
-                miss.finish().await
-            };
-            match stored.await {
-                Ok(_) => {
-                    inner.promoted.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => log::debug!("cache promotion failed: {e}"),
-            }
-            drop(permit);
-        });
+        tokio::spawn(store_hot(permit, key, meta, body));
     }
 }
 
@@ -186,8 +215,14 @@ impl HandleHit for Promoting {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
         match self.hit.read_body().await {
             Ok(Some(piece)) => {
-                if let Some(kept) = &mut self.kept {
+                if let Some((kept, kept_len)) = &mut self.kept {
+                    *kept_len += piece.len() as u64;
                     kept.push(piece.clone());
+                    // Whole: promote now, whether or not the reader asks
+                    // for the end.
+                    if *kept_len == self.len {
+                        self.promote();
+                    }
                 }
                 Ok(Some(piece))
             }
@@ -211,8 +246,14 @@ impl HandleHit for Promoting {
     }
 
     fn seek(&mut self, start: u64, end: Option<u64>) -> Result<()> {
-        // A part of the body: nothing to promote.
-        self.kept = None;
+        // A part of the body (a range request): promote the whole body
+        // from a read of its own, in the background.
+        if self.kept.take().is_some()
+            && let Some(permit) = self.permit.take()
+        {
+            let max = permit.0.max_promote_size;
+            tokio::spawn(copy_to_hot(permit, self.key.clone(), max));
+        }
         self.hit.seek(start, end)
     }
 }
@@ -298,10 +339,11 @@ impl Storage for TieredStorage {
             return Ok(Some((meta, hit)));
         };
         let promoting = Promoting {
+            len: hit.body_len().unwrap_or(0),
             hit,
             key: key.clone(),
             meta: meta.clone(),
-            kept: Some(Vec::new()),
+            kept: Some((Vec::new(), 0)),
             permit: Some(permit),
         };
         Ok(Some((meta, Box::new(promoting))))

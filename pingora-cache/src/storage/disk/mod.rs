@@ -56,7 +56,13 @@
 //! entries) and one random read per entry on a cold disk. It blocks: call
 //! it before starting the runtime or in `spawn_blocking`.
 //!
-//! Only one `DiskCache` may use a directory at a time.
+//! One `DiskCache` per directory. Two processes on one directory (the old
+//! and the new one during a graceful upgrade) never serve a partial or
+//! corrupt entry, but each only knows the entries it found at start-up
+//! or wrote itself: the new one's start-up deletes the old one's
+//! unfinished fills (they then fail to finish), and files either one
+//! writes afterwards are not counted against the other's budget until
+//! the next start.
 
 mod file;
 mod reader;
