@@ -430,4 +430,70 @@ mod tests {
         assert!(CacheMeta::deserialize(&internal, b"garbage").is_err());
         assert!(CacheMeta::deserialize(&internal, b"HTTP/1.1 200 OK\r\nno colon\r\n").is_err());
     }
+
+    // Stored metadata is read back from files that a crash or a disk may
+    // have damaged: any bytes give a value or an error, never a panic,
+    // and what serialize writes always reads back.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn valid() -> (Vec<u8>, Vec<u8>) {
+            let mut h = ResponseHeader::build(200, None).unwrap();
+            h.append_header("Cache-Control", "max-age=60").unwrap();
+            h.append_header("ETag", "\"v1\"").unwrap();
+            CacheMeta::new(at(160), at(100), 1, 2, h)
+                .serialize()
+                .unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                internal in proptest::collection::vec(any::<u8>(), 0..64),
+                head in proptest::collection::vec(any::<u8>(), 0..128),
+            ) {
+                let _ = CacheMeta::deserialize(&internal, &head);
+                let (good_internal, good_head) = valid();
+                let _ = CacheMeta::deserialize(&good_internal, &head);
+                let _ = CacheMeta::deserialize(&internal, &good_head);
+            }
+
+            #[test]
+            fn mutated_bytes_never_panic(at_byte in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+                let (internal, mut head) = valid();
+                let i = at_byte % head.len();
+                head[i] = byte;
+                head.truncate(cut % (head.len() + 1));
+                let _ = CacheMeta::deserialize(&internal, &head);
+            }
+
+            #[test]
+            fn round_trips(
+                status in 100u16..600,
+                fields in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,12}", "[ -~]{0,20}"), 0..8),
+                secs in 0u64..(1 << 40),
+                windows in (any::<u32>(), any::<u32>()),
+            ) {
+                let mut h = ResponseHeader::build(status, None).unwrap();
+                for (n, v) in &fields {
+                    h.append_header(n.clone(), v.as_str()).unwrap();
+                }
+                let m = CacheMeta::new(at(secs + 10), at(secs), windows.0, windows.1, h);
+                let (internal, head) = m.serialize().unwrap();
+                let back = CacheMeta::deserialize(&internal, &head).unwrap();
+                prop_assert_eq!(back.fresh_until(), m.fresh_until());
+                prop_assert_eq!(back.stale_if_error_sec(), windows.1);
+                prop_assert_eq!(back.response_header().status(), m.response_header().status());
+                let wire = |m: &CacheMeta| {
+                    m.response_header()
+                        .wire_headers()
+                        .map(|(n, v)| (n.to_vec(), v.as_bytes().to_vec()))
+                        .collect::<Vec<_>>()
+                };
+                prop_assert_eq!(wire(&back), wire(&m));
+            }
+        }
+    }
 }

@@ -249,4 +249,20 @@ mod tests {
         flipped[20] ^= 1;
         assert!(Header::decode(&flipped, b"abc").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        // Files on disk may be damaged: any bytes are an error or a
+        // header, never a panic.
+        #[test]
+        fn arbitrary_files_never_panic(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            meta in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            name in "[0-9a-f.]{0,80}",
+        ) {
+            let _ = Header::decode(&head, &meta);
+            let _ = decode_meta(&meta);
+            let _ = parse_name(&name);
+        }
+    }
 }
