@@ -357,8 +357,8 @@ impl DiskCache {
     }
 
     /// Limit bodies to `max` bytes: a larger one is abandoned with
-    /// [`ENTRY_TOO_LARGE`](crate::storage::ENTRY_TOO_LARGE). Call it on a cache not yet cloned; on a shared
-    /// one it does nothing.
+    /// [`ENTRY_TOO_LARGE`](crate::storage::ENTRY_TOO_LARGE). Call it on a
+    /// cache not yet cloned; on a shared one it does nothing.
     #[must_use]
     pub fn with_max_entry_size(self, max: usize) -> Self {
         self.configure(|i| i.max_entry_size = max)
@@ -529,19 +529,31 @@ impl Inner {
 impl Storage for DiskCache {
     async fn lookup(&self, key: &CacheKey) -> Result<Option<(CacheMeta, HitHandler)>> {
         let inner = &self.inner;
-        match inner.find(&key.to_compact()) {
-            None => Ok(None),
-            Some(Found::Filling(f)) => {
-                let mut reader = inner.reader(Arc::clone(&f.file), f.body_offset());
-                reader.progress = Some(f.progress.subscribe());
-                Ok(Some((f.meta.clone(), Box::new(reader))))
-            }
-            Some(Found::Stored(key, stored)) => {
-                inner.eviction.access(&key);
-                let opened = inner.open(key, stored).await?;
-                Ok(opened.map(|(meta, reader)| (meta, Box::new(reader) as HitHandler)))
+        let compact = key.to_compact();
+        // A second try when the file went away between the index and the
+        // open because a newer version replaced it.
+        let mut tried = None;
+        for _ in 0..2 {
+            match inner.find(&compact) {
+                None => return Ok(None),
+                Some(Found::Filling(f)) => {
+                    let mut reader = inner.reader(Arc::clone(&f.file), f.body_offset());
+                    reader.progress = Some(f.progress.subscribe());
+                    return Ok(Some((f.meta.clone(), Box::new(reader))));
+                }
+                Some(Found::Stored(key, stored)) => {
+                    if tried == Some(stored.id) {
+                        return Ok(None);
+                    }
+                    inner.eviction.access(&key);
+                    if let Some((meta, reader)) = inner.open(key, stored).await? {
+                        return Ok(Some((meta, Box::new(reader))));
+                    }
+                    tried = Some(stored.id);
+                }
             }
         }
+        Ok(None)
     }
 
     async fn get_miss_handler(&self, key: &CacheKey, meta: &CacheMeta) -> Result<MissHandler> {
