@@ -97,5 +97,7 @@ pub use key::{CacheKey, CompactCacheKey, HashBinary};
 pub use lock::{CacheLock, LockStatus, Locked};
 pub use memory::MemCache;
 pub use meta::{CacheMeta, Freshness};
+pub use storage::disk::DiskCache;
+pub use storage::tiered::TieredStorage;
 pub use storage::{HitHandler, MissHandler, Storage};
 pub use variance::VarianceBuilder;
