@@ -298,6 +298,9 @@ impl Drop for DiskMissHandler {
             self.inner
                 .abandon(&self.key, &self.filling, "writer dropped before finishing");
             remove_later(self.tmp.clone());
+            // A finish cancelled while its rename ran may have published
+            // the file without admitting it; the name is this entry's own.
+            remove_later(self.inner.path(&self.key, self.filling.id));
         }
     }
 }
