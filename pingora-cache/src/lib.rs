@@ -11,8 +11,8 @@
 //!   and how to answer a request from a stored response ([`hit`]).
 //! - Storage: the [`Storage`] trait, the streaming in-memory
 //!   [`MemCache`], the crash-safe file-backed
-//!   [`DiskCache`](storage::disk::DiskCache), both together as
-//!   [`TieredStorage`](storage::tiered::TieredStorage), and eviction
+//!   [`DiskCache`], both together as
+//!   [`TieredStorage`], and eviction
 //!   through an [`EvictionManager`](eviction::EvictionManager) (LRU by
 //!   bytes).
 //! - The [`CacheLock`] against stampedes: one fill per
