@@ -10,8 +10,11 @@
 //!   ([`conditional`]), ranges served from a full response ([`range`]),
 //!   and how to answer a request from a stored response ([`hit`]).
 //! - Storage: the [`Storage`] trait, the streaming in-memory
-//!   [`MemCache`], and eviction through an
-//!   [`EvictionManager`](eviction::EvictionManager) (LRU by bytes).
+//!   [`MemCache`], the crash-safe file-backed
+//!   [`DiskCache`], both together as
+//!   [`TieredStorage`], and eviction
+//!   through an [`EvictionManager`](eviction::EvictionManager) (LRU by
+//!   bytes).
 //! - The [`CacheLock`] against stampedes: one fill per
 //!   key, the other requests wait for it.
 //! - [`HttpCache`]: one request's cache state (its [`CachePhase`]), which
@@ -94,5 +97,7 @@ pub use key::{CacheKey, CompactCacheKey, HashBinary};
 pub use lock::{CacheLock, LockStatus, Locked};
 pub use memory::MemCache;
 pub use meta::{CacheMeta, Freshness};
+pub use storage::disk::DiskCache;
+pub use storage::tiered::TieredStorage;
 pub use storage::{HitHandler, MissHandler, Storage};
 pub use variance::VarianceBuilder;

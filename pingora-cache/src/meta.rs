@@ -2,8 +2,9 @@
 //! body, and the fresh/stale decisions over it.
 
 use pingora_core::header::ResponseHeader;
+use pingora_error::{Error, ErrorType, Result};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The metadata of a stored response: its header and its timeline.
 ///
@@ -153,7 +154,7 @@ impl CacheMeta {
     /// let head = meta.header_for_hit(t + Duration::from_secs(42)).unwrap();
     /// assert_eq!(head.get_header("age").unwrap(), "42");
     /// ```
-    pub fn header_for_hit(&self, now: SystemTime) -> pingora_error::Result<ResponseHeader> {
+    pub fn header_for_hit(&self, now: SystemTime) -> Result<ResponseHeader> {
         let mut header = ResponseHeader::clone(&self.header);
         header.insert_header("Age", self.age(now).as_secs().to_string())?;
         Ok(header)
@@ -222,10 +223,151 @@ impl CacheMeta {
     }
 }
 
+/// The version byte that starts [`CacheMeta::serialize`]'s first part.
+const META_FORMAT: u8 = 1;
+
+fn put_time(out: &mut Vec<u8>, t: SystemTime) {
+    // Times before 1970 do not occur in HTTP; they are stored as 1970.
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    out.extend_from_slice(&d.as_secs().to_le_bytes());
+    out.extend_from_slice(&d.subsec_nanos().to_le_bytes());
+}
+
+/// Reads fixed-size little-endian fields off the front of a slice.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let Some((head, rest)) = self.0.split_first_chunk::<N>() else {
+            return Error::e_explain(ErrorType::InternalError, "cache meta truncated");
+        };
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn time(&mut self) -> Result<SystemTime> {
+        let secs = u64::from_le_bytes(self.take()?);
+        let nanos = u32::from_le_bytes(self.take()?);
+        UNIX_EPOCH
+            .checked_add(Duration::new(secs, nanos.min(999_999_999)))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "cache meta time out of range"))
+    }
+}
+
+/// Parse the HTTP/1 head `write_h1` wrote: the status line, then one
+/// `Name: value` line per field. Exact for what we write (names hold no
+/// `:`, values no CR or LF), so the round trip keeps order, case and
+/// every byte of the values.
+fn parse_head(head: &[u8]) -> Result<ResponseHeader> {
+    let bad = || Error::explain(ErrorType::InternalError, "cache meta header malformed");
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let status_line = lines.next().ok_or_else(bad)?;
+    let mut parts = status_line.splitn(3, |&b| b == b' ');
+    let version = match parts.next() {
+        Some(b"HTTP/1.0") => http::Version::HTTP_10,
+        Some(b"HTTP/1.1") => http::Version::HTTP_11,
+        _ => return Err(bad()),
+    };
+    let status: u16 = parts
+        .next()
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let mut header = ResponseHeader::build(status, None)?;
+    header.set_version(version);
+    if let Some(reason) = parts.next().and_then(|r| std::str::from_utf8(r).ok())
+        && reason.as_bytes() != header.reason_phrase()
+    {
+        header.set_reason_phrase(reason)?;
+    }
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let colon = line.iter().position(|&b| b == b':').ok_or_else(bad)?;
+        let name = std::str::from_utf8(&line[..colon]).map_err(|_| bad())?;
+        let value = &line[colon + 1..];
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        header.append_header(name.to_owned(), value)?;
+    }
+    Ok(header)
+}
+
+impl CacheMeta {
+    /// The metadata as bytes, for a storage that keeps it outside memory:
+    /// a versioned binary part with the times and stale windows, and the
+    /// response header in its HTTP/1 wire form (status line and fields,
+    /// names with their case, in order). [`deserialize`](Self::deserialize)
+    /// reads both back.
+    ///
+    /// The same shape as Pingora's (`(internal, header)`); the bytes are
+    /// ours and not compressed.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` keeps Pingora's signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_cache::CacheMeta;
+    /// use pingora_core::header::ResponseHeader;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let now = SystemTime::now();
+    /// let mut header = ResponseHeader::build(200, None).unwrap();
+    /// header.insert_header("Cache-Control", "max-age=60").unwrap();
+    /// let meta = CacheMeta::new(now + Duration::from_secs(60), now, 5, 10, header);
+    /// let (internal, head) = meta.serialize().unwrap();
+    /// let back = CacheMeta::deserialize(&internal, &head).unwrap();
+    /// assert_eq!(back.fresh_until(), meta.fresh_until());
+    /// assert_eq!(back.response_header().get_header("cache-control").unwrap(), "max-age=60");
+    /// ```
+    pub fn serialize(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut internal = Vec::with_capacity(48);
+        internal.push(META_FORMAT);
+        put_time(&mut internal, self.created);
+        put_time(&mut internal, self.updated);
+        put_time(&mut internal, self.fresh_until);
+        internal.extend_from_slice(&self.stale_while_revalidate_sec.to_le_bytes());
+        internal.extend_from_slice(&self.stale_if_error_sec.to_le_bytes());
+        internal.push(u8::from(self.must_revalidate));
+        let mut head = bytes::BytesMut::with_capacity(256);
+        self.header.write_h1(&mut head);
+        Ok((internal, head.to_vec()))
+    }
+
+    /// Metadata from the two parts [`serialize`](Self::serialize) made.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InternalError`] when either part is truncated,
+    /// malformed or of an unknown format version.
+    pub fn deserialize(internal: &[u8], header: &[u8]) -> Result<Self> {
+        let mut f = Fields(internal);
+        if f.take::<1>()? != [META_FORMAT] {
+            return Error::e_explain(ErrorType::InternalError, "unknown cache meta format");
+        }
+        let created = f.time()?;
+        let updated = f.time()?;
+        let fresh_until = f.time()?;
+        let stale_while_revalidate_sec = u32::from_le_bytes(f.take()?);
+        let stale_if_error_sec = u32::from_le_bytes(f.take()?);
+        let must_revalidate = f.take::<1>()? != [0];
+        Ok(Self {
+            created,
+            updated,
+            fresh_until,
+            stale_while_revalidate_sec,
+            stale_if_error_sec,
+            must_revalidate,
+            header: Arc::new(parse_head(header)?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
     fn at(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)
@@ -249,5 +391,109 @@ mod tests {
         assert_eq!(m.updated(), at(300));
         assert_eq!(m.age(at(301)), Duration::from_secs(2));
         assert_eq!(m.age(at(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn serialize_round_trip() {
+        let mut h = ResponseHeader::build(203, None).unwrap();
+        h.set_reason_phrase("Fine Enough").unwrap();
+        h.append_header("X-Case", " spaced value ").unwrap();
+        h.append_header("set-cookie", "a=1").unwrap();
+        h.append_header("Set-Cookie", "b=2:3").unwrap();
+        let mut m = CacheMeta::new(at(160), at(100), 10, 100, h);
+        m.set_must_revalidate(true);
+        m.revalidated(at(120) + Duration::from_nanos(7), at(110), at(200));
+        let (internal, head) = m.serialize().unwrap();
+        let back = CacheMeta::deserialize(&internal, &head).unwrap();
+        assert_eq!(back.created(), m.created());
+        assert_eq!(back.updated(), m.updated());
+        assert_eq!(back.fresh_until(), m.fresh_until());
+        assert_eq!(back.stale_while_revalidate_sec(), 10);
+        assert_eq!(back.stale_if_error_sec(), 100);
+        assert!(back.must_revalidate());
+        let fields = |m: &CacheMeta| {
+            m.response_header()
+                .wire_headers()
+                .map(|(n, v)| (n.to_vec(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&back), fields(&m));
+        assert_eq!(back.response_header().reason_phrase(), b"Fine Enough");
+        assert_eq!(back.response_header().status(), 203);
+        // Truncated or foreign bytes are errors, never panics.
+        for cut in 0..internal.len() {
+            assert!(CacheMeta::deserialize(&internal[..cut], &head).is_err());
+        }
+        let mut other = internal.clone();
+        other[0] = 9;
+        assert!(CacheMeta::deserialize(&other, &head).is_err());
+        assert!(CacheMeta::deserialize(&internal, b"garbage").is_err());
+        assert!(CacheMeta::deserialize(&internal, b"HTTP/1.1 200 OK\r\nno colon\r\n").is_err());
+    }
+
+    // Stored metadata is read back from files that a crash or a disk may
+    // have damaged: any bytes give a value or an error, never a panic,
+    // and what serialize writes always reads back.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn valid() -> (Vec<u8>, Vec<u8>) {
+            let mut h = ResponseHeader::build(200, None).unwrap();
+            h.append_header("Cache-Control", "max-age=60").unwrap();
+            h.append_header("ETag", "\"v1\"").unwrap();
+            CacheMeta::new(at(160), at(100), 1, 2, h)
+                .serialize()
+                .unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                internal in proptest::collection::vec(any::<u8>(), 0..64),
+                head in proptest::collection::vec(any::<u8>(), 0..128),
+            ) {
+                let _ = CacheMeta::deserialize(&internal, &head);
+                let (good_internal, good_head) = valid();
+                let _ = CacheMeta::deserialize(&good_internal, &head);
+                let _ = CacheMeta::deserialize(&internal, &good_head);
+            }
+
+            #[test]
+            fn mutated_bytes_never_panic(at_byte in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+                let (internal, mut head) = valid();
+                let i = at_byte % head.len();
+                head[i] = byte;
+                head.truncate(cut % (head.len() + 1));
+                let _ = CacheMeta::deserialize(&internal, &head);
+            }
+
+            #[test]
+            fn round_trips(
+                status in 100u16..600,
+                fields in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,12}", "[ -~]{0,20}"), 0..8),
+                secs in 0u64..(1 << 40),
+                windows in (any::<u32>(), any::<u32>()),
+            ) {
+                let mut h = ResponseHeader::build(status, None).unwrap();
+                for (n, v) in &fields {
+                    h.append_header(n.clone(), v.as_str()).unwrap();
+                }
+                let m = CacheMeta::new(at(secs + 10), at(secs), windows.0, windows.1, h);
+                let (internal, head) = m.serialize().unwrap();
+                let back = CacheMeta::deserialize(&internal, &head).unwrap();
+                prop_assert_eq!(back.fresh_until(), m.fresh_until());
+                prop_assert_eq!(back.stale_if_error_sec(), windows.1);
+                prop_assert_eq!(back.response_header().status(), m.response_header().status());
+                let wire = |m: &CacheMeta| {
+                    m.response_header()
+                        .wire_headers()
+                        .map(|(n, v)| (n.to_vec(), v.as_bytes().to_vec()))
+                        .collect::<Vec<_>>()
+                };
+                prop_assert_eq!(wire(&back), wire(&m));
+            }
+        }
     }
 }

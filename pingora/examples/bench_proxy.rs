@@ -12,8 +12,13 @@
 //! One worker thread, no per-request logging. `../shared/bench/proxy-bench.sh`
 //! runs it against nginx. With `BENCH_CACHE=1` in the environment it also
 //! caches every 200 response in memory for 60 s (like nginx's
-//! `proxy_cache_valid 200 60s`), to measure cache hits. Features: `proxy`.
+//! `proxy_cache_valid 200 60s`), to measure cache hits; with
+//! `BENCH_CACHE=disk:/some/dir` it caches in files under that directory
+//! instead (a `DiskCache` of 1 GiB, like nginx's `proxy_cache_path`; the
+//! directory is created, and entries left there by an earlier run are hits
+//! from the start). Features: `proxy`.
 
+use pingora::cache::storage::{Storage, disk::DiskCache};
 use pingora::cache::{CacheLock, CacheMetaDefaults, MemCache};
 use pingora::core::server::{Opt, Server, ServerConf};
 use pingora::core::upstreams::HttpPeer;
@@ -25,7 +30,7 @@ use std::time::Duration;
 struct ToUpstream {
     peer: HttpPeer,
     /// The storage and lock when caching.
-    cache: Option<(Arc<MemCache>, Arc<CacheLock>)>,
+    cache: Option<(Arc<dyn Storage>, Arc<CacheLock>)>,
 }
 
 /// 60 s for a 200 without a lifetime of its own.
@@ -69,8 +74,14 @@ fn main() {
     conf.work_stealing = false;
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
-    let cache = std::env::var_os("BENCH_CACHE").map(|_| {
-        let storage = Arc::new(MemCache::new(256 << 20));
+    let cache = std::env::var("BENCH_CACHE").ok().map(|choice| {
+        let storage: Arc<dyn Storage> = match choice.strip_prefix("disk:") {
+            Some(dir) => Arc::new(DiskCache::new(dir, 1 << 30).unwrap_or_else(|e| {
+                eprintln!("bench_proxy: disk cache in {dir}: {e}");
+                std::process::exit(2)
+            })),
+            None => Arc::new(MemCache::new(256 << 20)),
+        };
         (storage, Arc::new(CacheLock::new(Duration::from_secs(5))))
     });
     let peer = HttpPeer::new(upstream, false, "");

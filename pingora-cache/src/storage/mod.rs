@@ -2,7 +2,12 @@
 //! hands out: a [`HandleHit`] to read a stored body, a [`HandleMiss`] to
 //! write one.
 //!
-//! The in-memory tier is [`MemCache`](crate::memory::MemCache).
+//! The tiers: in memory, [`MemCache`](crate::memory::MemCache); in files,
+//! [`disk::DiskCache`]; both, hot entries in memory in front of the rest
+//! on disk, [`tiered::TieredStorage`].
+
+pub mod disk;
+pub mod tiered;
 
 use crate::key::CacheKey;
 use crate::meta::CacheMeta;
