@@ -13,8 +13,8 @@
 //!   [`MemCache`], the crash-safe file-backed
 //!   [`DiskCache`], both together as
 //!   [`TieredStorage`], and eviction
-//!   through an [`EvictionManager`](eviction::EvictionManager) (LRU by
-//!   bytes).
+//!   through an [`EvictionManager`](eviction::EvictionManager) (LRU or
+//!   TinyUFO, by bytes).
 //! - The [`CacheLock`] against stampedes: one fill per
 //!   key, the other requests wait for it.
 //! - [`HttpCache`]: one request's cache state (its [`CachePhase`]), which

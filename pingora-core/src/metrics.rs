@@ -21,6 +21,11 @@
 //! Recording costs an atomic add or two; [`set_enabled`]`(false)` turns
 //! it off (the metrics stay registered, at zero).
 
+/// The `prometheus` crate these metrics are registered with: register
+/// yours through this path (or depend on the same version), else they go
+/// to another crate's registry and never show in a scrape.
+pub use prometheus;
+
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};

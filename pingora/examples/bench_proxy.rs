@@ -16,7 +16,8 @@
 //! `BENCH_CACHE=disk:/some/dir` it caches in files under that directory
 //! instead (a `DiskCache` of 1 GiB, like nginx's `proxy_cache_path`; the
 //! directory is created, and entries left there by an earlier run are hits
-//! from the start). Features: `proxy`.
+//! from the start). `BENCH_METRICS=0` turns the framework's metrics off,
+//! to measure what they cost. Features: `proxy`.
 
 use pingora::cache::storage::{Storage, disk::DiskCache};
 use pingora::cache::{CacheLock, CacheMetaDefaults, MemCache};
@@ -74,6 +75,9 @@ fn main() {
     conf.work_stealing = false;
     let mut server = Server::new_with_conf(Opt::default(), conf);
     server.bootstrap();
+    if std::env::var_os("BENCH_METRICS").is_some_and(|v| v == "0") {
+        pingora::core::metrics::set_enabled(false);
+    }
     let cache = std::env::var("BENCH_CACHE").ok().map(|choice| {
         let storage: Arc<dyn Storage> = match choice.strip_prefix("disk:") {
             Some(dir) => Arc::new(DiskCache::new(dir, 1 << 30).unwrap_or_else(|e| {

@@ -12,6 +12,8 @@
 //! | `proxy` | `pingora-proxy` | `proxy` |
 //! | `lb` | `pingora-load-balancing` | `lb` |
 //! | `cache` | `pingora-cache` | `cache` |
+//! | `memory_cache` | `pingora-memory-cache` | `memory-cache` (in `cache`) |
+//! | `tinyufo` | `tinyufo` | `memory-cache` (in `cache`) |
 //! | `limits` | `pingora-limits` | `limits` |
 //!
 //! TLS backends: `rustls` (default, pure Rust), `openssl`, `boringssl`.
@@ -95,6 +97,12 @@ pub use pingora_cache as cache;
 
 #[cfg(feature = "limits")]
 pub use pingora_limits as limits;
+
+#[cfg(feature = "memory-cache")]
+pub use pingora_memory_cache as memory_cache;
+
+#[cfg(feature = "memory-cache")]
+pub use tinyufo;
 
 // pingora-core's modules, where Pingora programs find them (`pingora::server`
 // and so on): Pingora's facade re-exports its core crate at the root.
@@ -190,6 +198,10 @@ mod book {
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/modify.md")]
     struct Modify;
+
+    #[cfg(feature = "cache")]
+    #[doc = include_str!("../../docs/src/cache-storage.md")]
+    struct CacheStorage;
 
     #[cfg(feature = "proxy")]
     #[doc = include_str!("../../docs/src/observability.md")]
