@@ -219,6 +219,10 @@ mod book {
     #[doc = include_str!("../../docs/src/quick-start.md")]
     struct QuickStart;
 
+    #[cfg(all(feature = "lb", feature = "limits"))]
+    #[doc = include_str!("../../docs/src/rate-limiting.md")]
+    struct RateLimiting;
+
     #[doc = include_str!("../../docs/src/timeouts.md")]
     struct Timeouts;
 
