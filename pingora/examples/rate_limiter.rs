@@ -102,9 +102,11 @@ impl RateLimiter {
 fn client_key(session: &Session) -> String {
     match session.get_header("appid").and_then(|v| v.to_str().ok()) {
         Some(appid) => format!("appid:{appid}"),
-        None => session
-            .client_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| format!("ip:{}", a.ip())),
+        None => match session.client_addr().and_then(|a| a.as_inet()) {
+            Some(addr) => format!("ip:{}", addr.ip()),
+            // A Unix socket client: all of them share one limit.
+            None => "unix".to_owned(),
+        },
     }
 }
 
