@@ -14,6 +14,9 @@
 //! | `cache` | `pingora-cache` | `cache` |
 //! | `limits` | `pingora-limits` | `limits` |
 //!
+//! `limits` is on by default; the `redis` feature adds
+//! `limits::distributed`, the rate limiter shared through Redis.
+//!
 //! TLS backends: `rustls` (default, pure Rust), `openssl`, `boringssl`.
 //! `openssl` and `boringssl` share C symbol names and cannot be linked into
 //! one binary; each is built on its own in CI.
