@@ -523,3 +523,44 @@ impl Inner {
         Some(made)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_window_starts_from_everything_the_last_one_saw() {
+        let mut state = KeyState::new(7, Instant::now());
+        (state.current, state.in_flight, state.pending) = (30, 5, 2);
+        state.roll(8);
+        assert_eq!((state.previous, state.current, state.pending), (37, 0, 0));
+        // A quarter in: 37 * 3/4, nothing new yet.
+        assert_eq!(state.estimate(0.25), 27.75);
+        state.pending = 3;
+        assert_eq!(state.estimate(0.5), 21.5);
+    }
+
+    #[test]
+    fn skipped_windows_leave_nothing() {
+        let mut state = KeyState::new(7, Instant::now());
+        state.current = 30;
+        state.roll(9);
+        assert_eq!(state.estimate(0.0), 0.0);
+        // An older window never rolls back.
+        state.pending = 1;
+        state.roll(3);
+        assert_eq!((state.window, state.pending), (9, 1));
+    }
+
+    #[test]
+    fn decisions_report_what_is_left() {
+        let decision = Decision {
+            allowed: false,
+            count: 12,
+            limit: 10,
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(decision.remaining(), 0);
+        assert_eq!(decision.count(), 12);
+    }
+}
