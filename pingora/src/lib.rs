@@ -16,6 +16,9 @@
 //! | `tinyufo` | `tinyufo` | `memory-cache` (in `cache`) |
 //! | `limits` | `pingora-limits` | `limits` |
 //!
+//! `limits` is on by default; the `redis` feature adds
+//! `limits::distributed`, the rate limiter shared through Redis.
+//!
 //! TLS backends: `rustls` (default, pure Rust), `openssl`, `boringssl`.
 //! `openssl` and `boringssl` share C symbol names and cannot be linked into
 //! one binary; each is built on its own in CI.
@@ -238,6 +241,10 @@ mod book {
     #[cfg(all(feature = "lb", feature = "cache"))]
     #[doc = include_str!("../../docs/src/tiered-caching.md")]
     struct TieredCaching;
+
+    #[cfg(all(feature = "lb", feature = "limits"))]
+    #[doc = include_str!("../../docs/src/rate-limiting.md")]
+    struct RateLimiting;
 
     #[doc = include_str!("../../docs/src/timeouts.md")]
     struct Timeouts;

@@ -314,5 +314,49 @@ fn access_log_writes_combined_lines() {
     assert!(line.contains(&expected), "{line}\n{expected}");
     assert!(line.contains(&format!(" upstream={origin} urt=")), "{line}");
     assert!(line.contains(" id="), "{line}");
+
+fn rate_limiter_refuses_a_burst_with_429_and_passes_traffic_under_the_limit() {
+    let (listen, origin) = (free_addr(), free_addr());
+    // A long window: the whole test falls in its first interval.
+    let env = [
+        ("LISTEN", listen.as_str()),
+        ("ORIGIN", origin.as_str()),
+        ("LIMIT", "5"),
+        ("WINDOW_SECS", "60"),
+    ];
+    let mut example = Example::start("rate_limiter", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    // Under the limit: every request passes, counting down what is left.
+    for left in (0..5).rev() {
+        let answer = get(&listen, "/", &[("appid", "calm")]).unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.body, "Hello, world!\n");
+        assert_eq!(answer.header("x-ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(
+            answer.header("x-ratelimit-remaining"),
+            Some(left.to_string()),
+            "{answer:?}"
+        );
+    }
+    // A burst of 9 from one client: 5 pass, 4 get 429 with the headers.
+    let burst: Vec<_> = (0..9)
+        .map(|_| get(&listen, "/", &[("appid", "burst")]).unwrap())
+        .collect();
+    let statuses: Vec<u16> = burst.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429]);
+    for refused in &burst[5..] {
+        assert_eq!(refused.header("x-ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(
+            refused.header("x-ratelimit-remaining").as_deref(),
+            Some("0")
+        );
+        let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{refused:?}");
+    }
+    // Other clients keep their own limits: by IP, and another appid.
+    assert_eq!(get(&listen, "/", &[]).unwrap().status, 200);
+    let other = get(&listen, "/", &[("appid", "other")]).unwrap();
+    assert_eq!(other.status, 200, "{other:?}");
     example.stop(Signal::SIGTERM);
 }
