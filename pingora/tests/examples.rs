@@ -314,7 +314,10 @@ fn access_log_writes_combined_lines() {
     assert!(line.contains(&expected), "{line}\n{expected}");
     assert!(line.contains(&format!(" upstream={origin} urt=")), "{line}");
     assert!(line.contains(" id="), "{line}");
+    example.stop(Signal::SIGTERM);
+}
 
+#[test]
 fn rate_limiter_refuses_a_burst_with_429_and_passes_traffic_under_the_limit() {
     let (listen, origin) = (free_addr(), free_addr());
     // A long window: the whole test falls in its first interval.
