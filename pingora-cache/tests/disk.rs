@@ -642,3 +642,41 @@ async fn inline_read_cost() {
         hits[0], hits[1]
     );
 }
+
+#[tokio::test]
+async fn hot_entries_are_served_from_open_files_until_they_go() {
+    let dir = TempDir::new("open-files");
+    let cache = DiskCache::new(dir.path(), 1 << 24).unwrap();
+    let k = key("/hot");
+    let body = pattern(200_000);
+    store(&cache, &k, &meta(&[("V", "1")]), &body)
+        .await
+        .unwrap();
+    // The first hit opens the file and keeps it open.
+    let (_, mut hit) = cache.lookup(&k).await.unwrap().unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), body);
+    // Gone from the directory behind the cache's back: the next hits are
+    // served from the open file, whole and by range.
+    for file in entry_files(dir.path()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let (m, mut hit) = cache.lookup(&k).await.unwrap().unwrap();
+    assert_eq!(m.response_header().get_header("v").unwrap(), "1");
+    assert_eq!(read_all(&mut hit).await.unwrap(), body);
+    let (_, mut part) = cache.lookup(&k).await.unwrap().unwrap();
+    part.seek(100_000, Some(100_010)).unwrap();
+    assert_eq!(read_all(&mut part).await.unwrap(), &body[100_000..100_010]);
+    // Purged: never served again, open file or not.
+    assert!(cache.purge(&k).await.unwrap());
+    assert!(cache.lookup(&k).await.unwrap().is_none());
+    // With no open files kept, a missing file is a miss.
+    let cold = DiskCache::new(dir.path(), 1 << 24)
+        .unwrap()
+        .with_open_files(0);
+    store(&cold, &k, &meta(&[]), &body).await.unwrap();
+    assert!(cold.lookup(&k).await.unwrap().is_some());
+    for file in entry_files(dir.path()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    assert!(cold.lookup(&k).await.unwrap().is_none());
+}

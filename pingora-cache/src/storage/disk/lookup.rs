@@ -1,6 +1,7 @@
 //! Finding an entry and opening it for a reader.
 
 use super::file::{self, HEADER_LEN, Header};
+use super::open_files::OpenFile;
 use super::reader::{self, FileReader};
 use super::{Filling, Inner, READ_PIECE, Stored};
 use crate::key::CompactCacheKey;
@@ -62,6 +63,9 @@ impl Inner {
         key: CompactCacheKey,
         stored: Stored,
     ) -> Result<Option<(CacheMeta, FileReader)>> {
+        if let Some(open) = self.open_files.get(stored.id) {
+            return Ok(Some(self.reopen(&open, key, stored)));
+        }
         let header = stored.header(key);
         let path = self.path(&key, stored.id);
         let first = usize::try_from(header.body_offset())
@@ -96,9 +100,30 @@ impl Inner {
             self.drop_corrupt(&key, stored.id);
             return Ok(None);
         };
-        let mut reader = self.reader(Arc::new(file), header.body_offset());
+        let file = Arc::new(file);
+        let open = OpenFile {
+            file: Arc::clone(&file),
+            meta: meta.clone(),
+        };
+        self.open_files.insert(stored.id, Arc::new(open));
+        let mut reader = self.reader(file, header.body_offset());
         reader.len = Some(stored.body_len);
         reader.pending = Some(bytes.slice(meta_end..));
         Ok(Some((meta, reader)))
+    }
+
+    /// A reader of an entry whose file is already open and checked. The
+    /// body is read when it is asked for: not at all for a HEAD or a 304,
+    /// only the range for a range.
+    fn reopen(
+        &self,
+        open: &OpenFile,
+        key: CompactCacheKey,
+        stored: Stored,
+    ) -> (CacheMeta, FileReader) {
+        let body_offset = stored.header(key).body_offset();
+        let mut reader = self.reader(Arc::clone(&open.file), body_offset);
+        reader.len = Some(stored.body_len);
+        (open.meta.clone(), reader)
     }
 }

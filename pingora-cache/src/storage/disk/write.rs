@@ -178,6 +178,7 @@ impl Inner {
         }
         self.used.fetch_add(new.weight() as u64, Ordering::Relaxed);
         self.used.fetch_sub(old.weight() as u64, Ordering::Relaxed);
+        self.open_files.remove(old.id);
         remove_later(self.path(&key, old.id));
         let delta = isize::try_from(new.weight()).unwrap_or(isize::MAX)
             - isize::try_from(old.weight()).unwrap_or(isize::MAX);
