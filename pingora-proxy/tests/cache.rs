@@ -560,10 +560,13 @@ async fn http2_clients_share_the_cache() {
     assert_eq!(s.origin.count(), 1);
 }
 
-/// A request that arrives while the entry fills is served from it as it
-/// grows: the origin sends half the body, waits, then the rest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_filling_entry_is_served_as_it_grows() {
+/// An origin that counts its requests and answers each with a 200 of
+/// `pieces` (its `Content-Length` their sum): the first with the head,
+/// each next one `gap` later; then it holds the connection a second.
+async fn slow_origin(
+    pieces: &'static [&'static [u8]],
+    gap: Duration,
+) -> (Running, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let requests = Arc::new(AtomicUsize::new(0));
     let seen = requests.clone();
@@ -579,17 +582,30 @@ async fn a_filling_entry_is_served_as_it_grows() {
                 buf.push(byte[0]);
             }
             seen.fetch_add(1, Ordering::SeqCst);
-            let head =
-                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n\r\nabc";
+            let len: usize = pieces.iter().map(|p| p.len()).sum();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {len}\r\n\r\n"
+            );
             stream.write_all(head.as_bytes()).await.unwrap();
-            stream.flush().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            stream.write_all(b"def").await.unwrap();
-            stream.flush().await.unwrap();
+            for (i, piece) in pieces.iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                stream.write_all(piece).await.unwrap();
+                stream.flush().await.unwrap();
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
     .await;
+    (origin, requests)
+}
+
+/// A request that arrives while the entry fills is served from it as it
+/// grows: the origin sends half the body, waits, then the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_entry_is_served_as_it_grows() {
+    let (origin, requests) = slow_origin(&[b"abc", b"def"], Duration::from_millis(400)).await;
     let cdn = Cdn {
         origin: Arc::new(Mutex::new(origin.addr)),
         storage: Arc::new(MemCache::new(1 << 20)),
@@ -614,32 +630,8 @@ async fn a_filling_entry_is_served_as_it_grows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fill_outlives_the_client_that_started_it() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let requests = Arc::new(AtomicUsize::new(0));
-    let seen = requests.clone();
-    let origin = serve_fn(move |mut stream, _| {
-        let seen = seen.clone();
-        async move {
-            let mut buf = Vec::new();
-            while !buf.ends_with(b"\r\n\r\n") {
-                let mut byte = [0; 1];
-                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                buf.push(byte[0]);
-            }
-            seen.fetch_add(1, Ordering::SeqCst);
-            let head =
-                "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 9\r\n\r\nabc";
-            stream.write_all(head.as_bytes()).await.unwrap();
-            for piece in [&b"def"[..], b"ghi"] {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                stream.write_all(piece).await.unwrap();
-                stream.flush().await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    })
-    .await;
+    let pieces: &[&[u8]] = &[b"abc", b"def", b"ghi"];
+    let (origin, requests) = slow_origin(pieces, Duration::from_millis(300)).await;
     let cdn = Cdn {
         origin: Arc::new(Mutex::new(origin.addr)),
         storage: Arc::new(MemCache::new(1 << 20)),

@@ -12,9 +12,12 @@ mod support;
 use async_trait::async_trait;
 use pingora_cache::{CacheLock, CacheMetaDefaults, MemCache};
 use pingora_core::apps::http_app::{HttpRequest, HttpResponse, ServeHttp};
+use pingora_core::connectors::ConnectorOptions;
+use pingora_core::connectors::http::HttpConnector;
 use pingora_core::server::{ServerConf, ShutdownWatch};
 use pingora_core::services::ServiceContext;
 use pingora_core::services::listening::Service;
+use pingora_core::tls::{CertKey, CertStore, TlsSettings};
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::Result;
 use pingora_proxy::{HttpProxy, HttpProxyService, ProxyHttp, Session};
@@ -85,21 +88,36 @@ impl ProxyHttp for Proxy {
     }
 }
 
-/// Start `service` on this runtime; returns its address once bound.
+/// Start `service` on this runtime; returns its `n` addresses once bound.
 async fn start(
     mut service: impl pingora_core::services::Service + 'static,
     addrs: pingora_core::services::listening::BoundAddrs,
+    n: usize,
     stop: &ShutdownWatch,
-) -> SocketAddr {
+) -> Vec<SocketAddr> {
     let (ctx, _ready) = ServiceContext::standalone(stop.clone());
     tokio::spawn(async move { service.start_service(ctx).await });
     for _ in 0..200 {
-        if let Some(addr) = addrs.get().and_then(|a| a.first().cloned()) {
-            return *addr.as_inet().unwrap();
+        if let Some(bound) = addrs.get().filter(|a| a.len() == n) {
+            return bound.iter().map(|a| *a.as_inet().unwrap()).collect();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("service did not bind");
+}
+
+/// A loopback address nothing listens on now.
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// TLS settings with a self-signed certificate for `proxy.test`.
+fn tls_settings() -> TlsSettings {
+    let cert = rcgen::generate_simple_self_signed(vec!["proxy.test".to_owned()]).unwrap();
+    let (cert, key) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let cert = CertKey::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    TlsSettings::new(CertStore::new().with_default(cert))
 }
 
 /// Every sample of a scrape, by its name with labels as written.
@@ -136,14 +154,24 @@ async fn each_counter_moves_by_what_the_traffic_costs() {
     };
     let app = HttpProxy::new(proxy, &conf).unwrap().with_h2c(true);
     let mut service = HttpProxyService::new("proxy", app);
-    service.add_tcp("127.0.0.1:0");
+    // Addresses chosen here: the order of a service's bound addresses is
+    // not that of its listeners.
+    let (proxy_addr, tls_addr) = (free_addr(), free_addr());
+    service.add_tcp(&proxy_addr.to_string());
+    let tls = tls_settings();
+    service
+        .add_tls_with_settings(&tls_addr.to_string(), None, tls)
+        .unwrap();
     let proxy_addrs = service.bound_addrs();
-    let proxy_addr = start(service, proxy_addrs, &proxy_stop).await;
+    start(service, proxy_addrs, 2, &proxy_stop).await;
     let mut metrics = Service::prometheus_http_service();
     metrics.add_tcp("127.0.0.1:0");
     let metrics_addrs = metrics.bound_addrs();
-    let metrics_addr = start(metrics, metrics_addrs, &metrics_stop).await;
+    let metrics_addr = start(metrics, metrics_addrs, 1, &metrics_stop).await[0];
 
+    // First, apart: its client side (in this process) counts upstream
+    // metrics too.
+    tls_handshakes(tls_addr, metrics_addr).await;
     let before = scrape(metrics_addr).await;
     // Nine HTTP/1 connections through the proxy, one request each ...
     for path in [
@@ -237,4 +265,26 @@ async fn each_counter_moves_by_what_the_traffic_costs() {
     pingora_core::metrics::set_enabled(true);
     let accepted = "pingora_downstream_connections_accepted_total";
     assert_eq!(moved(&before, &after, accepted), 0.0);
+}
+
+/// One TLS handshake that succeeds and one that fails, counted as such.
+async fn tls_handshakes(tls_addr: SocketAddr, metrics_addr: SocketAddr) {
+    let before = scrape(metrics_addr).await;
+    let connector = HttpConnector::new(ConnectorOptions::default()).unwrap();
+    let mut peer = HttpPeer::new(tls_addr, true, "proxy.test");
+    peer.options.verify_cert = false;
+    let (session, _) = connector.get_session(&peer).await.unwrap();
+    drop(session);
+    let mut tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let _ = tcp.read_to_end(&mut Vec::new()).await;
+    let after = scrape(metrics_addr).await;
+    let tls = |r: &str| {
+        moved(
+            &before,
+            &after,
+            &format!("pingora_tls_handshakes_total{{result=\"{r}\"}}"),
+        )
+    };
+    assert_eq!((tls("ok"), tls("failed")), (1.0, 1.0));
 }
