@@ -113,7 +113,10 @@ mod service;
 mod session;
 
 pub use error::error_status;
-pub use proxy::HttpProxy;
+pub use proxy::{
+    HttpProxy, MAX_SUBREQUEST_DEPTH, MAX_SUBREQUESTS_PER_REQUEST, SUBREQUEST_BODY_LIMIT,
+    SubrequestResponse,
+};
 pub use proxy_trait::{FailToProxy, ProxyHttp};
 pub use service::{HttpProxyService, http_proxy_service, try_http_proxy_service};
 pub use session::Session;

@@ -797,17 +797,15 @@ pub trait ProxyHttp: Send + Sync {
         }
     }
 
-    /// Whether this request may spawn subrequests (requests the proxy
-    /// makes on its own behalf, run through these same phases). Off by
-    /// default.
+    /// Whether this request may make subrequests
+    /// ([`Session::subrequest`], [`Session::spawn_background_subrequest`]):
+    /// requests run through these same phases, with their own CTX. Asked
+    /// once per request, before `early_request_filter`. Off by default.
     ///
-    /// Subrequests spawned from user code come in a later release:
-    /// nothing calls this yet. The cache's background refresh of an
-    /// entry served stale (`stale-while-revalidate`) is a subrequest too,
-    /// but part of the cache: it does not ask this (turn it off with
-    /// [`should_serve_stale`](Self::should_serve_stale)). It is here so
-    /// that code written for Pingora compiles, and so that the later
-    /// release changes no signature.
+    /// The cache's background refresh of an entry served stale
+    /// (`stale-while-revalidate`) is a subrequest too, but part of the
+    /// cache: it does not ask this (turn it off with
+    /// [`should_serve_stale`](Self::should_serve_stale)).
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
         false
     }

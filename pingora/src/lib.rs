@@ -207,6 +207,10 @@ mod book {
     struct CacheStorage;
 
     #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/subrequests.md")]
+    struct Subrequests;
+
+    #[cfg(feature = "proxy")]
     #[doc = include_str!("../../docs/src/observability.md")]
     struct Observability;
 

@@ -31,7 +31,10 @@ use std::sync::Arc;
 use tunnel::Upgrades;
 
 pub(crate) use cache::Fill;
-pub(crate) use subrequest::SubrequestCtx;
+pub use subrequest::{
+    MAX_SUBREQUEST_DEPTH, MAX_SUBREQUESTS_PER_REQUEST, SUBREQUEST_BODY_LIMIT, SubrequestResponse,
+};
+pub(crate) use subrequest::{SubrequestCtx, SubrequestRunner, Subrequests};
 
 /// The methods a `405` to CONNECT names in `Allow` (RFC 9110 §15.5.6):
 /// every method the proxy forwards that RFC 9110 and RFC 5789 define.
@@ -190,12 +193,59 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         self.h2c
     }
 
+    async fn run_phases(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<()> {
+        // The method as received: a phase renaming it does not change what
+        // the client's bytes after the head are (a tunnel, for CONNECT).
+        let connect = session.req_header().method() == Method::CONNECT;
+        self.inner.early_request_filter(session, ctx).await?;
+        session.run_request_header_modules().await?;
+        if self.inner.request_filter(session, ctx).await? {
+            return finish_short_circuit(session).await;
+        }
+        if connect {
+            return refuse_connect(session).await;
+        }
+        if self.cache_phases(session, ctx).await? {
+            return Ok(());
+        }
+        if !self.inner.proxy_upstream_filter(session, ctx).await? {
+            if !session.response_started() {
+                session.respond_error(502).await?;
+            }
+            return finish_short_circuit(session).await;
+        }
+        if let Err(e) = self.proxy_to_upstream(session, ctx).await {
+            if self.stale_if_error(session, ctx, &e).await? {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        self.invalidate_after(session).await;
+        Ok(())
+    }
+}
+
+impl<SV: ProxyHttp + 'static> HttpProxy<SV> {
     /// Run one request through every phase, answer it on error, and call
     /// `logging` exactly once. Starts no background work (see
     /// [`process_request`](Self::process_request)).
-    pub(crate) async fn serve_request(&self, session: &mut Session) {
+    ///
+    /// `this` is this proxy, for the request's own subrequests: they are
+    /// allowed when it is given and `allow_spawning_subrequest` says so.
+    pub(crate) async fn serve_request(&self, session: &mut Session, this: Option<&Arc<Self>>) {
         let mut ctx = self.inner.new_ctx();
         session.set_modules(self.modules.build_ctx());
+        if let Some(this) = this
+            && self.inner.allow_spawning_subrequest(session, &ctx)
+        {
+            let depth = session.subrequest.as_ref().map_or(0, |s| s.depth);
+            let runner: Arc<dyn SubrequestRunner> = Arc::clone(this) as _;
+            session.subrequests = Some(Box::new(Subrequests {
+                runner,
+                depth,
+                made: 0,
+            }));
+        }
         let outcome = {
             let phases = std::pin::pin!(self.run_phases(session, &mut ctx));
             CatchUnwind(phases).await
@@ -236,44 +286,11 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         crate::metrics::request_done(session);
     }
 
-    async fn run_phases(&self, session: &mut Session, ctx: &mut SV::CTX) -> Result<()> {
-        // The method as received: a phase renaming it does not change what
-        // the client's bytes after the head are (a tunnel, for CONNECT).
-        let connect = session.req_header().method() == Method::CONNECT;
-        self.inner.early_request_filter(session, ctx).await?;
-        session.run_request_header_modules().await?;
-        if self.inner.request_filter(session, ctx).await? {
-            return finish_short_circuit(session).await;
-        }
-        if connect {
-            return refuse_connect(session).await;
-        }
-        if self.cache_phases(session, ctx).await? {
-            return Ok(());
-        }
-        if !self.inner.proxy_upstream_filter(session, ctx).await? {
-            if !session.response_started() {
-                session.respond_error(502).await?;
-            }
-            return finish_short_circuit(session).await;
-        }
-        if let Err(e) = self.proxy_to_upstream(session, ctx).await {
-            if self.stale_if_error(session, ctx, &e).await? {
-                return Ok(());
-            }
-            return Err(e);
-        }
-        self.invalidate_after(session).await;
-        Ok(())
-    }
-}
-
-impl<SV: ProxyHttp + 'static> HttpProxy<SV> {
     /// Serve one client request ([`serve_request`](Self::serve_request)),
     /// then start the background work it left: the refresh of a cache
     /// entry it was served stale from.
     pub(crate) async fn process_request(self: &Arc<Self>, session: &mut Session) {
-        self.serve_request(session).await;
+        self.serve_request(session, Some(self)).await;
         if let Some(permit) = session.background_refresh.take() {
             self.spawn_refresh(session, permit);
         }

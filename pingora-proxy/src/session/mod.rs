@@ -1,6 +1,7 @@
 //! [`Session`]: one downstream request as the phases see it.
 
 mod request_info;
+mod subrequest;
 
 pub(crate) use request_info::RequestInfo;
 
@@ -62,6 +63,8 @@ pub struct Session {
     pub(crate) fill: Option<crate::proxy::Fill>,
     /// Set on a subrequest: what it carries from the request that made it.
     pub(crate) subrequest: Option<Box<crate::proxy::SubrequestCtx>>,
+    /// Set when this request may make subrequests.
+    pub(crate) subrequests: Option<Box<crate::proxy::Subrequests>>,
     /// The cache lock's write permit for an entry this request was served
     /// stale from, to refresh in the background once it is answered.
     pub(crate) background_refresh: Option<pingora_cache::lock::WritePermit>,
@@ -96,6 +99,7 @@ impl Session {
             cache: HttpCache::new(),
             fill: None,
             subrequest: None,
+            subrequests: None,
             background_refresh: None,
             info: RequestInfo::new(),
         }
