@@ -11,11 +11,13 @@ mod support;
 use bytes::Bytes;
 use pingora_core::apps::ServerApp;
 use pingora_core::apps::http_app::HttpServer;
+use pingora_core::header::ResponseHeader;
 use pingora_core::server::ServerConf;
 use pingora_core::tls::{CertKey, CertStore, TlsSettings};
 use pingora_core::upstreams::HttpPeer;
 use pingora_error::{Error, Result};
 use pingora_proxy::{ConnectPolicy, HttpProxy, ProxyHttp, Session};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,17 +28,34 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// What `logging` saw: the status, the bytes read from the client and
+/// the bytes sent to it.
+type Logged = (Option<u16>, u64, u64);
+
 /// Never proxies plain requests; records what `logging` saw of each
 /// request: status and the bytes both ways.
 #[derive(Clone, Default)]
 struct Forward {
     peers: Arc<AtomicUsize>,
-    logged: Arc<Mutex<Vec<(Option<u16>, u64, u64)>>>,
+    logged: Arc<Mutex<Vec<Logged>>>,
+    /// Answer 407 to requests without `Proxy-Authorization: Basic ok`.
+    require_auth: bool,
 }
 
 impl ProxyHttp for Forward {
     type CTX = ();
     fn new_ctx(&self) {}
+    async fn request_filter(&self, session: &mut Session, _: &mut ()) -> Result<bool> {
+        if self.require_auth && session.get_header_bytes("proxy-authorization") != b"Basic ok" {
+            let mut resp = ResponseHeader::build(407, None)?;
+            resp.insert_header("Proxy-Authenticate", "Basic realm=\"test\"")?;
+            resp.insert_header("Content-Length", "0")?;
+            session.set_keepalive(None);
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
         self.peers.fetch_add(1, Ordering::SeqCst);
         Err(Error::new_str("no upstream for plain requests"))
@@ -159,7 +178,7 @@ async fn an_allowed_target_is_tunnelled_and_logged_with_its_bytes() {
 }
 
 /// The first `logging` entry, waiting for the request to end.
-async fn wait_logged(sv: &Forward) -> (Option<u16>, u64, u64) {
+async fn wait_logged(sv: &Forward) -> Logged {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(entry) = sv.logged.lock().unwrap().first() {
@@ -417,4 +436,60 @@ async fn curl_tunnels_to_a_local_tls_server() {
     assert!(!refused.status.success());
     assert_eq!(String::from_utf8_lossy(&refused.stdout), "403");
     assert_eq!(origin.accepted(), 1);
+}
+
+/// A reverse proxy whose upstream sits behind a CONNECT proxy: its peer
+/// is `HttpPeer::new_proxy` with `Proxy-Authorization: auth`.
+struct ViaConnectProxy {
+    forward: SocketAddr,
+    origin: SocketAddr,
+    auth: &'static str,
+}
+
+impl ProxyHttp for ViaConnectProxy {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            "Proxy-Authorization".to_owned(),
+            self.auth.as_bytes().to_vec(),
+        );
+        let (ip, port) = (self.origin.ip(), self.origin.port());
+        let hop = self.forward.to_string();
+        Ok(Box::new(HttpPeer::new_proxy(
+            &hop, ip, port, false, "", headers,
+        )))
+    }
+}
+
+/// Both halves of the section at once: a reverse proxy reaches its origin
+/// through a CONNECT proxy (this framework's forward proxy, asking for
+/// credentials in `request_filter`), sending the peer's
+/// `Proxy-Authorization`.
+#[tokio::test]
+async fn an_upstream_is_reached_through_an_authenticating_connect_proxy() {
+    let origin = start_origin(Reflect).await;
+    let sv = Forward {
+        require_auth: true,
+        ..Forward::default()
+    };
+    let forward = forward_proxy(&sv, Some(allow(&origin.addr.to_string()))).await;
+    for (auth, status) in [("Basic ok", 200), ("Basic wrong", 502)] {
+        let via = ViaConnectProxy {
+            forward: forward.addr,
+            origin: origin.addr,
+            auth,
+        };
+        let reverse = start_proxy(via, 0).await;
+        let answer = get(reverse.addr, "/through").await;
+        assert_eq!(answer.status, status, "{auth}");
+        if status == 200 {
+            assert_eq!(answer.headers["x-seen-uri"], "/through");
+        }
+    }
+    // The refused one never reached the origin.
+    assert_eq!(origin.accepted(), 1);
+    // (The tunnel of the first stays open, pooled by the reverse proxy.)
+    assert_eq!(wait_logged(&sv).await, (Some(407), 0, 0));
 }
