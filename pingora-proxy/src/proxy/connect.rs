@@ -77,15 +77,22 @@ fn target_of(session: &Session) -> Option<Target> {
 }
 
 /// Resolve `target` and connect to the first address `policy` lets it
-/// reach; `None` when it resolves to none such.
+/// reach; `None` when it resolves only to addresses it may not reach.
 async fn open(policy: &ConnectPolicy, target: &Target, how: Allowed) -> Result<Option<TcpStream>> {
     let addrs: Vec<SocketAddr> = match &target.host {
         TargetHost::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
-        TargetHost::Name(name) => tokio::net::lookup_host((&**name, target.port))
-            .await
-            .or_err_with(ErrorType::ConnectError, || format!("resolving {name}"))
-            .map_err(|e| e.into_up())?
-            .collect(),
+        TargetHost::Name(name) => {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((&**name, target.port))
+                .await
+                .or_err_with(ErrorType::ConnectError, || format!("resolving {name}"))
+                .map_err(|e| e.into_up())?
+                .collect();
+            if found.is_empty() {
+                let why = format!("{name} resolved to no address");
+                return Err(Error::explain(ErrorType::ConnectError, why).into_up());
+            }
+            found
+        }
     };
     // Connect to the very addresses checked: no second lookup that a
     // rebinding name could answer differently.
