@@ -343,7 +343,12 @@ async fn an_h2_client_tunnels_over_its_stream() {
     let (resp, mut out) = send.send_request(req, false).unwrap();
     let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
-    out.send_data(Bytes::from_static(b"over h2"), true).unwrap();
+    // 2 MiB, past every default flow-control window both ways.
+    let sent: Vec<u8> = (0..2 << 20).map(|i: u32| (i % 253) as u8).collect();
+    for piece in sent.chunks(16 * 1024) {
+        out.send_data(Bytes::copy_from_slice(piece), false).unwrap();
+    }
+    out.send_data(Bytes::new(), true).unwrap();
     let mut body = resp.into_body();
     let mut got = Vec::new();
     while let Some(data) = tokio::time::timeout(WAIT, body.data()).await.unwrap() {
@@ -351,7 +356,7 @@ async fn an_h2_client_tunnels_over_its_stream() {
         let _ = body.flow_control().release_capacity(data.len());
         got.extend_from_slice(&data);
     }
-    assert_eq!(got, b"over h2");
+    assert!(got == sent, "{} bytes back of {}", got.len(), sent.len());
     // Outside the allow-list: 403 on the stream, the connection lives on.
     let req = http::Request::builder()
         .method("CONNECT")
