@@ -221,6 +221,11 @@ async fn a_malformed_target_is_400() {
         let resp = raw(proxy.addr, &connect_to(t)).await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{t}: {resp}");
     }
+    // A body would sit in front of the tunnel's bytes.
+    let with_body = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\
+        Content-Length: 3\r\n\r\nabc";
+    let resp = raw(proxy.addr, with_body).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
 }
 
 #[tokio::test]
