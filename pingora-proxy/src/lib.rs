@@ -15,7 +15,9 @@
 //!   [`HttpProxy::with_allowed_upgrades`]) pass a matching `101` through
 //!   and then carry raw bytes both ways; other upgrades (`h2c` always) go
 //!   upstream as plain requests, and a `101` to them is a 502;
-//! - `CONNECT` is answered `405` and never forwarded;
+//! - `CONNECT` is answered `405` and never forwarded, unless the proxy
+//!   is a forward proxy ([`HttpProxy::with_connect`]), which tunnels to
+//!   the targets its [`ConnectPolicy`] allows;
 //! - a failed connect, or a failure on a reused upstream connection before
 //!   any response byte, is retried up to the server's `max_retries`,
 //!   asking [`ProxyHttp::upstream_peer`] again each time, but a request
@@ -114,8 +116,8 @@ mod session;
 
 pub use error::error_status;
 pub use proxy::{
-    HttpProxy, MAX_SUBREQUEST_DEPTH, MAX_SUBREQUESTS_PER_REQUEST, SUBREQUEST_BODY_LIMIT,
-    SubrequestResponse,
+    ConnectPolicy, HttpProxy, MAX_SUBREQUEST_DEPTH, MAX_SUBREQUESTS_PER_REQUEST,
+    SUBREQUEST_BODY_LIMIT, SubrequestResponse,
 };
 pub use proxy_trait::{FailToProxy, ProxyHttp};
 pub use service::{HttpProxyService, http_proxy_service, try_http_proxy_service};

@@ -77,7 +77,9 @@ pub struct FailToProxy {
 /// request body can be replayed; a request the upstream may have processed
 /// is retried by default only when its method is idempotent (see there).
 /// A `CONNECT` request stops after step 2 with `405` unless a phase
-/// answered it (see [`request_filter`](Self::request_filter)). An error
+/// answered it (see [`request_filter`](Self::request_filter)), or becomes
+/// a tunnel on a proxy built
+/// [`with_connect`](crate::HttpProxy::with_connect). An error
 /// that ends the request goes to
 /// [`fail_to_proxy`](Self::fail_to_proxy), which answers the client when no
 /// response has started, then to [`logging`](Self::logging).
@@ -227,6 +229,9 @@ pub trait ProxyHttp: Send + Sync {
     /// not answered here gets `405 Method Not Allowed` with an `Allow`
     /// field, and no phase after this one runs for it (no
     /// [`upstream_peer`](Self::upstream_peer), no upstream connection).
+    /// On a forward proxy ([`with_connect`](crate::HttpProxy::with_connect))
+    /// one not answered here is checked against its allow-list and may
+    /// become a tunnel; still no later phase runs.
     ///
     /// # Errors
     ///

@@ -175,6 +175,10 @@ mod book {
     #[doc = include_str!("../../docs/src/hardening.md")]
     struct Hardening;
 
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/forward-proxy.md")]
+    struct ForwardProxy;
+
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/health-checks.md")]
     struct HealthChecks;

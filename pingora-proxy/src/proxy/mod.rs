@@ -5,11 +5,12 @@
 //! response, error log, `logging`); [`upstream`] picks a peer, connects
 //! and retries; [`exchange`] sends the request and streams the response;
 //! [`tunnel`] decides which upgrades may become tunnels and carries their
-//! bytes. The protocol of each side sits behind [`Session`](crate::Session)
+//! bytes; [`connect`] serves CONNECT as a forward proxy, when enabled. The protocol of each side sits behind [`Session`](crate::Session)
 //! (downstream) and the connector's client session (upstream).
 
 mod body;
 mod cache;
+mod connect;
 mod exchange;
 mod revalidate;
 mod subrequest;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use tunnel::Upgrades;
 
 pub(crate) use cache::Fill;
+pub use connect::ConnectPolicy;
 pub use subrequest::{
     MAX_SUBREQUEST_DEPTH, MAX_SUBREQUESTS_PER_REQUEST, SUBREQUEST_BODY_LIMIT, SubrequestResponse,
 };
@@ -48,7 +50,8 @@ const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH";
 /// # Defaults that guard the origin
 ///
 /// - **CONNECT** is answered `405 Method Not Allowed` (with `Allow`) and
-///   never forwarded: [`upstream_peer`](ProxyHttp::upstream_peer) is not
+///   never forwarded, unless the proxy is built
+///   [`with_connect`](Self::with_connect) (a forward proxy): [`upstream_peer`](ProxyHttp::upstream_peer) is not
 ///   called and no upstream connection is made. The
 ///   [`early_request_filter`](ProxyHttp::early_request_filter) and
 ///   [`request_filter`](ProxyHttp::request_filter) phases still see it, so
@@ -72,6 +75,7 @@ pub struct HttpProxy<SV> {
     h2c: bool,
     upgrades: Upgrades,
     modules: HttpModules,
+    connect: Option<ConnectPolicy>,
 }
 
 impl<SV: ProxyHttp> HttpProxy<SV> {
@@ -97,6 +101,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             h2c: false,
             upgrades: Upgrades::default(),
             modules,
+            connect: None,
         })
     }
 
@@ -176,6 +181,56 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
         self
     }
 
+    /// Serve CONNECT as a forward proxy, for the targets `policy` allows:
+    /// open a TCP tunnel to the target and relay bytes both ways. Off by
+    /// default (CONNECT gets `405`).
+    ///
+    /// A CONNECT goes through
+    /// [`early_request_filter`](ProxyHttp::early_request_filter) and
+    /// [`request_filter`](ProxyHttp::request_filter) first, which may
+    /// answer it themselves (a `407` asking for `Proxy-Authorization`,
+    /// say). Then its target (`host:port`, the authority as sent) is
+    /// checked against `policy`: `400` when malformed, `403` when not
+    /// allowed, and nothing is connected. An allowed target is resolved
+    /// (internal addresses refused as the policy says) and connected to
+    /// within the policy's connect timeout (`502` when it fails, `504`
+    /// past the timeout); then the client gets `200 Connection
+    /// Established` and the tunnel runs until either side closes or it
+    /// idles for the policy's idle timeout. No other phase runs:
+    /// [`upstream_peer`](ProxyHttp::upstream_peer) is not asked, and no
+    /// module or filter sees the tunnel's bytes. `logging` is called at
+    /// the end, with the bytes carried each way in
+    /// [`Session::body_bytes_read`] (client to target) and
+    /// [`Session::body_bytes_sent`] (target to client).
+    ///
+    /// HTTP/1 clients and HTTP/2 clients (RFC 9113 §8.5: the tunnel is
+    /// the stream's DATA frames) are both served. Extended CONNECT
+    /// (RFC 8441) stays refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use pingora_core::server::ServerConf;
+    /// # use pingora_core::upstreams::HttpPeer;
+    /// # use pingora_proxy::{ConnectPolicy, HttpProxy, ProxyHttp, Session};
+    /// # struct Forward;
+    /// # impl ProxyHttp for Forward {
+    /// #     type CTX = ();
+    /// #     fn new_ctx(&self) {}
+    /// #     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> pingora_error::Result<Box<HttpPeer>> {
+    /// #         unimplemented!()
+    /// #     }
+    /// # }
+    /// let policy = ConnectPolicy::new().allow("*.example.com:443")?;
+    /// let proxy = HttpProxy::new(Forward, &ServerConf::default())?.with_connect(policy);
+    /// # Ok::<(), Box<pingora_error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_connect(mut self, policy: ConnectPolicy) -> Self {
+        self.connect = Some(policy);
+        self
+    }
+
     /// The user's phases.
     pub const fn inner(&self) -> &SV {
         &self.inner
@@ -203,7 +258,10 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             return finish_short_circuit(session).await;
         }
         if connect {
-            return refuse_connect(session).await;
+            return match &self.connect {
+                Some(policy) => connect::serve(policy, session).await,
+                None => refuse_connect(session).await,
+            };
         }
         if self.cache_phases(session, ctx).await? {
             return Ok(());
