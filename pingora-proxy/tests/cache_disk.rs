@@ -242,7 +242,7 @@ async fn a_proxy_killed_mid_fill_never_serves_the_partial_entry() {
         got += c.read_body_bytes().await.unwrap().unwrap().len();
     }
     // The body is on its way to the cache file too.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + 3 * WAIT;
     while !tmp_files(&dir.0)
         .iter()
         .any(|f| f.metadata().unwrap().len() as usize > SLOW_LEN / 2)

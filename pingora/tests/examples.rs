@@ -307,6 +307,14 @@ fn access_log_writes_combined_lines() {
     };
     let line = text.lines().find(|l| l.contains("/hello")).unwrap();
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    // Today, in the common log format (the date command's reading of the
+    // clock, against the example's own calendar arithmetic).
+    let today = std::process::Command::new("date")
+        .args(["-u", "+%d/%b/%Y:"])
+        .output()
+        .unwrap();
+    let today = String::from_utf8(today.stdout).unwrap();
+    assert!(line.contains(&format!("[{}", today.trim())), "{line} {today}");
     let sent = answer.body.len();
     let expected = format!(
         "+0000] \"GET /hello HTTP/1.1\" 200 {sent} \"http://ref.test/\" \"demo \\\"agent\\\"\" rt="
