@@ -21,6 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use pingora_core::modules::http::HttpModules;
 use pingora_core::modules::http::grpc_web::{GrpcWeb, GrpcWebBridge, GrpcWebMode};
 use pingora_core::server::ServerConf;
@@ -32,8 +33,8 @@ use prost::Message;
 use support::h2_tools::{h2_client, h2_exchange};
 use support::{Running, WAIT, serve_app};
 use tokio::net::TcpListener;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::codec::ProstCodec;
 use tonic::codegen::{BoxFuture, Service};
 use tonic::metadata::MetadataMap;
@@ -110,6 +111,34 @@ impl ServerStreamingService<Num> for Count {
     }
 }
 
+/// Lets `Gated` send its second message; the test holding it releases a
+/// permit once it has read the first.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+/// Server streaming: message 0, then message 1 once [`GATE`] opens. A
+/// bridge that held message 0 back would never see the gate open.
+struct Gated;
+
+impl ServerStreamingService<Num> for Gated {
+    type Response = Num;
+    type ResponseStream = NumStream;
+    type Future = BoxFuture<Response<NumStream>, Status>;
+
+    fn call(&mut self, _: Request<Num>) -> Self::Future {
+        Box::pin(async move {
+            let second = async {
+                let permit = GATE.acquire().await;
+                permit.unwrap().forget();
+                Ok(num(1))
+            };
+            let items =
+                tokio_stream::once(Ok(num(0))).chain(tokio_stream::once(second).then(|f| f));
+            let stream: NumStream = Box::pin(items);
+            Ok(Response::new(stream))
+        })
+    }
+}
+
 /// The `test.Web` service, routing by path as generated code does.
 #[derive(Clone)]
 struct Web;
@@ -133,6 +162,7 @@ impl Service<http::Request<tonic::body::Body>> for Web {
             let resp = match req.uri().path() {
                 "/test.Web/Double" => grpc.unary(Double, req).await,
                 "/test.Web/Count" => grpc.server_streaming(Count, req).await,
+                "/test.Web/Gated" => grpc.server_streaming(Gated, req).await,
                 _ => Status::unimplemented("no such method").into_http(),
             };
             Ok(resp)
@@ -510,4 +540,60 @@ async fn plain_grpc_is_untouched() {
     assert_eq!(status.code(), Code::Aborted);
     assert_eq!(status.message(), "stopped midway");
     assert_eq!(status.metadata().get("x-reason").unwrap(), "two-sent");
+}
+
+/// In text mode each message goes out as soon as it arrives: the client
+/// decodes message 0 while the server still holds message 1 back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_mode_streams_each_message_at_once() {
+    let (_server, proxy) = setup().await;
+    let send = h2_client(proxy.addr).await;
+    let req = http::Request::post("http://test.local/test.Web/Gated")
+        .header("content-type", "application/grpc-web-text")
+        .body(())
+        .unwrap();
+    let body = Bytes::from(web_request_body(&num(0), true));
+    let fut = async {
+        let mut send = send.ready().await.unwrap();
+        let (resp, mut out) = send.send_request(req, false).unwrap();
+        out.send_data(body, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "application/grpc-web-text");
+        let mut recv = resp.into_body();
+        let mut text = Vec::new();
+        let mut gate_opened = false;
+        while let Some(data) = recv.data().await {
+            let data = data.unwrap();
+            let _ = recv.flow_control().release_capacity(data.len());
+            text.extend_from_slice(&data);
+            let whole = text.len() - text.len() % 4;
+            let answer = parse_frames_so_far(&b64_decode(&text[..whole]));
+            if !gate_opened && answer.messages.len() == 1 {
+                assert_eq!(answer.messages, vec![num(0)]);
+                GATE.add_permits(1);
+                gate_opened = true;
+            }
+        }
+        assert!(gate_opened, "message 0 never arrived on its own");
+        b64_decode(&text)
+    };
+    let body = tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("message 0 was held back");
+    let answer = parse_frames(&body);
+    assert_eq!(values(&answer), vec![0, 1]);
+    assert_eq!(answer.trailers.unwrap()["grpc-status"], "0");
+}
+
+/// The whole frames at the start of `body` (a stream still arriving).
+fn parse_frames_so_far(body: &[u8]) -> WebAnswer {
+    let mut end = 0;
+    while body.len() >= end + 5 {
+        let len = u32::from_be_bytes(body[end + 1..end + 5].try_into().unwrap()) as usize;
+        if body.len() < end + 5 + len {
+            break;
+        }
+        end += 5 + len;
+    }
+    parse_frames(&body[..end])
 }
