@@ -171,6 +171,10 @@ mod book {
     #[doc = include_str!("../../docs/src/failover.md")]
     struct Failover;
 
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/grpc-web.md")]
+    struct GrpcWeb;
+
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/hardening.md")]
     struct Hardening;

@@ -194,6 +194,48 @@ fn websocket_frames_pass_through_the_proxy() {
 }
 
 #[test]
+fn grpc_web_bridges_a_text_call_to_the_grpc_origin() {
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("grpc_web", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    // One message frame holding "hello", base64-encoded.
+    let ct = [("Content-Type", "application/grpc-web-text")];
+    let answer = post(&listen, "/demo.Echo/Say", &ct, b"AAAAAAVoZWxsbw==").unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let ct = answer.header("content-type");
+    assert_eq!(ct.as_deref(), Some("application/grpc-web-text"));
+    // The message echoed, then the trailer frame, each padded base64.
+    let (message, trailer) = answer.body.split_at(16);
+    assert_eq!(message, "AAAAAAVoZWxsbw==");
+    let frame = b"\x80\0\0\0\x24grpc-status: 0\r\nx-echoed-bytes: 10\r\n";
+    assert_eq!(trailer, base64(frame), "{answer:?}");
+    example.stop(Signal::SIGTERM);
+}
+
+/// Padded base64 (RFC 4648), for the gRPC-web text mode.
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for group in data.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            let c = if i <= group.len() {
+                TABLE[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            };
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
 fn bench_proxy_proxies_to_the_upstream_it_is_given() {
     let origin = Origin::start("bench origin");
     let listen = free_addr();

@@ -180,15 +180,32 @@ impl Answer {
 /// `GET path` on a new connection to `addr`, with `headers`, read to the
 /// close.
 pub(crate) fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
-    send(addr, "GET", path, headers)
+    send(addr, "GET", path, headers, b"")
 }
 
 /// `method path` on a new connection to `addr`, read to the close.
 pub(crate) fn request(addr: &str, method: &str, path: &str) -> std::io::Result<Answer> {
-    send(addr, method, path, &[])
+    send(addr, method, path, &[], b"")
 }
 
-fn send(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
+/// `POST path` with `headers` and `body` on a new connection to `addr`,
+/// read to the close.
+pub(crate) fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
+    send(addr, "POST", path, headers, body)
+}
+
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
     let mut tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(WAIT))?;
     tcp.set_write_timeout(Some(WAIT))?;
@@ -197,8 +214,12 @@ fn send(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> std::
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes())?;
+    tcp.write_all(body)?;
     let mut raw = Vec::new();
     tcp.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();

@@ -69,6 +69,8 @@
 //! assert_eq!(ctx.get::<Count>().map(|c| c.bytes), Some(0));
 //! ```
 
+pub mod grpc_web;
+
 use crate::header::{RequestHeader, ResponseHeader};
 use bytes::Bytes;
 use http::HeaderMap;
