@@ -356,7 +356,10 @@ fn access_log_writes_combined_lines() {
         .output()
         .unwrap();
     let today = String::from_utf8(today.stdout).unwrap();
-    assert!(line.contains(&format!("[{}", today.trim())), "{line} {today}");
+    assert!(
+        line.contains(&format!("[{}", today.trim())),
+        "{line} {today}"
+    );
     let sent = answer.body.len();
     let expected = format!(
         "+0000] \"GET /hello HTTP/1.1\" 200 {sent} \"http://ref.test/\" \"demo \\\"agent\\\"\" rt="
