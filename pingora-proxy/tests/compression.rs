@@ -372,7 +372,7 @@ fn curl_decodes(coding: &str) -> bool {
         );
         false
     };
-    let Ok(out) = out.filter(|o| o.status.success()) else {
+    let Some(out) = out.ok().filter(|o| o.status.success()) else {
         return skip("curl not installed".into());
     };
     let version = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
