@@ -17,6 +17,15 @@ const BROTLI_WINDOW_BITS: u32 = 22;
 /// The brotli writers' internal buffer size.
 const BROTLI_BUFFER: usize = 16 * 1024;
 
+/// The most plain bytes one piece of upstream body may decode to: a
+/// proxy reads pieces of tens of KiB, which text expands 5 to 20 times,
+/// gzip at most about 1000 times.
+pub(crate) const MAX_DECODED_PIECE: usize = 64 << 20;
+/// How much coded input is decoded at a time before checking the output
+/// against [`MAX_DECODED_PIECE`]: 256 bytes of zstd or brotli yield a few
+/// MiB at most.
+const DECODE_SLICE: usize = 256;
+
 /// The largest level each algorithm takes; higher levels are clamped.
 pub(crate) const fn max_level(alg: Algorithm) -> u32 {
     match alg {
@@ -111,7 +120,7 @@ pub(crate) enum Decoder {
 
 /// The error for an upstream body that does not decode.
 fn bad_body(e: std::io::Error) -> Box<Error> {
-    Error::because(ErrorType::InvalidHTTPHeader, "decoding an upstream body", e)
+    Error::because(ErrorType::InvalidHTTPHeader, "decoding an upstream body", e).into_up()
 }
 
 impl Decoder {
@@ -136,16 +145,35 @@ impl Decoder {
 
     /// Decompress `piece` and return the plain bytes it yields.
     ///
+    /// The piece is fed a slice at a time, so that a body that expands
+    /// beyond [`MAX_DECODED_PIECE`] for one piece (a decompression bomb:
+    /// zstd and brotli describe long runs in a few bytes) is refused
+    /// after at most a slice's worth of output past the limit.
+    ///
     /// # Errors
     ///
-    /// When the bytes are not valid for the coding.
+    /// When the bytes are not valid for the coding, or expand too much.
     pub(crate) fn decode(&mut self, piece: &[u8]) -> Result<Bytes> {
-        let res = match self {
-            Self::Gzip(w) => w.write_all(piece).and_then(|()| w.flush()),
-            Self::Brotli(w) => w.write_all(piece).and_then(|()| w.flush()),
-            Self::Zstd(w) => w.write_all(piece).and_then(|()| w.flush()),
-        };
-        res.map_err(bad_body)?;
+        for slice in piece.chunks(DECODE_SLICE) {
+            let res = match self {
+                Self::Gzip(w) => w.write_all(slice).and_then(|()| w.flush()),
+                Self::Brotli(w) => w.write_all(slice).and_then(|()| w.flush()),
+                Self::Zstd(w) => w.write_all(slice).and_then(|()| w.flush()),
+            };
+            res.map_err(bad_body)?;
+            let out = match self {
+                Self::Gzip(w) => w.get_ref().len(),
+                Self::Brotli(w) => w.get_ref().len(),
+                Self::Zstd(w) => w.get_ref().len(),
+            };
+            if out > MAX_DECODED_PIECE {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "an upstream body piece expands past the decoding limit",
+                )
+                .into_up());
+            }
+        }
         Ok(match self {
             Self::Gzip(w) => take(w.get_mut()),
             Self::Brotli(w) => take(w.get_mut()),
@@ -216,6 +244,24 @@ mod tests {
             assert!(wire.len() < text.len() / 4, "{alg:?}: {}", wire.len());
             assert_eq!(decode_with_std_readers(alg, &wire), text, "{alg:?}");
         }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        // 256 MiB of zeros: zstd codes them in a few KiB.
+        let zeros = vec![0u8; 1 << 20];
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        for _ in 0..256 {
+            enc.write_all(&zeros).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+        let mut dec = Decoder::new(Algorithm::Zstd).unwrap();
+        assert!(dec.decode(&bomb).is_err());
+        // Below the limit, the same kind of body decodes.
+        let small = zstd::encode_all(&zeros[..], 3).unwrap();
+        let mut dec = Decoder::new(Algorithm::Zstd).unwrap();
+        assert_eq!(dec.decode(&small).unwrap().len(), zeros.len());
     }
 
     #[test]

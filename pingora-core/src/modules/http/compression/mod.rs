@@ -199,6 +199,8 @@ impl ResponseCompression {
     /// that `response_filter` and `response_body_filter` see it plain,
     /// without `Content-Encoding`; the module may then encode it again for
     /// the client. Partial (206) and bodyless responses are not decoded.
+    /// A body that does not decode, or a piece of it that expands past
+    /// 64 MiB (a decompression bomb), ends the request.
     pub const fn adjust_decompression(&mut self, enabled: bool) {
         self.decompress = [enabled; 3];
     }
