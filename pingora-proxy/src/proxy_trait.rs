@@ -96,6 +96,12 @@ pub struct FailToProxy {
 ///   before [`request_body_filter`](Self::request_body_filter) (and
 ///   before a phase that reads the body with
 ///   [`Session::read_request_body`] sees it);
+/// - their upstream response head and body filters as the upstream's
+///   response arrives, before
+///   [`upstream_response_filter`](Self::upstream_response_filter),
+///   [`upstream_response_body_filter`](Self::upstream_response_body_filter)
+///   and the cache (so that, for example, compression's upstream
+///   decompression gives those phases plain text);
 /// - their response head filters after
 ///   [`response_filter`](Self::response_filter), just before the head is
 ///   written, and their body and trailer filters after

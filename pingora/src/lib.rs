@@ -157,6 +157,10 @@ mod book {
     #[doc = include_str!("../../docs/src/config.md")]
     struct Config;
 
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/compression.md")]
+    struct Compression;
+
     #[doc = include_str!("../../docs/src/crates.md")]
     struct Crates;
 

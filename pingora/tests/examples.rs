@@ -416,3 +416,65 @@ fn rate_limiter_refuses_a_burst_with_429_and_passes_traffic_under_the_limit() {
     assert_eq!(other.status, 200, "{other:?}");
     example.stop(Signal::SIGTERM);
 }
+
+/// `GET path` with `Accept-Encoding: accept`: the head (lower case) and
+/// the body bytes (dechunked), read to the close.
+fn get_encoded(addr: &str, path: &str, accept: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: example.test\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let mut rest = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (head, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = std::str::from_utf8(&rest[..line]).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return (head, body);
+        }
+        body.extend_from_slice(&rest[line + 2..line + 2 + size]);
+        rest = &rest[line + 2 + size + 2..];
+    }
+}
+
+#[test]
+fn compression_encodes_for_clients_that_accept_it() {
+    use std::io::Read;
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("compression", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    let plain = get(&listen, "/", &[]).unwrap();
+    assert_eq!(plain.status, 200, "{plain:?}");
+    assert_eq!(plain.header("content-encoding"), None, "{plain:?}");
+    assert!(plain.body.contains("item number 499"), "{plain:?}");
+    let (head, body) = get_encoded(&listen, "/", "gzip");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(body.len() < plain.body.len() / 4, "{} bytes", body.len());
+    let mut decoded = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, plain.body);
+    let browser = "gzip, deflate, br, zstd";
+    let (head, _) = get_encoded(&listen, "/", browser);
+    assert!(head.contains("content-encoding: br"), "{head}");
+    // Turned off for this path by `request_filter`.
+    let off = get(&listen, "/plain", &[("Accept-Encoding", browser)]).unwrap();
+    assert_eq!(off.header("content-encoding"), None, "{off:?}");
+    assert_eq!(off.body, plain.body);
+    example.stop(Signal::SIGTERM);
+}

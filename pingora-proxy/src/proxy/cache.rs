@@ -423,9 +423,12 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
                 }
             };
             let end = piece.is_none() || client.is_body_done();
-            let filtered = self
-                .inner
-                .upstream_response_body_filter(session, &mut piece, end, ctx);
+            let filtered = session
+                .run_upstream_response_body_modules(&mut piece, end)
+                .and_then(|()| {
+                    self.inner
+                        .upstream_response_body_filter(session, &mut piece, end, ctx)
+                });
             if filtered.is_err() {
                 break;
             }

@@ -296,6 +296,8 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             self.upgrades.check_switch(session, &resp)?;
         }
         hop::downstream_response(&mut resp)?;
+        let bodyless = client.is_body_done() && !client.has_body_bytes();
+        session.run_upstream_response_header_modules(&mut resp, bodyless)?;
         self.inner
             .upstream_response_filter(session, &mut resp, ctx)?;
         let may_refetch = body.may_refetch();
@@ -308,7 +310,6 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             Upstream::Refetch => return Ok(Attempted::Again),
         }
         self.inner.response_filter(session, &mut resp, ctx).await?;
-        let bodyless = client.is_body_done() && !client.has_body_bytes();
         if let Err(e) = session.write_head(resp, bodyless).await {
             return Err(self.fill_without_client(session, ctx, client, e).await);
         }
@@ -375,6 +376,7 @@ impl<SV: ProxyHttp> HttpProxy<SV> {
             };
             let end = piece.is_none() || client.is_body_done();
             let mut piece = piece;
+            session.run_upstream_response_body_modules(&mut piece, end)?;
             self.inner
                 .upstream_response_body_filter(session, &mut piece, end, ctx)?;
             super::cache::fill_body(session, piece.as_ref(), end).await;

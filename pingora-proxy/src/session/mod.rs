@@ -131,6 +131,32 @@ impl Session {
         self.modules.request_header_filter(req).await
     }
 
+    /// Run the modules' upstream response head filters.
+    pub(crate) fn run_upstream_response_header_modules(
+        &mut self,
+        resp: &mut ResponseHeader,
+        end_of_stream: bool,
+    ) -> Result<()> {
+        if self.modules.is_empty() {
+            return Ok(());
+        }
+        self.modules
+            .upstream_response_header_filter(resp, end_of_stream)
+    }
+
+    /// Run the modules' upstream response body filters.
+    pub(crate) fn run_upstream_response_body_modules(
+        &mut self,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+    ) -> Result<()> {
+        if self.modules.is_empty() {
+            return Ok(());
+        }
+        self.modules
+            .upstream_response_body_filter(body, end_of_stream)
+    }
+
     /// This request's HTTP modules (see
     /// [`ProxyHttp::init_downstream_modules`](crate::ProxyHttp::init_downstream_modules)),
     /// to find one by type with [`HttpModuleCtx::get`].

@@ -10,7 +10,7 @@
 //! short: request hooks before the user's filters of the same kind,
 //! response hooks after them, right before the bytes go out).
 //!
-//! Built-in modules (compression, gRPC-web) are modules like a user's.
+//! Built-in modules ([`compression`], gRPC-web) are modules like a user's.
 //!
 //! # Examples
 //!
@@ -69,6 +69,7 @@
 //! assert_eq!(ctx.get::<Count>().map(|c| c.bytes), Some(0));
 //! ```
 
+pub mod compression;
 pub mod grpc_web;
 
 use crate::header::{RequestHeader, ResponseHeader};
@@ -84,7 +85,10 @@ pub use async_trait::async_trait;
 ///
 /// The hooks run in this order for a request: [`request_header_filter`](Self::request_header_filter)
 /// once, [`request_body_filter`](Self::request_body_filter) per piece of
-/// request body read (the last with `end_of_stream`), then
+/// request body read (the last with `end_of_stream`), for a response from
+/// the upstream [`upstream_response_header_filter`](Self::upstream_response_header_filter)
+/// and [`upstream_response_body_filter`](Self::upstream_response_body_filter)
+/// as it arrives (before the user's phases), then
 /// [`response_header_filter`](Self::response_header_filter) once for the
 /// final response head, [`response_body_filter`](Self::response_body_filter)
 /// per piece of response body (the last with `end_of_stream`, with no
@@ -117,6 +121,39 @@ pub trait HttpModule {
     ///
     /// An error ends the request.
     async fn request_body_filter(
+        &mut self,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change the upstream's final response head as it
+    /// arrives, before the user's response phases (and the cache) see
+    /// it; `end_of_stream` says no body follows. For a module that must
+    /// change what those phases see, such as upstream decompression. Not
+    /// called for a response served from cache or written by a phase.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request.
+    fn upstream_response_header_filter(
+        &mut self,
+        _resp: &mut ResponseHeader,
+        _end_of_stream: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inspect or change a piece of upstream response body as it
+    /// arrives, before the user's body phases (and the cache) see it;
+    /// `end_of_stream` is set on the last call. Pairs with
+    /// [`upstream_response_header_filter`](Self::upstream_response_header_filter).
+    ///
+    /// # Errors
+    ///
+    /// An error ends the request; the connection is closed.
+    fn upstream_response_body_filter(
         &mut self,
         _body: &mut Option<Bytes>,
         _end_of_stream: bool,
@@ -309,6 +346,38 @@ impl HttpModuleCtx {
     ) -> Result<()> {
         for m in &mut self.modules {
             m.request_body_filter(body, end_of_stream).await?;
+        }
+        Ok(())
+    }
+
+    /// Run every module's [`HttpModule::upstream_response_header_filter`].
+    ///
+    /// # Errors
+    ///
+    /// The first module's error; later modules do not run.
+    pub fn upstream_response_header_filter(
+        &mut self,
+        resp: &mut ResponseHeader,
+        end_of_stream: bool,
+    ) -> Result<()> {
+        for m in &mut self.modules {
+            m.upstream_response_header_filter(resp, end_of_stream)?;
+        }
+        Ok(())
+    }
+
+    /// Run every module's [`HttpModule::upstream_response_body_filter`].
+    ///
+    /// # Errors
+    ///
+    /// The first module's error; later modules do not run.
+    pub fn upstream_response_body_filter(
+        &mut self,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+    ) -> Result<()> {
+        for m in &mut self.modules {
+            m.upstream_response_body_filter(body, end_of_stream)?;
         }
         Ok(())
     }
