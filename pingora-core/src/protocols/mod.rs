@@ -4,6 +4,7 @@
 mod digest;
 pub mod http;
 pub mod l4;
+pub mod proxy_protocol;
 pub mod tls;
 
 pub use digest::{Digest, SocketAddr};
