@@ -12,7 +12,7 @@ mod policy;
 pub use policy::ConnectPolicy;
 
 use crate::Session;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use pingora_core::header::ResponseHeader;
 use pingora_error::{Error, ErrorType, OrErr, Result};
 use policy::{Allowed, Target, TargetHost};
@@ -125,6 +125,11 @@ async fn open(policy: &ConnectPolicy, target: &Target, how: Allowed) -> Result<O
 /// target's bytes keep flowing; the target ending its side ends the
 /// tunnel. One piece per direction is in flight at a time, so memory
 /// stays bounded and each side is slowed down to the other's pace.
+///
+/// A piece for the target is written while the target's bytes are still
+/// read (and passed to the client): waiting for that write alone would
+/// deadlock with a target that only reads once its own answer is taken,
+/// such as an echo server whose socket buffers are full.
 async fn relay(policy: &ConnectPolicy, session: &mut Session, upstream: TcpStream) -> Result<()> {
     let idle = policy.idle_timeout;
     // The tunnel's own idle timer rules; the session's per-read timeout
@@ -133,21 +138,34 @@ async fn relay(policy: &ConnectPolicy, session: &mut Session, upstream: TcpStrea
     let (mut up_read, mut up_write) = upstream.into_split();
     let mut buf = BytesMut::with_capacity(policy.buffer_size);
     let mut client_open = true;
+    // Client bytes not yet written to the target, and how far they are.
+    let mut to_target: Option<(Bytes, usize)> = None;
     loop {
         buf.clear();
         tokio::select! {
-            down = session.read_body_to_forward(), if client_open => match down? {
-                Some(data) => tokio::time::timeout(idle, up_write.write_all(&data))
-                    .await
-                    .or_err(ErrorType::WriteTimedout, "writing to the CONNECT target")
-                    .and_then(|r| r.or_err(ErrorType::WriteError, "writing to the CONNECT target"))
-                    .map_err(|e| e.into_up())?,
-                None => {
-                    client_open = false;
-                    // Half-close: the target may still answer.
-                    let _ = up_write.shutdown().await;
+            down = session.read_body_to_forward(), if client_open && to_target.is_none() => {
+                match down? {
+                    Some(data) if !data.is_empty() => to_target = Some((data, 0)),
+                    Some(_) => {}
+                    None => {
+                        client_open = false;
+                        // Half-close: the target may still answer.
+                        let _ = up_write.shutdown().await;
+                    }
                 }
-            },
+            }
+            // One `write` call: cancel safe, unlike `write_all`.
+            written = write_some(&mut up_write, to_target.as_ref()), if to_target.is_some() => {
+                let n = written
+                    .or_err(ErrorType::WriteError, "writing to the CONNECT target")
+                    .map_err(|e| e.into_up())?;
+                if let Some((data, at)) = &mut to_target {
+                    *at += n;
+                    if *at >= data.len() {
+                        to_target = None;
+                    }
+                }
+            }
             up = up_read.read_buf(&mut buf) => match up {
                 Ok(0) => break,
                 Ok(_) => session.write_raw(&buf).await?,
@@ -163,4 +181,20 @@ async fn relay(policy: &ConnectPolicy, session: &mut Session, upstream: TcpStrea
         }
     }
     session.finish_response(None).await
+}
+
+/// Write what is left of `pending` (bytes and how far they went) with a
+/// single `write` call; a zero-length write means the target is gone.
+async fn write_some(
+    up_write: &mut tokio::net::tcp::OwnedWriteHalf,
+    pending: Option<&(Bytes, usize)>,
+) -> std::io::Result<usize> {
+    let Some((data, at)) = pending else {
+        return Ok(0);
+    };
+    let n = up_write.write(&data[*at..]).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(n)
 }
