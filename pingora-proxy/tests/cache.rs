@@ -106,6 +106,21 @@ struct Cdn {
     subrequests: Arc<AtomicUsize>,
 }
 
+impl Cdn {
+    /// Caching on, ranges and 304s served, a 1 MiB MemCache and a lock,
+    /// proxying to `origin`.
+    fn to(origin: Arc<Mutex<SocketAddr>>) -> Self {
+        Self {
+            origin,
+            storage: Arc::new(MemCache::new(1 << 20)),
+            lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
+            enabled: true,
+            plain: false,
+            subrequests: Arc::default(),
+        }
+    }
+}
+
 impl ProxyHttp for Cdn {
     type CTX = ();
     fn new_ctx(&self) {}
@@ -185,12 +200,9 @@ async fn setup_opts(enabled: bool, plain: bool) -> Setup {
     let origin_server = start_origin(origin.clone()).await;
     let peer = Arc::new(Mutex::new(origin_server.addr));
     let cdn = Cdn {
-        origin: peer.clone(),
-        storage: Arc::new(MemCache::new(1 << 20)),
-        lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
         enabled,
         plain,
-        subrequests: Arc::default(),
+        ..Cdn::to(peer.clone())
     };
     let subrequests = cdn.subrequests.clone();
     let proxy = HttpProxy::new(cdn, &ServerConf::default())
@@ -606,15 +618,7 @@ async fn slow_origin(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filling_entry_is_served_as_it_grows() {
     let (origin, requests) = slow_origin(&[b"abc", b"def"], Duration::from_millis(400)).await;
-    let cdn = Cdn {
-        origin: Arc::new(Mutex::new(origin.addr)),
-        storage: Arc::new(MemCache::new(1 << 20)),
-        lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
-        enabled: true,
-        plain: false,
-        subrequests: Arc::default(),
-    };
-    let proxy = start_proxy(cdn, 0).await;
+    let proxy = start_proxy(Cdn::to(Arc::new(Mutex::new(origin.addr))), 0).await;
     let addr = proxy.addr;
     let first = tokio::spawn(async move { get(addr, "/grow").await });
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -632,15 +636,7 @@ async fn a_fill_outlives_the_client_that_started_it() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pieces: &[&[u8]] = &[b"abc", b"def", b"ghi"];
     let (origin, requests) = slow_origin(pieces, Duration::from_millis(300)).await;
-    let cdn = Cdn {
-        origin: Arc::new(Mutex::new(origin.addr)),
-        storage: Arc::new(MemCache::new(1 << 20)),
-        lock: Arc::new(CacheLock::new(Duration::from_secs(5))),
-        enabled: true,
-        plain: false,
-        subrequests: Arc::default(),
-    };
-    let proxy = start_proxy(cdn, 0).await;
+    let proxy = start_proxy(Cdn::to(Arc::new(Mutex::new(origin.addr))), 0).await;
     // The client that causes the fill reads the head and leaves.
     let mut quitter = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     quitter
