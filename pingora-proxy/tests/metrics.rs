@@ -106,12 +106,6 @@ async fn start(
     panic!("service did not bind");
 }
 
-/// A loopback address nothing listens on now.
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 /// TLS settings with a self-signed certificate for `proxy.test`.
 fn tls_settings() -> TlsSettings {
     let cert = rcgen::generate_simple_self_signed(vec!["proxy.test".to_owned()]).unwrap();
@@ -156,7 +150,7 @@ async fn each_counter_moves_by_what_the_traffic_costs() {
     let mut service = HttpProxyService::new("proxy", app);
     // Addresses chosen here: the order of a service's bound addresses is
     // not that of its listeners.
-    let (proxy_addr, tls_addr) = (free_addr(), free_addr());
+    let (proxy_addr, tls_addr) = (dead_addr().await, dead_addr().await);
     service.add_tcp(&proxy_addr.to_string());
     let tls = tls_settings();
     service

@@ -119,10 +119,16 @@ async fn setup_to(origin: Option<SocketAddr>) -> Setup {
     }
 }
 
-/// The line logged for `path`.
-fn line(lines: &Mutex<Vec<Line>>, path: &str) -> Line {
-    let lines = lines.lock();
-    lines.iter().find(|l| l.path == path).cloned().unwrap()
+/// The line logged for `path`, once `logging` ran: it runs after the
+/// response went out, so the client may have it first.
+async fn line(lines: &Mutex<Vec<Line>>, path: &str) -> Line {
+    for _ in 0..500 {
+        if let Some(line) = lines.lock().iter().find(|l| l.path == path).cloned() {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no log line for {path}");
 }
 
 #[tokio::test]
@@ -134,7 +140,7 @@ async fn logging_sees_what_an_access_log_needs() {
     let echoed = exchange(&mut c, post, b"hello").await;
     assert_eq!((echoed.status, &echoed.body[..]), (200, &b"hello"[..]));
     get(s.proxy.addr, "/second").await;
-    let l = line(&s.lines, "/echo");
+    let l = line(&s.lines, "/echo").await;
     assert_eq!(l.method, "POST");
     assert_eq!(l.status, Some(200));
     assert_eq!((l.read, l.sent), (5, 5));
@@ -147,7 +153,7 @@ async fn logging_sees_what_an_access_log_needs() {
         l.elapsed
     );
     assert!(l.error.is_none());
-    assert_ne!(line(&s.lines, "/second").id, l.id);
+    assert_ne!(line(&s.lines, "/second").await.id, l.id);
 }
 
 /// The source and context of each report received.
@@ -170,7 +176,7 @@ async fn a_failed_request_is_logged_and_reported_with_its_summary() {
     let s = setup_to(Some(dead_addr().await)).await;
     let failed = get(s.proxy.addr, "/to-a-dead-origin").await;
     assert_eq!(failed.status, 502);
-    let l = line(&s.lines, "/to-a-dead-origin");
+    let l = line(&s.lines, "/to-a-dead-origin").await;
     assert_eq!(l.status, Some(502));
     assert!(l.error.is_some());
     assert_eq!(l.upstream.unwrap(), s.origin_addr.to_string());
@@ -217,7 +223,7 @@ async fn a_panicking_phase_costs_only_its_request() {
         c.reuse().is_none(),
         "a panicked request's connection is kept"
     );
-    let l = line(&s.lines, "/panic");
+    let l = line(&s.lines, "/panic").await;
     assert!(l.error.unwrap().contains("boom in request_filter"));
 
     // The head was on its way: the connection closes, the response is

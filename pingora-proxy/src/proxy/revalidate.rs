@@ -29,7 +29,7 @@ pub(super) enum Upstream {
 
 /// The request fields that would make the origin answer a part or a 304
 /// where the cache needs the whole response.
-const CLIENT_CONDITIONALS: [&str; 6] = [
+pub(super) const CLIENT_CONDITIONALS: [&str; 6] = [
     "if-none-match",
     "if-modified-since",
     "if-match",

@@ -113,27 +113,15 @@ impl std::fmt::Debug for Subrequests {
     }
 }
 
-/// The request fields a background refresh drops from the client's
-/// request: it fetches the whole response, for the cache.
-const NOT_REFRESHED: [&str; 8] = [
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-    "content-length",
-    "transfer-encoding",
-];
-
-/// The request a background refresh of `req`'s entry sends: a bodyless
-/// GET of the same target with the same fields, minus the client's
-/// conditionals and range, with `Host` named (an HTTP/2 client names it
-/// in the target).
+/// The request a background refresh of `req`'s entry sends: a GET of
+/// the same target with the same fields, minus the client's conditionals
+/// and range (it fetches the whole response, for the cache), with `Host`
+/// named (an HTTP/2 client names it in the target). Its framing fields
+/// are set by [`HttpProxy::subrequest`], which sends it bodyless.
 pub(crate) fn refresh_request(req: &RequestHeader) -> Result<RequestHeader> {
     let mut req = req.clone();
     req.set_method(Method::GET);
-    for name in NOT_REFRESHED {
+    for name in super::revalidate::CLIENT_CONDITIONALS {
         req.remove_header(name);
     }
     if !req.has_header("host")
