@@ -183,7 +183,9 @@ async fn start(chooser: Chooser, options: UdpProxyOptions) -> Proxy {
     let (mut ctx, mut ready_watch) = ServiceContext::standalone(stopped);
     ctx.spawner = Spawner::current();
     let task = tokio::spawn(async move { service.start_service(ctx).await });
-    tokio::time::timeout(WAIT, ready_watch.wait()).await.unwrap();
+    tokio::time::timeout(WAIT, ready_watch.wait())
+        .await
+        .unwrap();
     Proxy {
         addr: bound.get().unwrap()[0],
         app,
@@ -417,7 +419,10 @@ async fn an_unreachable_upstream_ends_the_session_and_the_next_goes_elsewhere() 
     let other = client().await;
     other.send_to(b"no upstream", proxy.addr).await.unwrap();
     assert!(recv(&other, Duration::from_millis(300)).await.is_none());
-    until("the refused session is logged", || proxy.logged.lock().len() == 2).await;
+    until("the refused session is logged", || {
+        proxy.logged.lock().len() == 2
+    })
+    .await;
     let refused = proxy.logged.lock()[1].clone();
     assert_eq!(refused.error, Some(ErrorType::ConnectNoRoute));
     assert_eq!(refused.upstream, None);

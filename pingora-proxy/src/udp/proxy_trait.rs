@@ -66,6 +66,23 @@ pub enum SessionEnd {
     Error,
 }
 
+impl SessionEnd {
+    /// A short lowercase name: `idle`, `shutdown`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Shutdown => "shutdown",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One client's session through a UDP proxy, as the callbacks see it: its
 /// addresses and what went each way so far.
 #[derive(Debug, Clone)]

@@ -129,15 +129,27 @@ mod tests {
         let (tx, mut rx) = queue(2, 1000);
         // A datagram larger than the byte budget passes when alone.
         tx.push(Bytes::from(vec![0; 1500])).unwrap();
-        assert!(matches!(tx.push(Bytes::from_static(b"x")), Err(PushError::Full)));
+        assert!(matches!(
+            tx.push(Bytes::from_static(b"x")),
+            Err(PushError::Full)
+        ));
         assert_eq!(rx.recv().await.unwrap().len(), 1500);
         tx.push(Bytes::from(vec![0; 600])).unwrap();
-        assert!(matches!(tx.push(Bytes::from(vec![0; 600])), Err(PushError::Full)));
+        assert!(matches!(
+            tx.push(Bytes::from(vec![0; 600])),
+            Err(PushError::Full)
+        ));
         tx.push(Bytes::from(vec![0; 300])).unwrap();
         // Two datagrams queued: the count bound holds too.
-        assert!(matches!(tx.push(Bytes::from_static(b"x")), Err(PushError::Full)));
+        assert!(matches!(
+            tx.push(Bytes::from_static(b"x")),
+            Err(PushError::Full)
+        ));
         assert_eq!(rx.dropped(), 3);
         assert_eq!(rx.close(), 2);
-        assert!(matches!(tx.push(Bytes::from_static(b"x")), Err(PushError::Closed(_))));
+        assert!(matches!(
+            tx.push(Bytes::from_static(b"x")),
+            Err(PushError::Closed(_))
+        ));
     }
 }

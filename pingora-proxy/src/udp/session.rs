@@ -68,7 +68,10 @@ pub(super) async fn run<P: ProxyUdp>(
     proxy
         .stats
         .session_ended(session.end == Some(SessionEnd::Idle));
-    proxy.inner.logging(&session, error.as_deref(), &mut ctx).await;
+    proxy
+        .inner
+        .logging(&session, error.as_deref(), &mut ctx)
+        .await;
 }
 
 /// What the relay of one session works with.
@@ -190,10 +193,10 @@ impl<P: ProxyUdp> Relay<'_, P> {
 
     /// Filter `datagram` and send it to the client.
     async fn to_client(&mut self, datagram: Bytes) {
-        let filtered = self
-            .proxy
-            .inner
-            .downstream_datagram_filter(self.session, datagram, self.ctx);
+        let filtered =
+            self.proxy
+                .inner
+                .downstream_datagram_filter(self.session, datagram, self.ctx);
         let Some(datagram) = filtered else {
             self.drop_datagram(DropReason::Filtered);
             return;

@@ -416,7 +416,10 @@ impl<A: DatagramApp> Receiver<A> {
         };
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             metrics::dropped(metrics::Dropped::Busy);
-            log::debug!("udp {}: every handler busy, dropped a datagram from {from}", self.local);
+            log::debug!(
+                "udp {}: every handler busy, dropped a datagram from {from}",
+                self.local
+            );
             return;
         };
         let app = Arc::clone(&self.app);

@@ -67,7 +67,8 @@ pub(super) fn bind_or_take(
     let std = std::net::UdpSocket::from(fd);
     std.set_nonblocking(true)
         .or_err(ErrorType::SocketError, "cannot set UDP socket non-blocking")?;
-    tokio::net::UdpSocket::from_std(std).or_err(ErrorType::SocketError, "cannot register UDP socket")
+    tokio::net::UdpSocket::from_std(std)
+        .or_err(ErrorType::SocketError, "cannot register UDP socket")
 }
 
 /// Forget (and close our handle on) the socket for `addr` in `fds`.

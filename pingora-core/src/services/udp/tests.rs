@@ -66,7 +66,9 @@ async fn start(addrs: &[&str], hold: Duration, options: UdpServiceOptions) -> Ru
         spawner: Spawner::current(),
     };
     let task = tokio::spawn(async move { service.start_service(ctx).await });
-    tokio::time::timeout(WAIT, ready_watch.wait()).await.unwrap();
+    tokio::time::timeout(WAIT, ready_watch.wait())
+        .await
+        .unwrap();
     Running {
         addrs: bound.get().unwrap(),
         stop,
@@ -197,7 +199,12 @@ async fn shutdown_finishes_handlers_in_flight_then_closes() {
 async fn bind_error_names_the_address() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let mut service = UdpService::new("busy", Arc::new(Echo { hold: Duration::ZERO }));
+    let mut service = UdpService::new(
+        "busy",
+        Arc::new(Echo {
+            hold: Duration::ZERO,
+        }),
+    );
     service.add_udp(&addr);
     let (_stop, stopped) = watch::channel(false);
     let (ctx, _ready) = ServiceContext::standalone(stopped);
