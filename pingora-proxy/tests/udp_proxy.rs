@@ -142,7 +142,7 @@ impl ProxyUdp for Chooser {
             down: (session.datagrams_to_client(), session.bytes_to_client()),
             dropped: session.datagrams_dropped(),
             end: session.end_reason(),
-            error: error.map(|e| e.etype().clone()),
+            error: error.map(|e| *e.etype()),
         });
     }
 }

@@ -3,7 +3,7 @@
 //! Pingora has no UDP proxy; this one is ours. Implement [`ProxyUdp`]
 //! (at least [`upstream_peer`](ProxyUdp::upstream_peer)) and run it with
 //! [`udp_proxy_service`], a
-//! [`UdpService`](pingora_core::services::udp::UdpService) whose app is a
+//! [`UdpService`] whose app is a
 //! [`UdpProxy`]. It lives beside the HTTP proxy, over pingora-core's UDP
 //! service, so that a load balancer plugs into `upstream_peer` the same
 //! way it does into [`ProxyHttp`](crate::ProxyHttp).

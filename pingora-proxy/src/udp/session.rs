@@ -113,7 +113,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
                 return Ok(SessionEnd::Shutdown);
             }
         };
-        self.to_upstream(&socket, first).await?;
+        self.send_upstream(&socket, first).await?;
 
         let idle_timeout = options.idle_timeout;
         let mut last = Instant::now();
@@ -127,7 +127,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
                     readable.or_err(ErrorType::ReadError, "UDP upstream socket failed")?;
                     if let Some(datagram) = try_recv(&socket)? {
                         last = Instant::now();
-                        self.to_client(datagram).await;
+                        self.send_to_client(datagram).await;
                     }
                 }
                 datagram = queue.recv() => {
@@ -137,7 +137,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
                         return Ok(SessionEnd::Shutdown);
                     };
                     last = Instant::now();
-                    self.to_upstream(&socket, datagram).await?;
+                    self.send_upstream(&socket, datagram).await?;
                 }
                 () = &mut idle => {
                     // Re-armed only when it fires, not on every datagram.
@@ -166,7 +166,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
     /// Filter `datagram` and send it to the upstream. A refused one (an
     /// ICMP port unreachable came back) ends the session, so the client's
     /// next datagram can go to another upstream.
-    async fn to_upstream(&mut self, socket: &UdpSocket, datagram: Bytes) -> Result<()> {
+    async fn send_upstream(&mut self, socket: &UdpSocket, datagram: Bytes) -> Result<()> {
         let filtered = self
             .proxy
             .inner
@@ -192,7 +192,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
     }
 
     /// Filter `datagram` and send it to the client.
-    async fn to_client(&mut self, datagram: Bytes) {
+    async fn send_to_client(&mut self, datagram: Bytes) {
         let filtered =
             self.proxy
                 .inner
