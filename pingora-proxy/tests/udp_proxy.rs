@@ -273,7 +273,9 @@ async fn an_idle_session_expires_and_the_next_datagram_starts_another() {
     assert_eq!(answered_by(&first), "a");
     let stats = proxy.app.stats();
     assert_eq!(stats.sessions_active(), 1);
-    until("the session expires", || stats.sessions_active() == 0).await;
+    // Logged last, after the counts.
+    until("the session expires", || !proxy.logged.lock().is_empty()).await;
+    assert_eq!(stats.sessions_active(), 0);
     assert_eq!(stats.sessions_expired(), 1);
     let logged = proxy.logged.lock().clone();
     assert_eq!(logged.len(), 1, "{logged:?}");

@@ -251,8 +251,11 @@ impl<P: ProxyUdp> DatagramApp for UdpProxy<P> {
     async fn cleanup(&self) {
         self.closing.send_replace(true);
         let all = session_cap(&self.options);
-        let wait = self.options.send_timeout + Duration::from_secs(5);
-        if pingora_timeout::timeout(wait, self.slots.acquire_many(all))
+        let wait = self
+            .options
+            .send_timeout
+            .saturating_add(Duration::from_secs(5));
+        if pingora_timeout::fast::timeout(wait, self.slots.acquire_many(all))
             .await
             .is_err()
         {

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -91,7 +92,8 @@ impl<P: ProxyUdp> Relay<'_, P> {
         closing: &mut watch::Receiver<bool>,
     ) -> Result<SessionEnd> {
         let options = &self.proxy.options;
-        let connecting = pingora_timeout::timeout(options.connect_timeout, self.connect(&first));
+        let connecting =
+            pingora_timeout::fast::timeout(options.connect_timeout, self.connect(&first));
         let socket = tokio::select! {
             connected = connecting => match connected {
                 Ok(Ok(socket)) => socket,
@@ -117,7 +119,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
 
         let idle_timeout = options.idle_timeout;
         let mut last = Instant::now();
-        let idle = tokio::time::sleep_until(last + idle_timeout);
+        let idle = tokio::time::sleep_until(idle_deadline(last, idle_timeout));
         tokio::pin!(idle);
         loop {
             tokio::select! {
@@ -141,7 +143,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
                 }
                 () = &mut idle => {
                     // Re-armed only when it fires, not on every datagram.
-                    let deadline = last + idle_timeout;
+                    let deadline = idle_deadline(last, idle_timeout);
                     if deadline <= Instant::now() {
                         return Ok(SessionEnd::Idle);
                     }
@@ -176,7 +178,7 @@ impl<P: ProxyUdp> Relay<'_, P> {
             return Ok(());
         };
         let limit = self.proxy.options.send_timeout;
-        match pingora_timeout::timeout(limit, socket.send(&datagram)).await {
+        match pingora_timeout::fast::timeout(limit, socket.send(&datagram)).await {
             Ok(Ok(_)) => self.session.to_upstream.add(datagram.len()),
             Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => {
                 self.drop_datagram(DropReason::SendFailed);
@@ -246,6 +248,13 @@ fn try_recv(socket: &UdpSocket) -> Result<Option<Bytes>> {
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => Err(refused(e)),
         Err(e) => Err(e).or_err(ErrorType::ReadError, "UDP upstream receive failed"),
     })
+}
+
+/// When a session last active at `last` expires; a timeout too long to
+/// add (`Duration::MAX`, say) means a year, which is as good as never.
+fn idle_deadline(last: Instant, idle_timeout: Duration) -> Instant {
+    last.checked_add(idle_timeout)
+        .unwrap_or_else(|| last + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Wait until `closing` turns `true` (or its sender is gone).

@@ -347,8 +347,11 @@ impl<A: DatagramApp> Service for UdpService<A> {
         // Every handler holds a slot and is bounded by its timeout, so
         // taking all slots back waits for them, and not for long.
         let all = u32::try_from(self.options.max_in_flight.max(1)).unwrap_or(u32::MAX);
-        let wait = self.options.handler_timeout + Duration::from_secs(1);
-        let _ = pingora_timeout::timeout(wait, slots.acquire_many(all)).await;
+        let wait = self
+            .options
+            .handler_timeout
+            .saturating_add(Duration::from_secs(1));
+        let _ = pingora_timeout::fast::timeout(wait, slots.acquire_many(all)).await;
         self.app.cleanup().await;
         log::info!("{}: stopped", self.name);
         Ok(())
@@ -426,7 +429,8 @@ impl<A: DatagramApp> Receiver<A> {
         let limit = self.options.handler_timeout;
         self.spawner.spawn(async move {
             let handled =
-                pingora_timeout::timeout(limit, app.process_datagram(datagram, from, &reply)).await;
+                pingora_timeout::fast::timeout(limit, app.process_datagram(datagram, from, &reply))
+                    .await;
             if handled.is_err() {
                 metrics::dropped(metrics::Dropped::Timeout);
                 log::debug!("udp: the handler of a datagram from {from} timed out");

@@ -62,9 +62,11 @@ impl DatagramReply {
     ///
     /// Cancel safe: a datagram is sent whole or not at all.
     pub async fn send(&self, datagram: &[u8]) -> Result<()> {
-        let sent =
-            pingora_timeout::timeout(self.send_timeout, self.socket.send_to(datagram, self.peer))
-                .await;
+        let sent = pingora_timeout::fast::timeout(
+            self.send_timeout,
+            self.socket.send_to(datagram, self.peer),
+        )
+        .await;
         match sent {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e).or_err_with(ErrorType::WriteError, || {

@@ -48,6 +48,16 @@ struct Running {
 }
 
 async fn start(addrs: &[&str], hold: Duration, options: UdpServiceOptions) -> Running {
+    start_on(ListenFds::new(), addrs, hold, options).await
+}
+
+/// A running service that takes its sockets from `fds`, or binds them.
+async fn start_on(
+    fds: ListenFds,
+    addrs: &[&str],
+    hold: Duration,
+    options: UdpServiceOptions,
+) -> Running {
     let mut service = UdpService::new("udp-test", Arc::new(Echo { hold }));
     for addr in addrs {
         service.add_udp(addr);
@@ -55,7 +65,6 @@ async fn start(addrs: &[&str], hold: Duration, options: UdpServiceOptions) -> Ru
     service.set_options(options);
     let bound = service.bound_addrs();
     let (stop, stopped) = watch::channel(false);
-    let fds = ListenFds::new();
     let (ready, mut ready_watch) = ReadyNotifier::new();
     let ctx = ServiceContext {
         fds: fds.clone(),
@@ -193,6 +202,29 @@ async fn shutdown_finishes_handlers_in_flight_then_closes() {
     assert!(running.fds.is_empty());
     client.send_to(b"fast", addr).await.unwrap();
     assert!(recv(&client, Duration::from_millis(200)).await.is_none());
+}
+
+/// A graceful upgrade: the new process finds the socket under
+/// `udp://ADDR` among those the old one sent it, and goes on receiving on
+/// it once the old one has stopped.
+#[tokio::test]
+async fn a_new_process_takes_the_socket_over() {
+    let old_fds = ListenFds::new();
+    let no_wait = UdpServiceOptions::default;
+    let old = start_on(old_fds.clone(), &["127.0.0.1:0"], Duration::ZERO, no_wait()).await;
+    let sent = ListenFds::from_received(old_fds.dup_all().unwrap());
+    let new = start_on(sent, &["127.0.0.1:0"], Duration::ZERO, no_wait()).await;
+    assert_eq!(new.addrs, old.addrs);
+    old.stop.send_replace(true);
+    tokio::time::timeout(WAIT, old.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(old_fds.is_empty());
+    let client = client().await;
+    client.send_to(b"after", new.addrs[0]).await.unwrap();
+    assert_eq!(recv(&client, WAIT).await.unwrap().0, b"after");
 }
 
 #[tokio::test]
