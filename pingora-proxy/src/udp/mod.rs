@@ -24,6 +24,16 @@
 //! shutdown; [`logging`](ProxyUdp::logging) then gets its datagrams and
 //! bytes each way. The client's next datagram starts a new session.
 //!
+//! # Graceful upgrade
+//!
+//! The new process takes the proxy's sockets over; sessions are not
+//! handed over. Until the old process's grace period ends both read the
+//! shared sockets, so a client's datagrams may reach either, and each
+//! process keeps a session (an upstream socket, maybe an upstream) of its
+//! own for it; the old sessions end at its shutdown. Upstreams see the
+//! client come from a new source port after an upgrade, as they do after
+//! an idle expiry.
+//!
 //! # Limits
 //!
 //! | limit | default | beyond it |

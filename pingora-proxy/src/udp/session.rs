@@ -122,8 +122,8 @@ impl<P: ProxyUdp> Relay<'_, P> {
         let idle = tokio::time::sleep_until(idle_deadline(last, idle_timeout));
         tokio::pin!(idle);
         loop {
+            // Not biased: a flood one way must not starve the other.
             tokio::select! {
-                biased;
                 () = closed(closing) => return Ok(SessionEnd::Shutdown),
                 readable = socket.readable() => {
                     readable.or_err(ErrorType::ReadError, "UDP upstream socket failed")?;

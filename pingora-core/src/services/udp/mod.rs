@@ -18,8 +18,9 @@
 //! socket per address hands over whole, whatever thread count the new
 //! process runs, while a reuse-port group would rehash clients when its
 //! size changes and keep delivering datagrams to the sockets of a process
-//! that stopped reading. One receive loop also keeps each client's
-//! datagrams in order through [`DatagramApp::filter_datagram`].
+//! that stopped reading. One receive loop (the default) also keeps each
+//! client's datagrams in order through [`DatagramApp::filter_datagram`];
+//! more loops per socket read in parallel but may reorder them.
 //!
 //! # Limits
 //!
@@ -36,8 +37,8 @@
 //!
 //! # Shutdown
 //!
-//! The service goes on receiving through the grace period after the
-//! shutdown signal, like a TCP listener goes on accepting. At shutdown it
+//! Like a TCP listener goes on accepting, the service goes on receiving
+//! through the grace period after the shutdown signal. At shutdown it
 //! stops reading, lets the handlers in flight finish (each bounded by its
 //! timeout), calls [`DatagramApp::cleanup`], and closes its sockets unless
 //! a new process took them over.
