@@ -556,3 +556,48 @@ fn udp_proxy_keeps_each_client_on_one_upstream_and_logs_sessions() {
     );
     example.stop(Signal::SIGTERM);
 }
+
+/// A graceful upgrade of the UDP proxy: the new process takes the UDP
+/// sockets over (`-u`, then SIGQUIT to the old one), and clients are
+/// answered on the same addresses after the old one exits.
+#[test]
+fn udp_proxy_upgrade_hands_its_sockets_over() {
+    let dir = TempDir::new("udp-upgrade");
+    let conf = dir.write(
+        "conf.yaml",
+        &format!(
+            "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\n\
+             pid_file: {0}/udp.pid\nupgrade_sock: {0}/upgrade.sock\n",
+            dir.path().display()
+        ),
+    );
+    let addrs = free_udp_addrs(3);
+    let upstreams = format!("{},{}", addrs[1], addrs[2]);
+    let env = [
+        ("LISTEN", addrs[0].as_str()),
+        ("UPSTREAMS", upstreams.as_str()),
+    ];
+    let mut old = Example::start("udp_proxy", &["-c", &conf], &env);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(ask_udp(&client, &addrs[0], b"before").ends_with(": before"));
+    let mut new = Example::start("udp_proxy", &["-c", &conf, "-u"], &env);
+    // The new process waits on the upgrade socket; the old one retries
+    // sending its sockets until the new one is there.
+    std::thread::sleep(Duration::from_millis(200));
+    old.signal(Signal::SIGQUIT);
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        old.stderr()
+    );
+    // Had the new process bound sockets of its own instead, it would have
+    // failed (the addresses were in use) and exited.
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(ask_udp(&other, &addrs[0], b"after").ends_with(": after"));
+    assert!(
+        new.stderr().contains("taking over UDP socket"),
+        "{}",
+        new.stderr()
+    );
+    new.stop(Signal::SIGTERM);
+}
