@@ -33,10 +33,13 @@ pub(crate) async fn run_tool(tool: &str, args: Vec<String>, limit_secs: u32) -> 
 /// set: CI installs the peers and sets it, so a missing one cannot pass
 /// silently there.
 pub(crate) fn tool_available(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    // `--version`, or `-V` for the tools without it (socat).
+    let ok = ["--version", "-V"].iter().any(|flag| {
+        Command::new(tool)
+            .arg(flag)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     if !ok {
         eprintln!("notice: {tool} not found, skipping its interop test");
         assert!(

@@ -13,6 +13,8 @@
 //! | `pingora_upstream_connect_seconds` | histogram (new connections) | |
 //! | `pingora_upstream_connect_failures_total` | counter | `kind`: the error type |
 //! | `pingora_upstream_pool_total` | counter | `result`: `hit`, `miss` |
+//! | `pingora_udp_datagrams_received_total` | counter (by [UDP services](crate::services::udp)) | |
+//! | `pingora_udp_datagrams_dropped_total` | counter | `reason`: `busy` (no free handler), `timeout` (handler cancelled) |
 //!
 //! The proxy adds its own (requests, durations, retries, cache); see
 //! `pingora_proxy`. Every label has a small fixed set of values, so a

@@ -113,6 +113,7 @@ mod proxy;
 mod proxy_trait;
 mod service;
 mod session;
+pub mod udp;
 
 pub use error::error_status;
 pub use proxy::{

@@ -10,6 +10,8 @@
 //! | `pingora_cache_lookups_total` | counter (requests with caching enabled, at lookup) | `result`: hit, miss, stale, expired (revalidated at the origin), bypass (not a cacheable method), other |
 //!
 //! Requests the proxy makes itself (subrequests) are not counted.
+//!
+//! The UDP proxy's metrics are listed in [`crate::udp`].
 
 use crate::Session;
 use http::Method;

@@ -23,6 +23,10 @@
 //! `openssl` and `boringssl` share C symbol names and cannot be linked into
 //! one binary; each is built on its own in CI.
 //!
+//! UDP (which Pingora lacks): the UDP service API is
+//! [`services::udp`] (always), the UDP proxy `proxy::udp` (feature
+//! `proxy`).
+//!
 //! [`prelude`] gathers the names almost every program uses.
 //!
 //! # Coming from Pingora

@@ -478,3 +478,126 @@ fn compression_encodes_for_clients_that_accept_it() {
     assert_eq!(off.body, plain.body);
     example.stop(Signal::SIGTERM);
 }
+
+/// `n` distinct loopback UDP addresses with ports free right now.
+fn free_udp_addrs(n: usize) -> Vec<String> {
+    let sockets: Vec<_> = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// Send `query` from `client` to `addr` until an answer comes (the example
+/// may not be receiving yet); the answer.
+fn ask_udp(client: &std::net::UdpSocket, addr: &str, query: &[u8]) -> String {
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 2048];
+    loop {
+        client.send_to(query, addr).unwrap();
+        if let Ok((n, from)) = client.recv_from(&mut buf) {
+            assert_eq!(from.to_string(), addr, "answered from the address asked");
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(Instant::now() < deadline, "no answer from {addr}");
+    }
+}
+
+#[test]
+fn udp_proxy_keeps_each_client_on_one_upstream_and_logs_sessions() {
+    let dir = TempDir::new("udp-proxy");
+    let conf = dir.write(
+        "conf.yaml",
+        "grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 5\n",
+    );
+    let addrs = free_udp_addrs(3);
+    let upstreams = format!("{},{}", addrs[1], addrs[2]);
+    let env = [
+        ("LISTEN", addrs[0].as_str()),
+        ("UPSTREAMS", upstreams.as_str()),
+        ("IDLE_MS", "300"),
+    ];
+    let mut example = Example::start("udp_proxy", &["-c", &conf], &env);
+    // The upstreams answer first, so that no session meets one still
+    // starting.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(ask_udp(&probe, &addrs[1], b"up?"), "upstream 1: up?");
+    assert_eq!(ask_udp(&probe, &addrs[2], b"up?"), "upstream 2: up?");
+    let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let second = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a = ask_udp(&first, &addrs[0], b"hello");
+    let b = ask_udp(&second, &addrs[0], b"hello");
+    // Round robin per session: the two clients went to different
+    // upstreams, and each stays on its own.
+    let mut both = [a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(both, ["upstream 1: hello", "upstream 2: hello"]);
+    assert_eq!(
+        ask_udp(&first, &addrs[0], b"again"),
+        a.replace("hello", "again")
+    );
+    // After 300 ms idle each session ends and is logged.
+    let deadline = Instant::now() + WAIT;
+    while example.stderr().matches("session ended (idle)").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", example.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        example
+            .stderr()
+            .contains("2 datagrams (10 bytes) up, 2 datagrams (34 bytes) down"),
+        "{}",
+        example.stderr()
+    );
+    example.stop(Signal::SIGTERM);
+}
+
+/// A graceful upgrade of the UDP proxy: the new process takes the UDP
+/// sockets over (`-u`, then SIGQUIT to the old one), and clients are
+/// answered on the same addresses after the old one exits.
+#[test]
+fn udp_proxy_upgrade_hands_its_sockets_over() {
+    let dir = TempDir::new("udp-upgrade");
+    let conf = dir.write(
+        "conf.yaml",
+        &format!(
+            "grace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 5\n\
+             pid_file: {0}/udp.pid\nupgrade_sock: {0}/upgrade.sock\n",
+            dir.path().display()
+        ),
+    );
+    let addrs = free_udp_addrs(3);
+    let upstreams = format!("{},{}", addrs[1], addrs[2]);
+    let env = [
+        ("LISTEN", addrs[0].as_str()),
+        ("UPSTREAMS", upstreams.as_str()),
+    ];
+    let mut old = Example::start("udp_proxy", &["-c", &conf], &env);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(ask_udp(&client, &addrs[0], b"before").ends_with(": before"));
+    let mut new = Example::start("udp_proxy", &["-c", &conf, "-u"], &env);
+    // The new process waits on the upgrade socket; the old one retries
+    // sending its sockets until the new one is there.
+    std::thread::sleep(Duration::from_millis(200));
+    old.signal(Signal::SIGQUIT);
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        old.stderr()
+    );
+    // Had the new process bound sockets of its own instead, it would have
+    // failed (the addresses were in use) and exited.
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(ask_udp(&other, &addrs[0], b"after").ends_with(": after"));
+    assert!(
+        new.stderr().contains("taking over UDP socket"),
+        "{}",
+        new.stderr()
+    );
+    new.stop(Signal::SIGTERM);
+}

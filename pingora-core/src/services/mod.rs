@@ -6,6 +6,8 @@
 //! - [`background::GenBackgroundService`] runs a
 //!   [`BackgroundService`](background::BackgroundService): periodic work such
 //!   as health checks, service discovery or flushing metrics.
+//! - [`udp::UdpService`] receives datagrams on its UDP sockets and hands
+//!   each to a [`DatagramApp`](udp::DatagramApp).
 //!
 //! A service says when it is ready (a listening service once its sockets are
 //! bound, a background service when it decides), so that services that
@@ -19,6 +21,7 @@ mod park;
 #[path = "park_none.rs"]
 mod park;
 mod ready;
+pub mod udp;
 
 pub use ready::{ReadyNotifier, ReadyWatch};
 
