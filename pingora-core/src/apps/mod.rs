@@ -3,6 +3,7 @@
 pub mod http_app;
 pub mod prometheus_http_app;
 
+use crate::listeners::ProxyProtocolSettings;
 use crate::protocols::Stream;
 use crate::protocols::http::v1::H1Config;
 use crate::protocols::http::v2::H2Options;
@@ -175,6 +176,9 @@ pub struct ListenerOptions {
     pub h1: Option<H1Config>,
     /// HTTP/2 settings and limits; `None` keeps the app's.
     pub h2: Option<H2Options>,
+    /// Accept PROXY protocol headers from these senders; `None` (the
+    /// default) reads none: every byte is the app's.
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
 }
 
 impl ListenerOptions {
@@ -189,6 +193,15 @@ impl ListenerOptions {
     #[must_use]
     pub const fn with_h2(mut self, options: H2Options) -> Self {
         self.h2 = Some(options);
+        self
+    }
+
+    /// Accept PROXY protocol headers on this listener as `settings` say:
+    /// read one from each connection of a trusted sender, before TLS, and
+    /// serve the connection as from the client it names.
+    #[must_use]
+    pub fn with_proxy_protocol(mut self, settings: ProxyProtocolSettings) -> Self {
+        self.proxy_protocol = Some(settings);
         self
     }
 }
