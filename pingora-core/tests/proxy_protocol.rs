@@ -259,3 +259,76 @@ async fn the_filter_drops_and_counts_and_sees_the_proxied_client() {
     );
     assert!(filtered() >= before + 2.0);
 }
+
+/// Our connector sends the header a peer's options ask for before its TLS
+/// handshake, and our TLS listener reads it before its own: the app on
+/// the far side sees the announced client over TLS.
+#[tokio::test]
+async fn a_header_sent_by_our_connector_is_read_before_tls() {
+    use pingora_core::connectors::{ConnectorOptions, TransportConnector};
+    use pingora_core::tls::{CertKey, CertStore, TlsSettings};
+    use pingora_core::upstreams::{HttpPeer, ProxyVersion, SendProxyHeader};
+
+    let cert = rcgen::generate_simple_self_signed(vec!["pp.test".to_owned()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let key = CertKey::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let acceptor = TlsSettings::new(CertStore::new().with_default(key))
+        .build()
+        .unwrap();
+    let mut service = ListeningService::new("pp-tls", Arc::new(ShowPeer));
+    let listen = ServerAddress::Tcp("127.0.0.1:0".into(), TcpSocketOptions::default());
+    let options = ListenerOptions::default().with_proxy_protocol(trusting_localhost());
+    service.add_listener(listen, Some(acceptor), options);
+    let bound = service.bound_addrs();
+    let (_stop, stop) = watch::channel(false);
+    let (ctx, mut ready) = ServiceContext::standalone(stop);
+    tokio::spawn(async move { service.start_service(ctx).await });
+    ready.wait().await;
+    let addr = *bound.get().unwrap()[0].as_inet().unwrap();
+
+    let connector = TransportConnector::new(ConnectorOptions::default()).unwrap();
+    for version in [ProxyVersion::V1, ProxyVersion::V2] {
+        let mut peer = HttpPeer::new(addr, true, "pp.test");
+        peer.options.verify_cert = false;
+        let client = "203.0.113.7:50123".parse().unwrap();
+        let header = SendProxyHeader::new(version, client, "198.51.100.1:443".parse().unwrap());
+        peer.options.proxy_header = Some(header);
+        let connect = connector.new_stream(&peer);
+        let mut stream = tokio::time::timeout(WAIT, connect).await.unwrap().unwrap();
+        assert!(stream.digest().unwrap().tls.is_some());
+        stream.write_all(b"over tls").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut out = Vec::new();
+        let read = stream.read_to_end(&mut out);
+        let _ = tokio::time::timeout(WAIT, read).await.unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("203.0.113.7:50123 127.0.0.1:"), "{out}");
+        assert!(out.ends_with(" 0\nover tls"), "{out}");
+    }
+}
+
+/// A listener's own filter is asked instead of the service's.
+#[tokio::test]
+async fn a_listener_filter_overrides_the_service_filter() {
+    let nobody: Arc<dyn ConnectionFilter> = Arc::new(Allow(Vec::new()));
+    let everyone: Arc<dyn ConnectionFilter> = Arc::new(Allow(vec!["0.0.0.0/0".parse().unwrap()]));
+    let mut service = ListeningService::new("pp-filters", Arc::new(ShowPeer));
+    service.set_connection_filter(nobody);
+    let tcp = |a: &str| ServerAddress::Tcp(a.into(), TcpSocketOptions::default());
+    let open = ListenerOptions::default().with_connection_filter(everyone);
+    service.add_listener(tcp("127.0.0.1:0"), None, open);
+    service.add_listener(tcp("127.0.0.2:0"), None, ListenerOptions::default());
+    let bound = service.bound_addrs();
+    let (_stop, stop) = watch::channel(false);
+    let (ctx, mut ready) = ServiceContext::standalone(stop);
+    tokio::spawn(async move { service.start_service(ctx).await });
+    ready.wait().await;
+    let addrs = bound.get().unwrap();
+    let (open, closed) = (*addrs[0].as_inet().unwrap(), *addrs[1].as_inet().unwrap());
+    let out = exchange(connect_from("127.0.0.1", open).await, &[b"x"]).await;
+    assert!(out.ends_with(" 0\nx"), "{out}");
+    assert_eq!(
+        exchange(connect_from("127.0.0.1", closed).await, &[b"x"]).await,
+        ""
+    );
+}

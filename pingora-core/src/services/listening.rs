@@ -385,9 +385,11 @@ async fn serve_until_closed_or_parked<A: ServerApp + Send + Sync + 'static>(
 ) -> Ended {
     // A parked connection was admitted when it was accepted.
     let proxy = listening.options.proxy_protocol.as_ref();
-    let stream = if !resumed && (proxy.is_some() || listening.filter.is_some()) {
+    let own_filter = listening.options.connection_filter.as_deref();
+    let filter = own_filter.or(listening.filter.as_deref());
+    let stream = if !resumed && (proxy.is_some() || filter.is_some()) {
         // Boxed, like the handshake below.
-        match Box::pin(admit(stream, proxy, listening.filter.as_deref())).await {
+        match Box::pin(admit(stream, proxy, filter)).await {
             Some(stream) => stream,
             None => return Ended::Closed,
         }
