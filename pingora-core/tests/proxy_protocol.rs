@@ -232,6 +232,13 @@ async fn an_optional_header_may_be_left_out() {
     bytes.extend_from_slice(b"ping");
     let out = exchange(client, &[&bytes]).await;
     assert!(out.starts_with("203.0.113.7:1 "), "{out}");
+    // A client that waits for the server to speak first is served once
+    // the header timeout has passed (here the app reads, and gets `late`).
+    let client = connect_from("127.0.0.1", addr).await;
+    let local = client.local_addr().unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let out = exchange(client, &[b"late"]).await;
+    assert_eq!(out, format!("{local} {local} 0\nlate"));
 }
 
 #[tokio::test]

@@ -39,6 +39,10 @@ const MAX_POLL_PAUSE: Duration = Duration::from_millis(20);
 /// From a trusted sender, a malformed header, a closed connection or a
 /// header that does not arrive within `header_timeout` closes the
 /// connection; so does a missing one when `required` (the default).
+/// When the header is optional, a trusted client that starts with other
+/// bytes is served at once, and one that sends nothing is served once
+/// `header_timeout` has passed (a protocol where the server speaks
+/// first).
 ///
 /// # Examples
 ///
@@ -154,8 +158,10 @@ pub(crate) async fn accept_header(
         Ok(l4) => l4,
         Err(stream) => return Ok(stream),
     };
+    // How many bytes the client had sent at the last look.
+    let mut seen = 0;
     let read = async {
-        let Some((header, len)) = peek_header(&l4, peer.as_ref()).await? else {
+        let Some((header, len)) = peek_header(&l4, peer.as_ref(), &mut seen).await? else {
             return Ok(None);
         };
         // Exactly the header's bytes, which are already there.
@@ -173,16 +179,20 @@ pub(crate) async fn accept_header(
         Ok(Ok(None)) if !settings.required => Ok(l4),
         Ok(Ok(None)) => Err(Rejected::Missing),
         Ok(Err(rejected)) => Err(rejected),
+        // Silent all along: a client that waits for the server to speak
+        // first, served as is when the header is optional.
+        Err(_) if !settings.required && seen == 0 => Ok(l4),
         Err(_) => Err(Rejected::Timeout),
     }
 }
 
 /// Look at the bytes waiting on `l4` until they hold a whole header
 /// (`Some` with its length), prove there is none (`None`), or break the
-/// format.
+/// format. `seen` is kept at how many bytes the last look found.
 async fn peek_header(
     l4: &L4Stream,
     peer: Option<&SocketAddr>,
+    seen: &mut usize,
 ) -> Result<Option<(ProxyHeader, usize)>, Rejected> {
     let mut buf = vec![0; MAX_HEADER];
     let mut pause = Duration::from_millis(1);
@@ -191,6 +201,7 @@ async fn peek_header(
         if n == 0 {
             return Err(Rejected::Closed);
         }
+        *seen = n;
         match proxy_protocol::parse(&buf[..n]) {
             Ok(Parsed::Header { header, len }) => return Ok(Some((header, len))),
             Err(ProxyError::NotProxy) => return Ok(None),
