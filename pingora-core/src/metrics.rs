@@ -133,6 +133,8 @@ pub(crate) struct CoreMetrics {
     connect_seconds: Histogram,
     connect_failures: Vec<IntCounter>,
     pool: Vec<IntCounter>,
+    proxy_rejected: Vec<IntCounter>,
+    filtered: IntCounter,
 }
 
 static CORE: LazyLock<CoreMetrics> = LazyLock::new(|| {
@@ -182,6 +184,16 @@ static CORE: LazyLock<CoreMetrics> = LazyLock::new(|| {
             "Upstream sessions taken from the pool (hit) or newly connected (miss)",
             "result",
             &["hit", "miss"],
+        ),
+        proxy_rejected: counters_by(
+            "pingora_proxy_protocol_rejected_total",
+            "Connections from trusted senders closed for their PROXY protocol header, by reason",
+            "reason",
+            &crate::listeners::proxy_protocol::Rejected::ALL,
+        ),
+        filtered: counter(
+            "pingora_connections_filtered_total",
+            "Connections dropped by a connection filter before TLS or the app",
         ),
     }
 });
@@ -239,6 +251,18 @@ pub(crate) fn upstream_connect_failed(kind: &pingora_error::ErrorType) {
 
 pub(crate) fn upstream_pool(hit: bool) {
     record(|m| m.pool[usize::from(!hit)].inc());
+}
+
+pub(crate) fn proxy_header_rejected(reason: usize) {
+    record(|m| {
+        if let Some(counter) = m.proxy_rejected.get(reason) {
+            counter.inc();
+        }
+    });
+}
+
+pub(crate) fn connection_filtered() {
+    record(|m| m.filtered.inc());
 }
 
 /// The framework's metrics are registered before the first scrape, so a

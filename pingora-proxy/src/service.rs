@@ -162,6 +162,17 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
         self.inner.set_threads(threads);
     }
 
+    /// Ask `filter` about every client connection of this service's
+    /// listeners, after any PROXY header and before TLS and HTTP; the
+    /// ones it refuses are closed at once. See
+    /// [`ConnectionFilter`](pingora_core::listeners::ConnectionFilter).
+    pub fn set_connection_filter(
+        &mut self,
+        filter: Arc<dyn pingora_core::listeners::ConnectionFilter>,
+    ) {
+        self.inner.set_connection_filter(filter);
+    }
+
     /// The proxy app.
     pub fn app(&self) -> &Arc<HttpProxy<SV>> {
         self.inner.app()
@@ -170,6 +181,12 @@ impl<SV: ProxyHttp + 'static> HttpProxyService<SV> {
     /// A handle that gives the bound addresses once the service is ready.
     pub fn bound_addrs(&self) -> BoundAddrs {
         self.inner.bound_addrs()
+    }
+
+    /// A handle that counts this service's idle client connections parked
+    /// right now (see [`ListeningService::parked_connections`]).
+    pub fn parked_connections(&self) -> pingora_core::services::listening::ParkedCount {
+        self.inner.parked_connections()
     }
 }
 

@@ -71,7 +71,8 @@
 //! async methods is written with `#[async_trait]`**: background services
 //! ([`services::background::BackgroundService`]), health checks
 //! (`lb::health_check::HealthCheck`), service discovery
-//! (`lb::discovery::ServiceDiscovery`), server apps
+//! (`lb::discovery::ServiceDiscovery`), connection filters
+//! ([`listeners::ConnectionFilter`]), server apps
 //! ([`apps::ServerApp`], [`apps::http_app::ServeHttp`]) and services
 //! ([`services::Service`]). The attribute is re-exported as
 //! [`async_trait`](macro@async_trait) (and in the prelude), so a ported program keeps its

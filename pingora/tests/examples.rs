@@ -601,3 +601,34 @@ fn udp_proxy_upgrade_hands_its_sockets_over() {
     );
     new.stop(Signal::SIGTERM);
 }
+
+#[test]
+fn ip_filter_serves_allowed_clients_and_drops_the_rest() {
+    use std::io::{Read, Write};
+    let (listen, origin) = (free_addr(), free_addr());
+    let env = [("LISTEN", listen.as_str()), ("ORIGIN", origin.as_str())];
+    let mut example = Example::start("ip_filter", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&origin);
+    // A local client without a PROXY header: 127.0.0.0/8 is allowed.
+    let direct = get(&listen, "/", &[]).unwrap();
+    assert_eq!(direct.status, 200, "{direct:?}");
+    // Clients named by a balancer on 127.0.0.1: the filter judges them.
+    let through_balancer = |client: &str| {
+        let mut conn = std::net::TcpStream::connect(&listen).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let header = format!("PROXY TCP4 {client} 127.0.0.1 5000 6188\r\n");
+        let req = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        conn.write_all(format!("{header}{req}").as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        // A dropped connection may end in a reset rather than a FIN.
+        let _ = conn.read_to_end(&mut answer);
+        String::from_utf8(answer).unwrap()
+    };
+    let allowed = through_balancer("203.0.113.7");
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert_eq!(through_balancer("203.0.113.66"), "", "on the deny list");
+    assert_eq!(through_balancer("192.0.2.1"), "", "not on the allow list");
+    example.stop(Signal::SIGTERM);
+}

@@ -3,6 +3,7 @@
 pub mod http_app;
 pub mod prometheus_http_app;
 
+use crate::listeners::{ConnectionFilter, ProxyProtocolSettings};
 use crate::protocols::Stream;
 use crate::protocols::http::v1::H1Config;
 use crate::protocols::http::v2::H2Options;
@@ -168,14 +169,49 @@ impl Served {
 /// let options = ListenerOptions::default().with_h1(h1);
 /// assert_eq!(options.h1.unwrap().header_timeout, Duration::from_secs(5));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ListenerOptions {
     /// HTTP/1 limits and timeouts; `None` keeps the app's.
     pub h1: Option<H1Config>,
     /// HTTP/2 settings and limits; `None` keeps the app's.
     pub h2: Option<H2Options>,
+    /// Accept PROXY protocol headers from these senders; `None` (the
+    /// default) reads none: every byte is the app's.
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
+    /// The connection filter of this listener, asked instead of the
+    /// service's (see
+    /// [`ListeningService::set_connection_filter`](crate::services::listening::ListeningService::set_connection_filter)).
+    pub connection_filter: Option<Arc<dyn ConnectionFilter>>,
 }
+
+impl std::fmt::Debug for ListenerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerOptions")
+            .field("h1", &self.h1)
+            .field("h2", &self.h2)
+            .field("proxy_protocol", &self.proxy_protocol)
+            .field("connection_filter", &self.connection_filter.is_some())
+            .finish()
+    }
+}
+
+/// Equal when the settings are, and the connection filters are the same
+/// one (or both absent).
+impl PartialEq for ListenerOptions {
+    fn eq(&self, other: &Self) -> bool {
+        let same_filter = match (&self.connection_filter, &other.connection_filter) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        self.h1 == other.h1
+            && self.h2 == other.h2
+            && self.proxy_protocol == other.proxy_protocol
+            && same_filter
+    }
+}
+
+impl Eq for ListenerOptions {}
 
 impl ListenerOptions {
     /// Use `config` for HTTP/1 connections of this listener.
@@ -189,6 +225,23 @@ impl ListenerOptions {
     #[must_use]
     pub const fn with_h2(mut self, options: H2Options) -> Self {
         self.h2 = Some(options);
+        self
+    }
+
+    /// Ask `filter` about the connections of this listener, instead of
+    /// the service's filter; see [`ConnectionFilter`].
+    #[must_use]
+    pub fn with_connection_filter(mut self, filter: Arc<dyn ConnectionFilter>) -> Self {
+        self.connection_filter = Some(filter);
+        self
+    }
+
+    /// Accept PROXY protocol headers on this listener as `settings` say:
+    /// read one from each connection of a trusted sender, before TLS, and
+    /// serve the connection as from the client it names.
+    #[must_use]
+    pub fn with_proxy_protocol(mut self, settings: ProxyProtocolSettings) -> Self {
+        self.proxy_protocol = Some(settings);
         self
     }
 }

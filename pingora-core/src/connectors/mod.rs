@@ -25,9 +25,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[allow(unused_imports)] // for the doc links
-use pingora_error::ErrorType;
 use pingora_error::Result;
+#[allow(unused_imports)] // for the doc links
+use pingora_error::{Error, ErrorType};
 use tokio::time::Instant;
 
 use crate::protocols::Stream;
@@ -158,8 +158,10 @@ impl TransportConnector {
         })
     }
 
-    /// A fresh connection to `peer`: L4 connect, then the TLS handshake if
-    /// the peer asks for TLS.
+    /// A fresh connection to `peer`: L4 connect (through the peer's
+    /// CONNECT proxy, if it has one), the PROXY protocol header its
+    /// options ask for ([`PeerOptions::proxy_header`](crate::upstreams::PeerOptions::proxy_header)),
+    /// then the TLS handshake if the peer asks for TLS.
     ///
     /// The connect is bounded by the peer's `connection_timeout`, the whole
     /// by its `total_connection_timeout`; [`DEFAULT_CONNECT_TIMEOUT`] and
@@ -181,10 +183,18 @@ impl TransportConnector {
             (c, t) => c.or(t).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         };
         let default_bind = self.default_bind(peer);
-        let stream = match peer.proxy() {
+        let mut stream = match peer.proxy() {
             Some(via) => proxy::connect(peer, via, default_bind, connect_timeout).await?,
             None => l4::connect_from(peer, connect_timeout, default_bind).await?,
         };
+        // The PROXY header goes to the peer itself: first on the socket,
+        // or first through a CONNECT tunnel once the proxy opened it; and
+        // before TLS, which the peer's PROXY-aware listener reads after it.
+        if let Some(header) = &options.proxy_header {
+            send_proxy_header(&mut stream, header, connect_timeout)
+                .await
+                .map_err(|e| e.more_context(format!("connecting to {peer}")))?;
+        }
         if !peer.tls() {
             return Ok(stream);
         }
@@ -253,6 +263,41 @@ impl fmt::Debug for TransportConnector {
             .field("pool", &self.pool)
             .finish()
     }
+}
+
+/// Write `header` on a fresh `stream`, within `timeout`.
+///
+/// # Errors
+///
+/// [`ErrorType::WriteError`] or [`ErrorType::WriteTimedout`], from the
+/// upstream and safe to retry: no request byte was sent.
+async fn send_proxy_header(
+    stream: &mut Stream,
+    header: &crate::upstreams::SendProxyHeader,
+    timeout: Duration,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let bytes = header.encode();
+    let write = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await
+    };
+    let result = match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::because(
+            ErrorType::WriteError,
+            "sending the PROXY header",
+            e,
+        )),
+        Err(_) => Err(Error::explain(
+            ErrorType::WriteTimedout,
+            "sending the PROXY header",
+        )),
+    };
+    result.map_err(|mut e| {
+        e.set_retry(true);
+        e.into_up()
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@
 //! ```
 
 mod backoff;
+mod cidr;
+mod connection_filter;
 mod l4;
+pub(crate) mod proxy_protocol;
 
 /// The TLS settings of a listener, under the path Pingora programs import
 /// them from (`listeners::tls::TlsSettings`); defined in [`crate::tls`].
@@ -26,7 +29,10 @@ pub mod tls {
 }
 
 pub(crate) use backoff::AcceptBackoff;
+pub use cidr::{Cidr, CidrParseError};
+pub use connection_filter::{AcceptAllFilter, ConnectionFilter};
 pub(crate) use l4::Listener;
+pub use proxy_protocol::{DEFAULT_PROXY_HEADER_TIMEOUT, ProxyProtocolSettings};
 
 use crate::protocols::l4::TcpKeepalive;
 use crate::server::ListenFds;

@@ -1,11 +1,14 @@
 //! [`ListeningService`]: accepts connections on its listeners and serves each
 //! with an app.
 
+use super::admit::admit;
 use super::park;
 pub use super::park::ParkedCount;
 use super::{Service as ServiceTrait, ServiceContext};
 use crate::apps::{Handover, ListenerOptions, Served, ServerApp};
-use crate::listeners::{AcceptBackoff, Listener, Listeners, ServerAddress, TcpSocketOptions};
+use crate::listeners::{
+    AcceptBackoff, ConnectionFilter, Listener, Listeners, ServerAddress, TcpSocketOptions,
+};
 use crate::protocols::{SocketAddr, Stream};
 use crate::server::{ShutdownWatch, Spawner};
 use crate::tls::TlsAcceptor;
@@ -51,6 +54,7 @@ pub struct ListeningService<A> {
     threads: Option<usize>,
     bound: BoundAddrs,
     parked: ParkedCount,
+    filter: Option<Arc<dyn ConnectionFilter>>,
 }
 
 /// [`ListeningService`] under the name Pingora programs use
@@ -83,6 +87,7 @@ impl<A> ListeningService<A> {
             threads: None,
             bound: BoundAddrs::default(),
             parked: ParkedCount::default(),
+            filter: None,
         }
     }
 
@@ -153,6 +158,24 @@ impl<A> ListeningService<A> {
         self.tls.push(tls);
         self.options.resize_with(index, Arc::default);
         self.options.push(Arc::new(options));
+    }
+
+    /// Ask `filter` about every connection this service's listeners
+    /// accept, after any PROXY header and before TLS; the connections it
+    /// refuses are closed at once. See [`ConnectionFilter`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_core::listeners::AcceptAllFilter;
+    /// # use pingora_core::services::listening::ListeningService;
+    /// # use std::sync::Arc;
+    /// # fn set<A>(service: &mut ListeningService<A>) {
+    /// service.set_connection_filter(Arc::new(AcceptAllFilter));
+    /// # }
+    /// ```
+    pub fn set_connection_filter(&mut self, filter: Arc<dyn ConnectionFilter>) {
+        self.filter = Some(filter);
     }
 
     /// Run on `threads` threads instead of the server's setting.
@@ -235,6 +258,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for ListeningService<A> 
                 draining: ctx.draining.clone(),
                 spawner: ctx.spawner.clone(),
                 parker: park::parker(&self.parked),
+                filter: self.filter.clone(),
                 _drain: drain_tx.clone(),
             });
             park::watch(&listening);
@@ -285,6 +309,7 @@ pub(super) struct Listening<A> {
     pub(super) draining: ShutdownWatch,
     pub(super) spawner: Spawner,
     pub(super) parker: Option<Arc<park::Parker>>,
+    filter: Option<Arc<dyn ConnectionFilter>>,
     /// Held for as long as a connection (or the parker's watcher) runs.
     _drain: mpsc::Sender<()>,
 }
@@ -358,6 +383,19 @@ async fn serve_until_closed_or_parked<A: ServerApp + Send + Sync + 'static>(
     stream: Stream,
     mut resumed: bool,
 ) -> Ended {
+    // A parked connection was admitted when it was accepted.
+    let proxy = listening.options.proxy_protocol.as_ref();
+    let own_filter = listening.options.connection_filter.as_deref();
+    let filter = own_filter.or(listening.filter.as_deref());
+    let stream = if !resumed && (proxy.is_some() || filter.is_some()) {
+        // Boxed, like the handshake below.
+        match Box::pin(admit(stream, proxy, filter)).await {
+            Some(stream) => stream,
+            None => return Ended::Closed,
+        }
+    } else {
+        stream
+    };
     // The handshake's state is boxed: kept inline, its size would stay in
     // every connection's task for as long as the connection lives.
     let mut stream = match &listening.tls {
@@ -613,6 +651,7 @@ mod tests {
             draining,
             spawner: Spawner::current(),
             parker: park::parker(&ParkedCount::default()),
+            filter: Some(Arc::new(crate::listeners::AcceptAllFilter)),
             _drain: drain,
         });
         let task = serve(listening, Box::new(stream), false);

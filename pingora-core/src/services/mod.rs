@@ -13,6 +13,7 @@
 //! bound, a background service when it decides), so that services that
 //! depend on it start only then.
 
+mod admit;
 pub mod background;
 pub mod listening;
 #[cfg(target_os = "linux")]

@@ -12,6 +12,6 @@ pub mod peer;
 mod proxy;
 
 pub use address::{INVALID_PEER_ADDRESS, ToPeerAddress};
-pub use options::PeerOptions;
+pub use options::{PeerOptions, ProxyVersion, SendProxyHeader};
 pub use peer::{BasicPeer, HttpPeer, Peer};
 pub use proxy::Proxy;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
+use crate::protocols::Digest;
 use crate::protocols::l4::TcpKeepalive;
+use crate::protocols::proxy_protocol::{self, ProxyAddresses};
 use crate::tls::{Alpn, CertKey};
 
 /// How to connect to a peer: timeouts, TLS verification, client
@@ -59,6 +61,111 @@ pub struct PeerOptions {
     /// one before a request does; `None` keeps the connector's setting
     /// ([`H2Options::keepalive_interval`](crate::protocols::http::v2::H2Options::keepalive_interval)).
     pub h2_ping_interval: Option<Duration>,
+    /// A PROXY protocol header to send the peer first, right after the
+    /// connect (through the tunnel when the peer has a CONNECT proxy) and
+    /// before TLS: who the client is, for a peer behind us that accepts
+    /// them. Part of the reuse key: a pooled connection announced for one
+    /// client is never used for another.
+    pub proxy_header: Option<SendProxyHeader>,
+}
+
+/// Which PROXY protocol version to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyVersion {
+    /// Version 1, text.
+    V1,
+    /// Version 2, binary.
+    V2,
+}
+
+/// A PROXY protocol header to send an upstream (see
+/// [`PeerOptions::proxy_header`]): the client's address and the address
+/// it connected to.
+///
+/// # Examples
+///
+/// ```
+/// use pingora_core::upstreams::{HttpPeer, ProxyVersion, SendProxyHeader};
+///
+/// let mut peer = HttpPeer::new("10.0.0.5:8080", false, "");
+/// let client = "203.0.113.7:50123".parse().unwrap();
+/// let us = "198.51.100.1:443".parse().unwrap();
+/// peer.options.proxy_header = Some(SendProxyHeader::new(ProxyVersion::V2, client, us));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SendProxyHeader {
+    /// v1 or v2.
+    pub version: ProxyVersion,
+    /// The client.
+    pub source: InetAddr,
+    /// The address the client connected to.
+    pub destination: InetAddr,
+}
+
+impl SendProxyHeader {
+    /// A `version` header saying `source` connected to `destination`.
+    pub const fn new(version: ProxyVersion, source: InetAddr, destination: InetAddr) -> Self {
+        Self {
+            version,
+            source,
+            destination,
+        }
+    }
+
+    /// A header for the downstream connection `digest` describes: its
+    /// client ([`Digest::peer_addr`], the one a trusted PROXY header named
+    /// when there was one) and the address the client connected to (the
+    /// destination of that PROXY header, else our socket's address).
+    /// `None` when either is not an IP address (a Unix socket client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pingora_core::protocols::Digest;
+    /// use pingora_core::upstreams::{ProxyVersion, SendProxyHeader};
+    ///
+    /// let local = "198.51.100.1:443".parse::<std::net::SocketAddr>().unwrap();
+    /// let client = "203.0.113.7:50123".parse::<std::net::SocketAddr>().unwrap();
+    /// let digest = Digest::new(Some(local.into()), Some(client.into()));
+    /// let header = SendProxyHeader::from_digest(ProxyVersion::V1, &digest).unwrap();
+    /// assert_eq!(header.source, client);
+    /// ```
+    pub fn from_digest(version: ProxyVersion, digest: &Digest) -> Option<Self> {
+        let source = *digest.peer_addr.as_ref()?.as_inet()?;
+        let announced = digest
+            .proxy_header
+            .as_ref()
+            .and_then(|h| match h.addresses {
+                ProxyAddresses::Inet { destination, .. } => Some(destination),
+                _ => None,
+            });
+        let destination = match announced {
+            Some(destination) => destination,
+            None => *digest.local_addr.as_ref()?.as_inet()?,
+        };
+        Some(Self::new(version, source, destination))
+    }
+
+    /// The header's bytes. Addresses of different families are both sent
+    /// as IPv6 (the IPv4 one mapped), which both versions can carry.
+    pub fn encode(&self) -> Vec<u8> {
+        let (source, destination) = if self.source.is_ipv4() == self.destination.is_ipv4() {
+            (self.source, self.destination)
+        } else {
+            let v6 = |a: InetAddr| match a {
+                InetAddr::V4(v4) => InetAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+                v6 => v6,
+            };
+            (v6(self.source), v6(self.destination))
+        };
+        let addresses = Some((source, destination));
+        match self.version {
+            ProxyVersion::V1 => proxy_protocol::encode_v1(addresses),
+            // Without TLVs the body is at most 36 bytes: it always fits.
+            ProxyVersion::V2 => proxy_protocol::encode_v2(addresses, &[]).unwrap_or_default(),
+        }
+    }
 }
 
 impl Default for PeerOptions {
@@ -81,6 +188,7 @@ impl Default for PeerOptions {
             tcp_recv_buf: None,
             max_h2_streams: usize::MAX,
             h2_ping_interval: None,
+            proxy_header: None,
         }
     }
 }
@@ -113,9 +221,12 @@ impl PeerOptions {
     /// interchangeable. Timeouts are left out: they change how long we
     /// wait, not what we are connected to. Socket options are left out too
     /// except the bind address, which changes the connection's source.
+    /// The PROXY header to send is in: the peer believes the connection
+    /// is that client's.
     pub(crate) fn hash_reuse<H: Hasher>(&self, state: &mut H) {
         self.hash_tls(state);
         self.bind_to.hash(state);
+        self.proxy_header.hash(state);
     }
 }
 
@@ -123,6 +234,37 @@ impl PeerOptions {
 mod tests {
     use super::*;
     use std::hash::DefaultHasher;
+
+    #[test]
+    fn a_header_for_mixed_families_maps_ipv4() {
+        let header = SendProxyHeader::new(
+            ProxyVersion::V1,
+            "192.0.2.7:1000".parse().unwrap(),
+            "[2001:db8::1]:443".parse().unwrap(),
+        );
+        let text = String::from_utf8(header.encode()).unwrap();
+        assert_eq!(text, "PROXY TCP6 ::ffff:192.0.2.7 2001:db8::1 1000 443\r\n");
+    }
+
+    #[test]
+    fn a_header_from_a_digest_forwards_the_announced_client() {
+        use crate::protocols::proxy_protocol::{Parsed, parse};
+        let local: InetAddr = "10.0.0.1:80".parse().unwrap();
+        let balancer: InetAddr = "10.0.0.9:4000".parse().unwrap();
+        let mut digest = Digest::new(Some(local.into()), Some(balancer.into()));
+        let bytes = b"PROXY TCP4 203.0.113.7 198.51.100.1 5000 443\r\n";
+        let Ok(Parsed::Header { header, .. }) = parse(bytes) else {
+            panic!("a valid header")
+        };
+        digest.set_proxy_header(Arc::new(header));
+        let sent = SendProxyHeader::from_digest(ProxyVersion::V2, &digest).unwrap();
+        assert_eq!(sent.source, "203.0.113.7:5000".parse().unwrap());
+        assert_eq!(sent.destination, "198.51.100.1:443".parse().unwrap());
+        let Ok(Parsed::Header { header, .. }) = parse(&sent.encode()) else {
+            panic!("we write what we read")
+        };
+        assert_eq!(header.source(), Some(sent.source));
+    }
 
     fn reuse(opts: &PeerOptions) -> u64 {
         let mut h = DefaultHasher::new();
@@ -172,6 +314,32 @@ mod tests {
         ];
         for opts in &changed {
             assert_ne!(base, reuse(opts), "{opts:?}");
+        }
+    }
+
+    /// A pooled connection announced for one client is never reused for
+    /// another, nor for the same client in the other version.
+    #[test]
+    fn the_proxy_header_changes_the_reuse_key() {
+        let us = "198.51.100.1:443".parse().unwrap();
+        let with = |version, client: &str| PeerOptions {
+            proxy_header: Some(SendProxyHeader::new(version, client.parse().unwrap(), us)),
+            ..PeerOptions::default()
+        };
+        let a = with(ProxyVersion::V1, "203.0.113.7:5000");
+        assert_eq!(
+            reuse(&a),
+            reuse(&with(ProxyVersion::V1, "203.0.113.7:5000"))
+        );
+        let base = reuse(&PeerOptions::default());
+        let changed = [
+            with(ProxyVersion::V1, "203.0.113.8:5000"),
+            with(ProxyVersion::V1, "203.0.113.7:5001"),
+            with(ProxyVersion::V2, "203.0.113.7:5000"),
+        ];
+        assert_ne!(base, reuse(&a));
+        for opts in &changed {
+            assert_ne!(reuse(&a), reuse(opts), "{opts:?}");
         }
     }
 }

@@ -57,6 +57,54 @@ impl Session {
         self.digest().and_then(|d| d.peer_addr.as_ref())
     }
 
+    /// Add the client's IP address to the end of `upstream_request`'s
+    /// `X-Forwarded-For` (made one field, the earlier hops first), as a
+    /// proxy does in `upstream_request_filter`. The client is
+    /// [`client_addr`](Self::client_addr): the one a trusted PROXY header
+    /// named when the listener accepts them. Nothing changes when the
+    /// client has no IP address (a Unix socket).
+    ///
+    /// The hops already in the field come from the client and are only
+    /// as trustworthy as it is: remove the field first on a public
+    /// listener whose clients are not proxies you run.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorType::InvalidHTTPHeader`](pingora_error::ErrorType::InvalidHTTPHeader)
+    /// when an existing value is not visible ASCII.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use pingora_core::header::RequestHeader;
+    /// # use pingora_proxy::Session;
+    /// # fn filter(session: &Session, upstream_request: &mut RequestHeader) -> pingora_error::Result<()> {
+    /// // In `upstream_request_filter`:
+    /// session.append_x_forwarded_for(upstream_request)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn append_x_forwarded_for(
+        &self,
+        upstream_request: &mut pingora_core::header::RequestHeader,
+    ) -> pingora_error::Result<()> {
+        let Some(client) = self.client_addr().and_then(SocketAddr::as_inet) else {
+            return Ok(());
+        };
+        let mut hops = Vec::new();
+        for value in upstream_request.headers().get_all("x-forwarded-for") {
+            let value = value.to_str().map_err(|e| {
+                pingora_error::Error::because(
+                    pingora_error::ErrorType::InvalidHTTPHeader,
+                    "X-Forwarded-For",
+                    e,
+                )
+            })?;
+            hops.push(value.to_owned());
+        }
+        hops.push(client.ip().to_string());
+        upstream_request.insert_header("x-forwarded-for", hops.join(", "))
+    }
+
     /// Our address on the client connection (the listener's).
     pub fn server_addr(&self) -> Option<&SocketAddr> {
         self.digest().and_then(|d| d.local_addr.as_ref())

@@ -1,11 +1,14 @@
 //! [`L4Stream`]: an accepted TCP or Unix socket connection with its digest.
 
+use crate::protocols::proxy_protocol::ProxyHeader;
 use crate::protocols::{Digest, IO, SocketAddr, Stream};
+use nix::sys::socket::MsgFlags;
 use pingora_error::{ErrorType, OrErr, Result};
 use std::any::Any;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -100,9 +103,36 @@ impl L4Stream {
         })
     }
 
+    /// Believe the PROXY protocol `header` this connection started with:
+    /// the digest keeps it and names its client as the peer.
+    pub(crate) fn set_proxy_header(&mut self, header: ProxyHeader) {
+        self.digest.set_proxy_header(Arc::new(header));
+    }
+
+    /// Copy up to `buf.len()` bytes waiting on the socket into `buf`
+    /// without taking them: the next read returns them again. Returns at
+    /// once with what is there; `Ok(0)` means the peer closed.
+    pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.inner {
+            Inner::Tcp(s) => s.peek(buf).await,
+            Inner::Unix(s) => loop {
+                s.readable().await?;
+                let peeked = s.try_io(tokio::io::Interest::READABLE, || {
+                    nix::sys::socket::recv(s.as_raw_fd(), buf, MsgFlags::MSG_PEEK)
+                        .map_err(io::Error::from)
+                });
+                match peeked {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            },
+        }
+    }
+
     /// Take the socket out of the runtime's reactor, keeping only what
     /// [`IdleSocket::into_stream`] needs to rebuild the stream: the
-    /// descriptor and when the connection was established.
+    /// descriptor, when the connection was established and the PROXY
+    /// header it started with (so the client it named stays the peer).
     pub(crate) fn into_idle(self) -> io::Result<IdleSocket> {
         let (fd, unix) = match self.inner {
             Inner::Tcp(s) => (OwnedFd::from(s.into_std()?), false),
@@ -112,6 +142,7 @@ impl L4Stream {
             fd,
             unix,
             established: self.digest.established,
+            proxy_header: self.digest.proxy_header,
         })
     }
 }
@@ -123,6 +154,7 @@ pub(crate) struct IdleSocket {
     fd: OwnedFd,
     unix: bool,
     established: Option<std::time::SystemTime>,
+    proxy_header: Option<Arc<ProxyHeader>>,
 }
 
 impl IdleSocket {
@@ -135,6 +167,9 @@ impl IdleSocket {
             L4Stream::from_tcp(TcpStream::from_std(self.fd.into())?)
         };
         stream.digest.established = self.established;
+        if let Some(header) = self.proxy_header {
+            stream.digest.set_proxy_header(header);
+        }
         Ok(stream)
     }
 }
@@ -255,6 +290,60 @@ mod tests {
         assert_eq!(digest.local_addr, Some(SocketAddr::Inet(addr)));
         assert_eq!(digest.peer_addr, Some(SocketAddr::Inet(client_addr)));
         assert!(digest.established.is_some() && stream.is_tcp());
+    }
+
+    /// A connection rebuilt after parking still names the client its
+    /// PROXY header carried, not the balancer its socket is from.
+    #[tokio::test]
+    async fn the_proxied_client_survives_parking() {
+        use crate::protocols::proxy_protocol::{Parsed, parse};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let balancer = SocketAddr::Inet(client.local_addr().unwrap());
+        let (s, _) = listener.accept().await.unwrap();
+        let mut stream = L4Stream::from_tcp(s);
+        let bytes = b"PROXY TCP4 203.0.113.7 198.51.100.1 5000 443\r\n";
+        let Ok(Parsed::Header { header, .. }) = parse(bytes) else {
+            panic!("a valid header")
+        };
+        stream.set_proxy_header(header.clone());
+        let rebuilt = stream.into_idle().unwrap().into_stream().unwrap();
+        let digest = rebuilt.digest().unwrap();
+        let client_addr = "203.0.113.7:5000".parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(digest.peer_addr, Some(SocketAddr::Inet(client_addr)));
+        assert_eq!(digest.socket_peer_addr, Some(balancer));
+        assert_eq!(digest.proxy_header.as_deref(), Some(&header));
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn peek_leaves_the_bytes_for_the_next_read() {
+        for unix in [false, true] {
+            let (mut ours, mut theirs): (L4Stream, Box<dyn IO>) = if unix {
+                let (a, b) = UnixStream::pair().unwrap();
+                (L4Stream::from_unix(a), Box::new(L4Stream::from_unix(b)))
+            } else {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let c = TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (s, _) = listener.accept().await.unwrap();
+                (L4Stream::from_tcp(s), Box::new(L4Stream::from_tcp(c)))
+            };
+            theirs.write_all(b"abcdef").await.unwrap();
+            let mut buf = [0u8; 4];
+            let mut n = 0;
+            while n < 4 {
+                n = ours.peek(&mut buf).await.unwrap();
+            }
+            assert_eq!(&buf, b"abcd");
+            let mut all = [0u8; 6];
+            ours.read_exact(&mut all).await.unwrap();
+            assert_eq!(&all, b"abcdef");
+            drop(theirs);
+            assert_eq!(ours.peek(&mut buf).await.unwrap(), 0, "unix: {unix}");
+        }
     }
 
     #[tokio::test]
