@@ -192,6 +192,10 @@ mod book {
     #[doc = include_str!("../../docs/src/forward-proxy.md")]
     struct ForwardProxy;
 
+    #[cfg(feature = "proxy")]
+    #[doc = include_str!("../../docs/src/proxy-protocol.md")]
+    struct ProxyProtocol;
+
     #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/health-checks.md")]
     struct HealthChecks;
