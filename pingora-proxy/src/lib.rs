@@ -107,6 +107,7 @@
 
 mod error;
 mod hop;
+pub mod l4;
 mod metrics;
 pub mod prelude;
 mod proxy;
