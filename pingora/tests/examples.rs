@@ -573,3 +573,26 @@ fn sni_router_passes_tls_through_by_server_name() {
     assert!(tls_hello(&listen, "c.example", Alpn::H1).is_err());
     example.stop(Signal::SIGTERM);
 }
+
+#[test]
+fn bench_tcp_proxy_relays_to_the_upstream_it_is_given() {
+    let origin = Origin::start("bench tcp origin");
+    for splice in ["1", "0"] {
+        let listen = free_addr();
+        let env = [("BENCH_SPLICE", splice)];
+        let mut example = Example::start("bench_tcp_proxy", &[&origin.addr, &listen], &env);
+        example.wait_listening(&listen);
+        // The origin keeps connections alive: read just its answer.
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&listen).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let expected = "HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nbench tcp origin";
+        let mut answer = vec![0; expected.len()];
+        tcp.read_exact(&mut answer).unwrap();
+        assert_eq!(String::from_utf8_lossy(&answer), expected);
+        // A session in flight would hold the shutdown for its drain time.
+        drop(tcp);
+        example.stop(Signal::SIGTERM);
+    }
+}
