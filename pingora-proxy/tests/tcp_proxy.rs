@@ -62,6 +62,33 @@ async fn passthrough_is_byte_exact_both_ways_and_spliced() {
     assert!(logged.connected && logged.duration.is_some());
     assert_eq!(logged.from_downstream, payload.len() as u64);
     assert_eq!(logged.from_upstream, payload.len() as u64);
+    // Counted in the metrics too (shared by the tests of this binary).
+    let text = metrics_text();
+    for name in [
+        "pingora_tcp_sessions_total{result=\"ok\"}",
+        "pingora_tcp_bytes_total{direction=\"from_upstream\"}",
+        "pingora_tcp_spliced_sessions_total",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        assert!(value >= 1.0, "{name}: {line:?}");
+    }
+}
+
+/// The default registry, in the text format.
+fn metrics_text() -> String {
+    let mut out = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    prometheus::Encoder::encode(&encoder, &prometheus::gather(), &mut out).unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]
