@@ -158,3 +158,69 @@ async fn not_tls_or_too_slow_is_closed() {
         .unwrap();
     assert_eq!(seen(&mut s).await.1, Some(ErrorType::ReadTimedout));
 }
+
+/// Reads the hello, then filters: the filter sees every byte the client
+/// sent, the hello included.
+struct Counting {
+    to: SocketAddr,
+    filtered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    logged: mpsc::UnboundedSender<u64>,
+}
+
+impl ProxyTcp for Counting {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, session: &mut TcpSession, _: &mut ()) -> Result<Box<BasicPeer>> {
+        session.read_client_hello().await?;
+        Ok(Box::new(BasicPeer::new(self.to)))
+    }
+
+    fn wants_byte_filters(&self, _: &TcpSession, _: &()) -> bool {
+        true
+    }
+
+    fn downstream_bytes_filter(
+        &self,
+        _: &mut TcpSession,
+        data: &mut bytes::BytesMut,
+        _: bool,
+        _: &mut (),
+    ) -> Result<()> {
+        let n = data.len() as u64;
+        self.filtered
+            .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut TcpSession, _: Option<&Error>, _: &mut ()) {
+        let _ = self.logged.send(session.bytes_from_downstream());
+    }
+}
+
+#[tokio::test]
+async fn byte_filters_see_the_client_hello_too() {
+    let (ca, leaf) = ca_and_leaf("a.test");
+    let backend = tls_origin(leaf, b"hi\n").await;
+    let (logged, mut rx) = mpsc::unbounded_channel();
+    let filtered = std::sync::Arc::default();
+    let sv = Counting {
+        to: backend.addr,
+        filtered: std::sync::Arc::clone(&filtered),
+        logged,
+    };
+    let proxy = start_tcp_proxy(sv, TcpProxyOptions::default(), 0).await;
+    let mut tls = tls_client(proxy.addr, "a.test", &ca, Alpn::H1)
+        .await
+        .unwrap();
+    assert_eq!(read_n(&mut tls, 3).await, b"hi\n");
+    tls.shutdown().await.unwrap();
+    drop(tls);
+    let from_client = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(from_client > 100, "{from_client}");
+    let seen = filtered.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(seen, from_client);
+}

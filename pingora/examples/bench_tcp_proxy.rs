@@ -8,7 +8,7 @@
 //! #                                        upstream       listen
 //! ```
 //!
-//! One worker thread, no per-session logging. `pingora/benches/l4-bench.sh`
+//! One worker thread, no per-session logging. `bench/l4-vs-nginx-stream.sh`
 //! runs it against nginx `stream` through `proxy-bench.sh`. Features:
 //! `proxy`.
 

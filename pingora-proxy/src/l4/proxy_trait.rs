@@ -110,7 +110,8 @@ pub trait ProxyTcp: Send + Sync {
     }
 
     /// Bytes from the client, before they go upstream (only when
-    /// [`wants_byte_filters`](Self::wants_byte_filters)). Change `data`
+    /// [`wants_byte_filters`](Self::wants_byte_filters)), starting with
+    /// those [`TcpSession::read_client_hello`] read. Change `data`
     /// as needed; what it holds on return is sent (nothing, if emptied).
     /// Called once more with `end_of_stream` (and `data` empty) when the
     /// client ended its side: bytes added then are sent before the

@@ -214,10 +214,15 @@ async fn relay_streams(
     activity: &Activity,
     buffer_size: usize,
 ) -> Result<()> {
+    let mut filter = filter;
     if !preread.is_empty() {
-        // Counted as read from the client, as the relay would have.
+        // Counted as read from the client, as the relay would have, and
+        // filtered as the relay would have.
         activity.moved(Direction::Upstream, preread.len());
         let mut preread = preread;
+        if let Some(filter) = filter.as_mut() {
+            filter(Direction::Upstream, &mut preread, false)?;
+        }
         if let Err(e) = upstream.write_all(&preread).await {
             let e = Error::because(
                 ErrorType::WriteError,
@@ -226,7 +231,6 @@ async fn relay_streams(
             );
             return Err(e.into_up());
         }
-        preread.clear();
     }
     #[cfg(target_os = "linux")]
     if spliceable {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# l4-bench.sh: the TCP proxy (example bench_tcp_proxy, splice on) against
+# l4-vs-nginx-stream.sh: the TCP proxy (example bench_tcp_proxy, splice on) against
 # nginx `stream` (proxy_pass, one worker), in the same run, through
 # proxy-bench.sh (wrk over HTTP/1.1 keep-alive: each client connection is
 # one relayed TCP session). Both proxies are pinned to the same CPU.
 #
-# Usage: pingora/benches/l4-bench.sh [PROXY_BENCH] [extra proxy-bench.sh options]
+# Usage: bench/l4-vs-nginx-stream.sh [PROXY_BENCH] [extra proxy-bench.sh options]
 #   PROXY_BENCH defaults to /work/shared/bench/proxy-bench.sh.
 #   Env: SCENARIOS (default "/hello:50 /1k:50 /100k:50"), REPS (3),
 #        DURATION (10), PROXY_CPUS (0), LOAD_CPUS (1), BIN (a release
@@ -19,7 +19,7 @@
 # ratio of bytes per CPU-second.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+repo=$(cd "$here/.." && pwd)
 PROXY_BENCH=${1:-/work/shared/bench/proxy-bench.sh}
 shift || true
 SCENARIOS=${SCENARIOS:-"/hello:50 /1k:50 /100k:50"}
