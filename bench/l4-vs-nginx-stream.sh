@@ -6,12 +6,13 @@
 #
 # Usage: bench/l4-vs-nginx-stream.sh [PROXY_BENCH] [extra proxy-bench.sh options]
 #   PROXY_BENCH defaults to /work/shared/bench/proxy-bench.sh.
-#   Env: SCENARIOS (default "/hello:50 /1k:50 /100k:50"), REPS (3),
+#   Env: SCENARIOS (default "/hello:50 /100k:50 /1m:50"), REPS (3),
 #        DURATION (10), PROXY_CPUS (0), LOAD_CPUS (1), BIN (a release
 #        bench_tcp_proxy; built with `cargo build --release` when unset),
 #        BENCH_SPLICE=0 to measure the copy loop instead.
-# Ports: origin 8000, nginx http proxy 8081/8443 (proxy-bench's own
-# baseline), ours 8090, nginx stream 8091.
+# Ports: origin 8000 (an nginx this script starts, serving /hello (6 B),
+# /1k, /100k and /1m (1 MiB), pinned to LOAD_CPUS), nginx http proxy
+# 8081/8443 (proxy-bench's own baseline), ours 8090, nginx stream 8091.
 #
 # Prints proxy-bench's table, then ours / nginx-stream ratios of the
 # medians: requests/s and requests per proxy CPU-second. The bodies are
@@ -22,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PROXY_BENCH=${1:-/work/shared/bench/proxy-bench.sh}
 shift || true
-SCENARIOS=${SCENARIOS:-"/hello:50 /1k:50 /100k:50"}
+SCENARIOS=${SCENARIOS:-"/hello:50 /100k:50 /1m:50"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-10}
 PROXY_CPUS=${PROXY_CPUS:-0}
@@ -39,15 +40,53 @@ fi
 work=$(mktemp -d /tmp/l4-bench.XXXXXX)
 out="$work/out"
 stream_pid=""
+origin_pid=""
 cleanup() {
-  # Only the nginx this script started, by its PID.
-  if [ -n "$stream_pid" ] && [ -e "/proc/$stream_pid" ]; then
-    kill -TERM "$stream_pid" 2>/dev/null || true
-    for _ in $(seq 1 25); do [ -e "/proc/$stream_pid" ] || break; sleep 0.2; done
-  fi
-  rm -rf "$work/nginx"
+  # Only the nginx processes this script started, by their PIDs.
+  for pid in $stream_pid $origin_pid; do
+    [ -e "/proc/$pid" ] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 25); do [ -e "/proc/$pid" ] || break; sleep 0.2; done
+  done
+  rm -rf "$work/nginx" "$work/origin"
 }
 trap cleanup EXIT
+
+# The origin: proxy-bench's files plus 1 MiB.
+mkdir -p "$work/origin/html"
+head -c 1024 /dev/zero | tr '\0' 'a' > "$work/origin/html/1k"
+head -c 102400 /dev/zero | tr '\0' 'b' > "$work/origin/html/100k"
+head -c 1048576 /dev/zero | tr '\0' 'c' > "$work/origin/html/1m"
+cat > "$work/origin/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $work/origin/nginx.pid;
+error_log $work/origin/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/origin/client_body;
+    proxy_temp_path $work/origin/proxy_temp;
+    fastcgi_temp_path $work/origin/fastcgi_temp;
+    uwsgi_temp_path $work/origin/uwsgi_temp;
+    scgi_temp_path $work/origin/scgi_temp;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    sendfile on;
+    tcp_nodelay on;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
+        root $work/origin/html;
+        location = /hello { default_type text/plain; return 200 "hello\n"; }
+        location / { default_type application/octet-stream; }
+    }
+}
+CONF
+nginx -t -q -c "$work/origin/nginx.conf" -e "$work/origin/error.log"
+( exec taskset -c "$LOAD_CPUS" nginx -c "$work/origin/nginx.conf" -e "$work/origin/error.log" ) >/dev/null 2>&1 &
+origin_pid=$!
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$ORIGIN_PORT/hello" && break; sleep 0.1; done
 
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<CONF
@@ -74,7 +113,7 @@ stream_pid=$!
   --cmd "exec $BIN 127.0.0.1:$ORIGIN_PORT 127.0.0.1:$OUR_PORT" --port "$OUR_PORT" --name pingora-l4 \
   --extra "nginx-stream:$STREAM_PORT::$stream_pid" \
   --scenarios "$SCENARIOS" --reps "$REPS" --duration "$DURATION" \
-  --proxy-cpus "$PROXY_CPUS" --load-cpus "$LOAD_CPUS" --no-origin-target \
+  --proxy-cpus "$PROXY_CPUS" --load-cpus "$LOAD_CPUS" --no-origin-target --origin-running \
   --out "$out" "$@"
 
 echo
