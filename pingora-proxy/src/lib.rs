@@ -54,6 +54,11 @@
 //! `stale-if-error` allow, purges and unsafe methods remove entries. The
 //! cache phases of [`ProxyHttp`] change every decision.
 //!
+//! Below HTTP, the [`l4`] module proxies raw TCP with the same callback
+//! style ([`l4::ProxyTcp`], [`l4::tcp_proxy_service`]): TLS terminated,
+//! originated or passed through by SNI, `splice(2)` between plain TCP
+//! sockets on Linux.
+//!
 //! This crate is **not** a connection or protocol library: listeners,
 //! sessions, connectors and TLS live in `pingora-core`; choosing among
 //! several upstreams lives in `pingora-load-balancing`.
@@ -107,6 +112,7 @@
 
 mod error;
 mod hop;
+pub mod l4;
 mod metrics;
 pub mod prelude;
 mod proxy;

@@ -632,3 +632,121 @@ fn ip_filter_serves_allowed_clients_and_drops_the_rest() {
     assert_eq!(through_balancer("192.0.2.1"), "", "not on the allow list");
     example.stop(Signal::SIGTERM);
 }
+
+/// Read one greeting line from a new connection to `addr`, then check
+/// the connection echoes.
+fn greeting_then_echo(addr: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(tcp.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    (&tcp).write_all(b"ping\n").unwrap();
+    let mut echoed = String::new();
+    reader.read_line(&mut echoed).unwrap();
+    assert_eq!(echoed, "ping\n");
+    greeting
+}
+
+#[test]
+fn tcp_proxy_balances_connections_over_its_origins() {
+    let (listen, o1, o2) = (free_addr(), free_addr(), free_addr());
+    let origins = format!("{o1},{o2}");
+    let env = [("LISTEN", listen.as_str()), ("ORIGINS", origins.as_str())];
+    let mut example = Example::start("tcp_proxy", &[], &env);
+    example.wait_listening(&listen);
+    let greetings: Vec<String> = (0..4).map(|_| greeting_then_echo(&listen)).collect();
+    // Both origins take connections (round robin, both healthy).
+    for origin in ["origin 1\n", "origin 2\n"] {
+        assert!(greetings.iter().any(|g| g == origin), "{greetings:?}");
+    }
+    example.stop(Signal::SIGTERM);
+}
+
+/// Connect with TLS to `addr` for `sni` offering `alpn`, without checking
+/// the certificate (the example's are self-signed); the certificate the
+/// server presented and, over HTTP/1.1, the answer to `GET /`.
+fn tls_hello(addr: &str, sni: &str, alpn: pingora::tls::Alpn) -> Result<(Vec<u8>, String), String> {
+    use pingora::connectors::{ConnectorOptions, TransportConnector};
+    use pingora::upstreams::BasicPeer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connector = TransportConnector::new(ConnectorOptions::default()).unwrap();
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        let mut peer = BasicPeer::new(addr).with_tls(sni);
+        peer.options.verify_cert = false;
+        peer.options.verify_hostname = false;
+        peer.options.alpn = alpn;
+        peer.options.total_connection_timeout = Some(Duration::from_secs(10));
+        let mut tls = connector
+            .new_stream(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let digest = tls.digest().and_then(|d| d.tls.clone()).unwrap();
+        let cert = digest.peer_certificate.clone().unwrap_or_default();
+        if digest.is_h2() {
+            return Ok((cert, String::new()));
+        }
+        let request = format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer));
+        let _ = read.await.unwrap();
+        Ok((cert, String::from_utf8_lossy(&answer).into_owned()))
+    })
+}
+
+#[test]
+fn sni_router_passes_tls_through_by_server_name() {
+    use pingora::tls::Alpn;
+    let (listen, a, b) = (free_addr(), free_addr(), free_addr());
+    let backends = format!("{a},{b}");
+    let env = [("LISTEN", listen.as_str()), ("BACKENDS", backends.as_str())];
+    let mut example = Example::start("sni_router", &[], &env);
+    example.wait_listening(&listen);
+    example.wait_listening(&a);
+    example.wait_listening(&b);
+    let names_in = |der: &[u8], name: &str| der.windows(name.len()).any(|w| w == name.as_bytes());
+    for name in ["a.example", "b.example"] {
+        let (cert, answer) = tls_hello(&listen, name, Alpn::H1).unwrap();
+        // The backend's own certificate: TLS was not terminated.
+        assert!(names_in(&cert, name), "{name}");
+        assert!(
+            answer.ends_with(&format!("hello from {name}\n")),
+            "{answer}"
+        );
+    }
+    // Another name offering h2 reaches b; without h2 it is closed.
+    let (cert, _) = tls_hello(&listen, "c.example", Alpn::H2H1).unwrap();
+    assert!(names_in(&cert, "b.example"));
+    assert!(tls_hello(&listen, "c.example", Alpn::H1).is_err());
+    example.stop(Signal::SIGTERM);
+}
+
+#[test]
+fn bench_tcp_proxy_relays_to_the_upstream_it_is_given() {
+    let origin = Origin::start("bench tcp origin");
+    for splice in ["1", "0"] {
+        let listen = free_addr();
+        let env = [("BENCH_SPLICE", splice)];
+        let mut example = Example::start("bench_tcp_proxy", &[&origin.addr, &listen], &env);
+        example.wait_listening(&listen);
+        // The origin keeps connections alive: read just its answer.
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&listen).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let expected = "HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nbench tcp origin";
+        let mut answer = vec![0; expected.len()];
+        tcp.read_exact(&mut answer).unwrap();
+        assert_eq!(String::from_utf8_lossy(&answer), expected);
+        // A session in flight would hold the shutdown for its drain time.
+        drop(tcp);
+        example.stop(Signal::SIGTERM);
+    }
+}

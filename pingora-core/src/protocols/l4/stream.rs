@@ -89,6 +89,16 @@ impl L4Stream {
         matches!(self.inner, Inner::Tcp(_))
     }
 
+    /// The TCP socket inside, when this is a TCP connection: for callers
+    /// that drive it with readiness and system calls of their own (the L4
+    /// proxy relays with `splice(2)` through it).
+    pub const fn as_tcp(&self) -> Option<&TcpStream> {
+        match &self.inner {
+            Inner::Tcp(s) => Some(s),
+            Inner::Unix(_) => None,
+        }
+    }
+
     /// `stream` as an `L4Stream`, when it is one; `stream` back when not.
     pub fn from_boxed(stream: Stream) -> std::result::Result<Box<Self>, Stream> {
         if !(&*stream as &dyn Any).is::<Self>() {
@@ -290,6 +300,7 @@ mod tests {
         assert_eq!(digest.local_addr, Some(SocketAddr::Inet(addr)));
         assert_eq!(digest.peer_addr, Some(SocketAddr::Inet(client_addr)));
         assert!(digest.established.is_some() && stream.is_tcp());
+        assert_eq!(stream.as_tcp().unwrap().peer_addr().unwrap(), client_addr);
     }
 
     /// A connection rebuilt after parking still names the client its
@@ -350,7 +361,7 @@ mod tests {
     async fn unix_digest() {
         let (a, _b) = UnixStream::pair().unwrap();
         let stream = L4Stream::from_unix(a);
-        assert!(!stream.is_tcp());
+        assert!(!stream.is_tcp() && stream.as_tcp().is_none());
         stream.set_nodelay(true).unwrap();
         let digest = stream.digest().unwrap();
         assert_eq!(digest.peer_addr, Some(SocketAddr::Unix(None)));

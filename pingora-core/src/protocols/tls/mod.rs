@@ -1,5 +1,6 @@
 //! TLS streams and what is known about a TLS session.
 
+pub mod client_hello;
 #[cfg(any(feature = "openssl", feature = "boringssl"))]
 mod libssl;
 #[cfg(feature = "rustls")]
