@@ -197,6 +197,10 @@ mod book {
     struct ProxyProtocol;
 
     #[cfg(feature = "lb")]
+    #[doc = include_str!("../../docs/src/l4.md")]
+    struct L4;
+
+    #[cfg(feature = "lb")]
     #[doc = include_str!("../../docs/src/health-checks.md")]
     struct HealthChecks;
 
