@@ -298,3 +298,57 @@ async fn shutdown_closes_sessions_after_the_drain_timeout() {
     assert!(read.expect("not closed").is_ok() && rest.is_empty());
     assert_eq!(next_log(&mut log).await.error, Some(SHUT_DOWN));
 }
+
+/// A proxy whose peers ask for a PROXY header naming the client.
+struct AnnouncesTheClient {
+    to: std::net::SocketAddr,
+    version: pingora_core::upstreams::ProxyVersion,
+}
+
+impl pingora_proxy::l4::ProxyTcp for AnnouncesTheClient {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(
+        &self,
+        session: &mut pingora_proxy::l4::TcpSession,
+        _: &mut (),
+    ) -> pingora_error::Result<Box<pingora_core::upstreams::BasicPeer>> {
+        use pingora_core::upstreams::{BasicPeer, SendProxyHeader};
+        let mut peer = BasicPeer::new(self.to);
+        peer.options.proxy_header = session
+            .digest()
+            .and_then(|digest| SendProxyHeader::from_digest(self.version, digest));
+        Ok(Box::new(peer))
+    }
+}
+
+/// The PROXY header a peer asks for goes out before the client's first
+/// byte, on the spliced path as on any other, in both versions.
+#[tokio::test]
+async fn a_peer_that_asks_gets_a_proxy_header_first() {
+    use pingora_core::protocols::proxy_protocol::{Parsed, parse};
+    use pingora_core::upstreams::ProxyVersion;
+    for version in [ProxyVersion::V1, ProxyVersion::V2] {
+        let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = origin.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let (mut stream, _) = origin.accept().await.unwrap();
+            let mut all = Vec::new();
+            stream.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let sv = AnnouncesTheClient { to, version };
+        let proxy = start_tcp_proxy(sv, TcpProxyOptions::default(), 0).await;
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        let client_addr = client.local_addr().unwrap();
+        client.write_all(b"first bytes").await.unwrap();
+        client.shutdown().await.unwrap();
+        let all = tokio::time::timeout(WAIT, received).await.unwrap().unwrap();
+        let Ok(Parsed::Header { header, len }) = parse(&all) else {
+            panic!("no PROXY header in {all:?}");
+        };
+        assert_eq!(header.source(), Some(client_addr), "{version:?}");
+        assert_eq!(&all[len..], b"first bytes", "{version:?}");
+    }
+}
