@@ -39,7 +39,7 @@ pub(super) struct Activity {
     last_ms: AtomicU64,
     pub(super) from_downstream: AtomicU64,
     pub(super) from_upstream: AtomicU64,
-    /// Whether the bytes went through `splice(2)`.
+    /// Whether any byte went through `splice(2)`.
     pub(super) spliced: std::sync::atomic::AtomicBool,
 }
 
