@@ -478,8 +478,8 @@ mod tests {
         bounded(busy, &activity, limits, rx).await.unwrap();
     }
 
-    /// The idle timeout counts from the last byte, give or take an eighth
-    /// of it (the byte counts are checked every eighth).
+    /// The idle timeout counts from the last byte, up to an eighth of it
+    /// late (the byte counts are checked every eighth).
     #[tokio::test(start_paused = true)]
     async fn idle_closes_within_an_eighth_after_the_last_byte() {
         let activity = Activity::new();

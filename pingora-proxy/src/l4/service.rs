@@ -22,7 +22,9 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TcpProxyOptions {
-    /// Close a session after this long without a byte either way.
+    /// Close a session after this long without a byte either way (at
+    /// most an eighth of it later: the relay checks its byte counts every
+    /// eighth of the timeout instead of reading the clock per chunk).
     /// Default: 10 minutes (nginx `proxy_timeout` is the same). `None`:
     /// never. A session may change its own
     /// ([`TcpSession::set_idle_timeout`]).
