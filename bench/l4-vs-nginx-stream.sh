@@ -39,6 +39,10 @@
 #   100 KiB  15338 / 12910 = 1.19   28182 / 12980 = 2.17
 #   1 MiB     2497 /  1073 = 2.33    6032 /  1076 = 5.61
 # (The adaptive relay alone, one run earlier: 0.98, 2.17, 5.44.)
+# Before and after in one run (the old binary as a third target, --extra),
+# per proxy CPU-second: 6 B 58519 -> 66684 (nginx stream 67818: 0.86 ->
+# 0.98); 100 KiB 27685 -> 28207 (nginx stream 12810: 2.16 -> 2.20). The
+# 100 KiB ratio of the first run (2.48) had a slower nginx stream.
 # Syscalls per 6 B request: ours 4.4 (2 recvfrom, 2 sendto, 0.4
 # epoll_wait), nginx stream 4.5 (2 recvfrom, 2 writev, 0.5 epoll_wait).
 # TCP segments per request are the same (4.0, nstat TcpOutSegs). The 6 B
