@@ -106,7 +106,8 @@ async fn copy_loop_when_splice_is_off_is_byte_exact() {
 }
 
 /// A client that half-closes still reads the answer the origin sends
-/// after seeing the end of stream; spliced and through the byte filters.
+/// after seeing the end of stream: copied (a small request), spliced (a
+/// request that fills the copy buffer) and through the byte filters.
 #[tokio::test]
 async fn half_close_passes_on_and_the_answer_still_arrives() {
     let origin = serve_fn(|mut stream, _| async move {
@@ -114,28 +115,31 @@ async fn half_close_passes_on_and_the_answer_still_arrives() {
         stream.read_to_end(&mut request).await.unwrap();
         // Only after the client's end of stream.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let tail = &request[request.len().saturating_sub(16)..];
         let answer = format!(
             "got {} bytes: {}",
             request.len(),
-            String::from_utf8_lossy(&request)
+            String::from_utf8_lossy(tail)
         );
         stream.write_all(answer.as_bytes()).await.unwrap();
         stream.shutdown().await.unwrap();
     })
     .await;
-    for uppercase in [false, true] {
+    let mut large = b"question".repeat(8 * 1024);
+    large.extend_from_slice(b" and the end");
+    let cases: [(bool, &[u8], &[u8], bool); 3] = [
+        (false, b"question", b"got 8 bytes: question", false),
+        (false, &large, b"got 65548 bytes: tion and the end", true),
+        (true, b"question", b"got 13 bytes: QUESTION<EOF>", false),
+    ];
+    for (uppercase, request, expected, spliced) in cases {
         let (mut sv, mut log) = fixed(origin.addr);
         sv.uppercase = uppercase;
         let proxy = start_tcp_proxy(sv, TcpProxyOptions::default(), 0).await;
-        let back = echo_through(proxy.addr, b"question").await;
+        let back = echo_through(proxy.addr, request).await;
         let logged = next_log(&mut log).await;
-        if uppercase {
-            assert_eq!(back, b"got 13 bytes: QUESTION<EOF>");
-            assert!(!logged.spliced);
-        } else {
-            assert_eq!(back, b"got 8 bytes: question");
-            assert!(logged.spliced);
-        }
+        assert_eq!(back, expected, "{}", String::from_utf8_lossy(&back));
+        assert_eq!(logged.spliced, spliced, "{logged:?}");
         assert_eq!(logged.error, None, "{logged:?}");
     }
 }

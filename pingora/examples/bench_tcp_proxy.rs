@@ -1,6 +1,6 @@
 //! The smallest TCP proxy, for benchmarks: every connection goes to one
-//! upstream, relayed with `splice(2)` on Linux (`BENCH_SPLICE=0`: the
-//! copy loop instead).
+//! upstream, relayed adaptively on Linux (small reads copied, bulk with
+//! `splice(2)`; `BENCH_SPLICE=0`: the plain copy loop instead).
 //!
 //! ```text
 //! cargo build --release --example bench_tcp_proxy --features proxy

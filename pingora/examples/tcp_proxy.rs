@@ -11,7 +11,8 @@
 //! 127.0.0.1:6193 and :6194): each greets with its name, then echoes. A
 //! background service checks every second that they accept TCP
 //! connections; the proxy skips one that does not. Between two plain TCP
-//! sockets the proxy relays with `splice(2)` on Linux; each session is
+//! sockets the proxy relays bulk transfers with `splice(2)` on Linux
+//! (small messages are copied, which is cheaper); each session is
 //! logged with its byte counts when it ends. It takes the standard
 //! options: `-c FILE`, `-d`, `-t`, `-u`.
 //!

@@ -6,7 +6,7 @@
 //! | `pingora_tcp_sessions_total` | counter (sessions ended) | `result`: ok, error |
 //! | `pingora_tcp_bytes_total` | counter | `direction`: from_downstream, from_upstream |
 //! | `pingora_tcp_connect_failures_total` | counter | |
-//! | `pingora_tcp_spliced_sessions_total` | counter (sessions relayed with `splice(2)`) | |
+//! | `pingora_tcp_spliced_sessions_total` | counter (sessions that relayed bytes with `splice(2)`) | |
 
 use super::TcpSession;
 use pingora_core::metrics::{counter, counters_by, enabled};
@@ -41,7 +41,7 @@ static TCP: LazyLock<TcpMetrics> = LazyLock::new(|| TcpMetrics {
     ),
     spliced: counter(
         "pingora_tcp_spliced_sessions_total",
-        "TCP proxy sessions relayed with splice(2)",
+        "TCP proxy sessions that relayed bytes with splice(2)",
     ),
 });
 

@@ -29,11 +29,14 @@
 //! - **Half-close.** An end of stream from one side becomes a shutdown
 //!   of the write side toward the other, and the other direction goes on
 //!   until it ends too; the session ends when both did.
-//! - **Zero-copy.** On Linux, when both sides are plain TCP and
-//!   [`ProxyTcp::wants_byte_filters`] is `false`, the bytes move with
-//!   `splice(2)` through a pipe per direction and never enter user space
-//!   ([`TcpSession::spliced`] says so); otherwise a copy loop with a
-//!   buffer per direction ([`TcpProxyOptions::buffer_size`]).
+//! - **Zero-copy for bulk.** On Linux, when both sides are plain TCP and
+//!   [`ProxyTcp::wants_byte_filters`] is `false`, each direction starts
+//!   copying through a 16 KiB buffer (a `recv` and a `send` per message:
+//!   cheapest for small messages) and, once a read fills that buffer,
+//!   moves its bytes with `splice(2)` through a pipe, never entering user
+//!   space ([`TcpSession::spliced`] says whether any byte did). Otherwise
+//!   a copy loop with a buffer per direction
+//!   ([`TcpProxyOptions::buffer_size`]).
 //! - **Shutdown.** The listener keeps accepting through the server's
 //!   grace period; once shutdown begins every session, in flight or new,
 //!   has [`TcpProxyOptions::drain_timeout`] more, then is closed.
@@ -45,7 +48,7 @@
 //! | `pingora_tcp_sessions_total` | counter (sessions ended) | `result`: ok, error |
 //! | `pingora_tcp_bytes_total` | counter | `direction`: from_downstream, from_upstream |
 //! | `pingora_tcp_connect_failures_total` | counter | |
-//! | `pingora_tcp_spliced_sessions_total` | counter (sessions relayed with `splice(2)`) | |
+//! | `pingora_tcp_spliced_sessions_total` | counter (sessions that relayed bytes with `splice(2)`) | |
 
 mod metrics;
 mod proxy_trait;

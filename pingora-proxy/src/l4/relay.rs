@@ -6,8 +6,9 @@ use pingora_core::protocols::Stream;
 use pingora_error::{Error, ErrorType, Result};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 use tokio::io::ReadBuf;
 use tokio::time::Instant;
@@ -34,39 +35,34 @@ pub(super) enum Direction {
 /// What the relay moved, shared with the timeouts that watch it.
 #[derive(Debug)]
 pub(super) struct Activity {
-    start: Instant,
-    /// Milliseconds after `start` of the last byte read either way.
-    last_ms: AtomicU64,
     pub(super) from_downstream: AtomicU64,
     pub(super) from_upstream: AtomicU64,
-    /// Whether the bytes went through `splice(2)`.
-    pub(super) spliced: std::sync::atomic::AtomicBool,
+    /// Whether any byte went through `splice(2)`.
+    pub(super) spliced: AtomicBool,
 }
 
 impl Activity {
     pub(super) fn new() -> Self {
         Self {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
             from_downstream: AtomicU64::new(0),
             from_upstream: AtomicU64::new(0),
-            spliced: std::sync::atomic::AtomicBool::new(false),
+            spliced: AtomicBool::new(false),
         }
     }
 
-    /// `n` bytes read going `dir`.
+    /// `n` bytes read going `dir`. No clock is read here: the idle
+    /// timeout looks at the byte counts (see [`bounded`]).
     pub(super) fn moved(&self, dir: Direction, n: usize) {
         let counter = match dir {
             Direction::Upstream => &self.from_downstream,
             Direction::Downstream => &self.from_upstream,
         };
         counter.fetch_add(n as u64, Ordering::Relaxed);
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    fn total(&self) -> u64 {
+        let down = self.from_downstream.load(Ordering::Relaxed);
+        down.wrapping_add(self.from_upstream.load(Ordering::Relaxed))
     }
 }
 
@@ -78,9 +74,78 @@ pub(super) struct Limits {
     pub(super) drain: Duration,
 }
 
+/// Wakes the task and notes that the timer or the shutdown signal fired,
+/// so that they are polled again only then, not on every wake of the
+/// relay.
+struct Fired {
+    fired: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for Fired {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+/// The watch over one relay: idle, total and drain limits.
+struct Watch<'a> {
+    activity: &'a Activity,
+    limits: Limits,
+    drain_deadline: Option<Instant>,
+    /// The byte count at the last idle check, and when that check saw it
+    /// change (or the start).
+    seen: u64,
+    active_at: Instant,
+}
+
+impl Watch<'_> {
+    /// When to look next: the idle timeout is checked every eighth of
+    /// it, by whether any byte moved since the last check, so relaying a
+    /// chunk reads no clock and re-arms no timer. A session closes
+    /// between `idle` and `idle * 9 / 8` after its last byte.
+    fn next(&self, now: Instant) -> Option<Instant> {
+        let idle = self.limits.idle.map(|idle| {
+            let step = (idle / 8).max(Duration::from_millis(1));
+            (self.active_at + idle).min(now + step)
+        });
+        [idle, self.limits.total_deadline, self.drain_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The timer fired at `now`: the error of a passed limit, if any.
+    fn check(&mut self, now: Instant) -> Result<()> {
+        if self.limits.total_deadline.is_some_and(|at| now >= at) {
+            return Error::e_explain(TOTAL_TIMEOUT, "the session's total timeout passed");
+        }
+        if self.drain_deadline.is_some_and(|at| now >= at) {
+            return Error::e_explain(SHUT_DOWN, "the server shut down");
+        }
+        if let Some(idle) = self.limits.idle {
+            let total = self.activity.total();
+            if total != self.seen {
+                (self.seen, self.active_at) = (total, now);
+            } else if now >= self.active_at + idle {
+                return Error::e_explain(IDLE_TIMEOUT, "no bytes either way for the idle timeout");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Run `relay` until it ends, or until a limit passes: no byte either way
 /// for the idle timeout, the total deadline, or the drain timeout after
 /// `shutdown` turned true. Dropping `relay` closes what it owns.
+///
+/// The relay is polled on every wake; the timer and the shutdown signal
+/// only when they woke the task.
 pub(super) async fn bounded<F>(
     relay: F,
     activity: &Activity,
@@ -91,7 +156,14 @@ where
     F: Future<Output = Result<()>>,
 {
     let mut relay = std::pin::pin!(relay);
-    let mut drain_deadline = shutdown.borrow().then(|| Instant::now() + limits.drain);
+    let start = Instant::now();
+    let mut watch = Watch {
+        activity,
+        limits,
+        drain_deadline: shutdown.borrow().then(|| start + limits.drain),
+        seen: activity.total(),
+        active_at: start,
+    };
     let draining = async move {
         // A gone sender never signals.
         if shutdown.wait_for(|stop| *stop).await.is_err() {
@@ -99,37 +171,44 @@ where
         }
     };
     let mut draining = std::pin::pin!(draining);
-    loop {
-        let idle_deadline = limits.idle.map(|idle| activity.last() + idle);
-        let deadline = [idle_deadline, limits.total_deadline, drain_deadline]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
+    let mut armed = watch.next(start);
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(armed.unwrap_or(start)));
+    let mut fired: Option<Arc<Fired>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = relay.as_mut().poll(cx) {
+            return Poll::Ready(done);
+        }
+        let fired = match &fired {
+            Some(f) if f.task.will_wake(cx.waker()) => f,
+            _ => fired.insert(Arc::new(Fired {
+                fired: AtomicBool::new(true),
+                task: cx.waker().clone(),
+            })),
         };
-        tokio::select! {
-            done = &mut relay => return done,
-            () = sleep => {
-                let now = Instant::now();
-                if limits.total_deadline.is_some_and(|at| now >= at) {
-                    return Error::e_explain(TOTAL_TIMEOUT, "the session's total timeout passed");
-                }
-                if drain_deadline.is_some_and(|at| now >= at) {
-                    return Error::e_explain(SHUT_DOWN, "the server shut down");
-                }
-                if limits.idle.is_some_and(|idle| now >= activity.last() + idle) {
-                    return Error::e_explain(IDLE_TIMEOUT, "no bytes either way for the idle timeout");
-                }
-            }
-            () = &mut draining, if drain_deadline.is_none() => {
-                drain_deadline = Some(Instant::now() + limits.drain);
+        if !fired.fired.swap(false, Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(Arc::clone(fired));
+        let mut timers = Context::from_waker(&waker);
+        if watch.drain_deadline.is_none() && draining.as_mut().poll(&mut timers).is_ready() {
+            let now = Instant::now();
+            watch.drain_deadline = Some(now + limits.drain);
+            armed = watch.next(now);
+            if let Some(at) = armed {
+                sleep.as_mut().reset(at);
             }
         }
-    }
+        while armed.is_some() && sleep.as_mut().poll(&mut timers).is_ready() {
+            let now = Instant::now();
+            watch.check(now)?;
+            armed = watch.next(now);
+            if let Some(at) = armed {
+                sleep.as_mut().reset(at);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// A byte filter over both directions: `(direction, data, end_of_stream)`.
@@ -397,5 +476,31 @@ mod tests {
             Ok(())
         };
         bounded(busy, &activity, limits, rx).await.unwrap();
+    }
+
+    /// The idle timeout counts from the last byte, up to an eighth of it
+    /// late (the byte counts are checked every eighth).
+    #[tokio::test(start_paused = true)]
+    async fn idle_closes_within_an_eighth_after_the_last_byte() {
+        let activity = Activity::new();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let limits = Limits {
+            idle: Some(Duration::from_secs(8)),
+            total_deadline: None,
+            drain: Duration::from_secs(1),
+        };
+        let start = Instant::now();
+        let busy = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                activity.moved(Direction::Downstream, 1);
+            }
+            std::future::pending::<Result<()>>().await
+        };
+        let e = bounded(busy, &activity, limits, rx).await.unwrap_err();
+        assert_eq!(e.etype(), &IDLE_TIMEOUT);
+        let idle_for = start.elapsed() - Duration::from_secs(9);
+        assert!(idle_for >= Duration::from_secs(8), "{idle_for:?}");
+        assert!(idle_for <= Duration::from_secs(9), "{idle_for:?}");
     }
 }

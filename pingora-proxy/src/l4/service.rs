@@ -22,7 +22,9 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TcpProxyOptions {
-    /// Close a session after this long without a byte either way.
+    /// Close a session after this long without a byte either way (at
+    /// most an eighth of it later: the relay checks its byte counts every
+    /// eighth of the timeout instead of reading the clock per chunk).
     /// Default: 10 minutes (nginx `proxy_timeout` is the same). `None`:
     /// never. A session may change its own
     /// ([`TcpSession::set_idle_timeout`]).
@@ -38,8 +40,9 @@ pub struct TcpProxyOptions {
     /// then are closed. Default: 30 seconds. The server's
     /// `graceful_shutdown_timeout_seconds` still bounds it all.
     pub drain_timeout: Duration,
-    /// Relay with `splice(2)` where possible (Linux, both sides plain
-    /// TCP, no byte filter). Default: `true`.
+    /// Relay bulk transfers with `splice(2)` where possible (Linux, both
+    /// sides plain TCP, no byte filter): each direction copies through a
+    /// 16 KiB buffer until a read fills it, then splices. Default: `true`.
     pub splice: bool,
     /// The buffer of each direction of the copy loop (used with TLS or
     /// byte filters). Default: 64 KiB.
@@ -202,9 +205,9 @@ impl<SV: ProxyTcp> TcpProxy<SV> {
     }
 }
 
-/// Forward `preread`, then relay between the two streams: with
-/// `splice(2)` when `spliceable` and both are plain TCP (and then marks
-/// `activity` spliced), else copying.
+/// Forward `preread`, then relay between the two streams: adaptively
+/// (copying small reads, splicing bulk; see [`super::splice`]) when
+/// `spliceable` and both are plain TCP, else copying.
 async fn relay_streams(
     mut downstream: Stream,
     mut upstream: Stream,
@@ -240,7 +243,6 @@ async fn relay_streams(
                     // both_tcp checked: both are TCP.
                     return Error::e_explain(ErrorType::InternalError, "not tcp");
                 };
-                activity.spliced.store(true, Ordering::Relaxed);
                 return super::splice::relay(d, u, activity).await;
             }
             Err((down, up)) => (downstream, upstream) = (down, up),

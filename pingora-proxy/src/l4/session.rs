@@ -90,8 +90,11 @@ impl TcpSession {
         self.from_upstream
     }
 
-    /// Whether the relay moved the bytes with `splice(2)`, never through
-    /// user space: both ends plain TCP, no byte filter, Linux.
+    /// Whether the relay moved bytes with `splice(2)`, never through user
+    /// space (both ends plain TCP, no byte filter, Linux). A direction
+    /// copies small reads and switches to `splice(2)` once a read fills
+    /// its 16 KiB buffer, so a session of small messages only is copied
+    /// and reports `false`.
     pub fn spliced(&self) -> bool {
         self.spliced
     }

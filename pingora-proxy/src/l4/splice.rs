@@ -1,21 +1,34 @@
-//! Zero-copy relay on Linux: bytes go from one socket into a pipe and
-//! from the pipe into the other socket with `splice(2)`, never through
-//! user space. One pipe per direction. Driven by the runtime's readiness:
-//! `splice` runs non-blocking (`SPLICE_F_NONBLOCK`) inside the sockets'
-//! `try_io`, so a `EAGAIN` clears the readiness and the task waits.
+//! The relay between two plain TCP sockets on Linux, adaptive: each
+//! direction starts copying through a small buffer (a `recv` and a `send`
+//! per message, the cheapest way to move a few bytes), and switches to
+//! `splice(2)` for good once a read fills that buffer: from then on its
+//! bytes go from the socket into a pipe and from the pipe into the other
+//! socket, never through user space. Interactive traffic stays on the
+//! copy; bulk transfers are spliced after their first [`COPY_BUF`] bytes.
+//!
+//! Driven by the runtime's readiness: every call is non-blocking inside
+//! the sockets' `try_io`, so `EAGAIN` clears the readiness and the task
+//! waits. A copied read shorter than the buffer drained the socket, so it
+//! clears the readiness too (as the runtime's own reads do), saving the
+//! `EAGAIN` probe; a spliced read cannot tell, since a pipe may fill up
+//! before its byte capacity.
 //!
 //! Used only between two plain TCP sockets with no byte filter; the
 //! copy loop ([`super::relay::copy`]) does the rest.
 
-use super::relay::{Activity, Direction};
+use super::relay::{Activity, Direction, io_error};
 use nix::fcntl::{OFlag, SpliceFFlags, splice};
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::{Error, Result};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+/// The copy buffer of a direction. A read that fills it switches the
+/// direction to `splice(2)`.
+pub(super) const COPY_BUF: usize = 16 * 1024;
 /// The most bytes moved per `splice` into the pipe. The pipe holds at
 /// most its capacity (64 KiB by default, [`PIPE_SIZE`] when the system
 /// allows), so a call moves what fits.
@@ -24,11 +37,37 @@ const CHUNK: usize = 1 << 20;
 /// 64 KiB on fast links. Refused sizes keep the default.
 const PIPE_SIZE: i32 = 256 * 1024;
 
-/// One direction: socket → pipe → socket.
-struct Half {
-    dir: Direction,
+/// The pipe of a spliced direction.
+struct Pipe {
     read_end: OwnedFd,
     write_end: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Self> {
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        let _ = nix::fcntl::fcntl(
+            write_end.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE),
+        );
+        Ok(Self {
+            read_end,
+            write_end,
+        })
+    }
+}
+
+/// One direction: socket → buffer or pipe → socket.
+struct Half {
+    dir: Direction,
+    buf: Box<[u8]>,
+    /// Copied bytes of `buf` still to write.
+    start: usize,
+    end: usize,
+    /// Set once the direction switched to `splice(2)`.
+    pipe: Option<Pipe>,
+    /// A pipe could not be made: copy to the end.
+    copy_only: bool,
     /// Bytes in the pipe, not yet written out.
     in_pipe: usize,
     eof: bool,
@@ -36,20 +75,18 @@ struct Half {
 }
 
 impl Half {
-    fn new(dir: Direction) -> io::Result<Self> {
-        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-        let _ = nix::fcntl::fcntl(
-            write_end.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE),
-        );
-        Ok(Self {
+    fn new(dir: Direction) -> Self {
+        Self {
             dir,
-            read_end,
-            write_end,
+            buf: vec![0; COPY_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            pipe: None,
+            copy_only: false,
             in_pipe: 0,
             eof: false,
             done: false,
-        })
+        }
     }
 
     fn poll(
@@ -64,10 +101,21 @@ impl Half {
             if self.done {
                 return Poll::Ready(Ok(()));
             }
-            if self.in_pipe > 0 {
+            if self.start < self.end {
+                ready!(to.poll_write_ready(cx)).map_err(|e| self.error(e, false))?;
+                match to.try_write(&self.buf[self.start..self.end]) {
+                    Ok(0) => {
+                        let e = io::Error::from(io::ErrorKind::WriteZero);
+                        return Poll::Ready(Err(self.error(e, false)));
+                    }
+                    Ok(n) => self.start += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(self.error(e, false))),
+                }
+            } else if let (Some(pipe), true) = (&self.pipe, self.in_pipe > 0) {
                 ready!(to.poll_write_ready(cx)).map_err(|e| self.error(e, false))?;
                 let out = to.try_io(Interest::WRITABLE, || {
-                    splice(&self.read_end, None, to, None, self.in_pipe, flags)
+                    splice(&pipe.read_end, None, to, None, self.in_pipe, flags)
                         .map_err(io::Error::from)
                 });
                 match out {
@@ -85,59 +133,98 @@ impl Half {
                 let _ =
                     nix::sys::socket::shutdown(to.as_raw_fd(), nix::sys::socket::Shutdown::Write);
                 self.done = true;
-            } else {
+            } else if let Some(pipe) = &self.pipe {
                 ready!(from.poll_read_ready(cx)).map_err(|e| self.error(e, true))?;
                 // The pipe is empty here, so EAGAIN means the socket has
                 // nothing to read (not that the pipe is full).
                 let read = from.try_io(Interest::READABLE, || {
-                    splice(from, None, &self.write_end, None, CHUNK, flags).map_err(io::Error::from)
+                    splice(from, None, &pipe.write_end, None, CHUNK, flags).map_err(io::Error::from)
                 });
                 match read {
                     Ok(0) => self.eof = true,
                     Ok(n) => {
                         self.in_pipe = n;
                         activity.moved(self.dir, n);
+                        activity.spliced.store(true, Ordering::Relaxed);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Poll::Ready(Err(self.error(e, true))),
+                }
+            } else {
+                let n = ready!(self.poll_copy_read(cx, from)).map_err(|e| self.error(e, true))?;
+                if n == 0 {
+                    self.eof = true;
+                    continue;
+                }
+                activity.moved(self.dir, n);
+                (self.start, self.end) = (0, n);
+                if n == self.buf.len() && !self.copy_only {
+                    match Pipe::new() {
+                        Ok(pipe) => self.pipe = Some(pipe),
+                        Err(e) => {
+                            log::debug!("no pipe to splice, copying instead: {e}");
+                            self.copy_only = true;
+                        }
+                    }
                 }
             }
         }
     }
 
-    fn error(&self, e: io::Error, reading: bool) -> Box<Error> {
-        let (etype, what) = if reading {
-            (ErrorType::ReadError, "splicing from")
-        } else {
-            (ErrorType::WriteError, "splicing to")
-        };
-        let from_client = (self.dir == Direction::Upstream) == reading;
-        let side = if from_client { "client" } else { "upstream" };
-        let e = Error::because(etype, format!("{what} the {side} connection"), e);
-        if from_client {
-            e.into_down()
-        } else {
-            e.into_up()
+    /// Read into the buffer; a read shorter than the buffer drained the
+    /// socket, and clears its readiness without an `EAGAIN` probe.
+    fn poll_copy_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &TcpStream,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(from.poll_read_ready(cx))?;
+            let buf = &mut self.buf;
+            let mut drained = None;
+            let read = from.try_io(Interest::READABLE, || {
+                let fd = from.as_raw_fd();
+                let n = nix::sys::socket::recv(fd, buf, nix::sys::socket::MsgFlags::empty())?;
+                if n > 0 && n < buf.len() {
+                    // Reported as WouldBlock so that try_io clears the
+                    // readiness; the bytes are in `drained`.
+                    drained = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            if let Some(n) = drained {
+                return Poll::Ready(Ok(n));
+            }
+            match read {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
+    }
+
+    fn error(&self, e: io::Error, reading: bool) -> Box<Error> {
+        io_error(self.dir, e, reading)
     }
 }
 
-/// Relay both ways between two TCP sockets with `splice(2)` until both
-/// directions ended, passing each end of stream on as a half-close.
+/// Relay both ways between two TCP sockets until both directions ended,
+/// passing each end of stream on as a half-close: copying while reads are
+/// small, with `splice(2)` once a direction's read fills [`COPY_BUF`]
+/// (copying on when no pipe can be made). Marks `activity` spliced once a
+/// byte went through a pipe.
 ///
 /// # Errors
 ///
-/// [`ErrorType::SocketError`] when no pipe can be made (too many open
-/// files), else the first read or write error.
+/// The first read or write error.
 pub(super) async fn relay(
     downstream: &TcpStream,
     upstream: &TcpStream,
     activity: &Activity,
 ) -> Result<()> {
-    let pipes =
-        Half::new(Direction::Upstream).and_then(|up| Ok((up, Half::new(Direction::Downstream)?)));
-    let (mut to_up, mut to_down) =
-        pipes.map_err(|e| Error::because(ErrorType::SocketError, "making a pipe to splice", e))?;
+    let mut to_up = Half::new(Direction::Upstream);
+    let mut to_down = Half::new(Direction::Downstream);
     std::future::poll_fn(|cx| {
         let up = to_up.poll(cx, downstream, upstream, activity)?;
         let down = to_down.poll(cx, upstream, downstream, activity)?;
@@ -153,7 +240,6 @@ pub(super) async fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -207,5 +293,60 @@ mod tests {
         assert!(at_client == sent_down, "downstream bytes differ");
         assert_eq!(activity.from_downstream.load(Ordering::Relaxed), 3 << 20);
         assert_eq!(activity.from_upstream.load(Ordering::Relaxed), 5 << 20);
+        assert!(activity.spliced.load(Ordering::Relaxed));
+    }
+
+    /// Small messages go through the copy buffer (nothing spliced); a bulk
+    /// transfer switches its direction to splice, and small messages still
+    /// pass after it, byte-exact, then a half-close.
+    #[tokio::test]
+    async fn small_messages_copy_and_bulk_switches_to_splice() {
+        let (mut client, down) = pair().await;
+        let (up, mut origin) = pair().await;
+        let activity = Activity::new();
+        let relay = relay(&down, &up, &activity);
+        let bulk: Vec<u8> = (0..(COPY_BUF * 40)).map(|i| (i % 251) as u8).collect();
+        let peers = async {
+            for round in 0..20u8 {
+                client.write_all(&[b'q', round]).await.unwrap();
+                let mut q = [0; 2];
+                origin.read_exact(&mut q).await.unwrap();
+                assert_eq!(q, [b'q', round]);
+                origin.write_all(&[b'a', round, round]).await.unwrap();
+                let mut a = [0; 3];
+                client.read_exact(&mut a).await.unwrap();
+                assert_eq!(a, [b'a', round, round]);
+            }
+            assert!(
+                !activity.spliced.load(Ordering::Relaxed),
+                "small messages spliced"
+            );
+            let send = async { origin.write_all(&bulk).await.unwrap() };
+            let mut got = vec![0; bulk.len()];
+            let recv = async { client.read_exact(&mut got).await.unwrap() };
+            tokio::join!(send, recv);
+            assert!(got == bulk, "bulk bytes differ");
+            assert!(activity.spliced.load(Ordering::Relaxed), "bulk not spliced");
+            // Small again, both ways, after the switch.
+            client.write_all(b"ping").await.unwrap();
+            origin.write_all(b"pong").await.unwrap();
+            client.shutdown().await.unwrap();
+            origin.shutdown().await.unwrap();
+            let (mut at_origin, mut at_client) = (Vec::new(), Vec::new());
+            origin.read_to_end(&mut at_origin).await.unwrap();
+            client.read_to_end(&mut at_client).await.unwrap();
+            assert_eq!(
+                (&at_origin[..], &at_client[..]),
+                (&b"ping"[..], &b"pong"[..])
+            );
+        };
+        let bounded = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            tokio::join!(relay, peers)
+        });
+        let (relayed, ()) = bounded.await.expect("relay timed out");
+        relayed.unwrap();
+        assert_eq!(activity.from_downstream.load(Ordering::Relaxed), 40 + 4);
+        let from_up = 60 + bulk.len() as u64 + 4;
+        assert_eq!(activity.from_upstream.load(Ordering::Relaxed), from_up);
     }
 }
