@@ -140,7 +140,7 @@ impl Timers {
     }
 
     /// See [`Wheel::refresh`]: true once the timer has fired.
-    pub(crate) fn refresh(&self, key: &Key, waker: &Waker) -> bool {
+    pub(crate) fn refresh(&self, key: &mut Key, waker: &Waker) -> bool {
         self.wheel.refresh(key, waker)
     }
 

@@ -8,7 +8,10 @@
 //! the shard has grown. The timer thread's next pass stamps new timers with
 //! its own clock reading, which is later than their real start, so they
 //! cannot fire early. Dropping a timer releases its entry and the task's
-//! waker at once.
+//! waker at once. Polling an armed timer again with the same waker takes no
+//! lock unless a timer of its shard fired since it last looked, so a timer
+//! in a `select!` loop or around a future woken many times costs one lock to
+//! arm and one to release, however often it is polled.
 //!
 //! # Accuracy
 //!

@@ -23,7 +23,7 @@
 use super::slots::{Refresh, SLOTS, Slots};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::task::{RawWakerVTable, Waker};
 
 /// Timers given deadline ticks per lock hold, so that a burst of new timers
 /// never blocks the threads arming more for long.
@@ -39,11 +39,35 @@ pub(crate) const fn lazy_nanos(tick_nanos: u64) -> u64 {
     tick_nanos.saturating_mul(LAZY_TICKS)
 }
 
-/// Where an armed timer is, so that it can be refreshed or released.
+/// Where an armed timer is, so that it can be refreshed or released, and
+/// what its owner last saw of it, so that most refreshes take no lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key {
     shard: u32,
     index: u32,
+    /// The shard's [`Shard::fired`] count when the entry was last looked at
+    /// under the lock.
+    fired_seen: u64,
+    /// The waker the entry holds.
+    waker: WakerId,
+}
+
+/// What [`Waker::will_wake`] compares, kept without holding the waker: the
+/// entry's clone keeps the task alive, so the address cannot be reused by
+/// another task while the entry holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WakerId {
+    data: usize,
+    vtable: usize,
+}
+
+impl WakerId {
+    fn of(waker: &Waker) -> Self {
+        Self {
+            data: waker.data().addr(),
+            vtable: std::ptr::from_ref::<RawWakerVTable>(waker.vtable()).addr(),
+        }
+    }
 }
 
 /// One lock's worth of the wheel. Aligned to its own cache lines so that
@@ -51,9 +75,20 @@ pub(crate) struct Key {
 #[repr(align(128))]
 struct Shard {
     slots: Mutex<Slots>,
+    /// Bumped, under the lock, by every driver pass that fires a timer of
+    /// this shard. An owner that reads the count it saw at arming knows
+    /// its timer has not fired, without taking the lock.
+    fired: AtomicU64,
 }
 
 impl Shard {
+    /// Called with the lock held, after a pass that fired timers if `any`.
+    fn note_fired(&self, any: bool) {
+        if any {
+            self.fired.fetch_add(1, Ordering::Release);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slots> {
         // Nothing that can panic runs while the lists are half updated, so
         // a poisoned lock still guards a consistent shard.
@@ -79,6 +114,7 @@ impl Wheel {
             shards: (0..shards)
                 .map(|_| Shard {
                     slots: Mutex::new(Slots::new(tick_nanos, lazy_nanos(tick_nanos))),
+                    fired: AtomicU64::new(0),
                 })
                 .collect(),
             fired_through: AtomicU64::new(0),
@@ -90,22 +126,46 @@ impl Wheel {
     pub(crate) fn insert(&self, hint: usize, delay_nanos: u64, waker: &Waker) -> Option<Key> {
         // The shard count is a power of two.
         let shard = hint & (self.shards.len() - 1);
-        let index = self.shards[shard].lock().insert(delay_nanos, waker)?;
+        let lock = &self.shards[shard];
+        let mut slots = lock.lock();
+        let index = slots.insert(delay_nanos, waker)?;
+        // Exact: the count only changes under the lock held here.
+        let fired_seen = lock.fired.load(Ordering::Relaxed);
+        drop(slots);
         Some(Key {
             // `shard` < shards.len() <= 2^16.
             shard: shard as u32,
             index,
+            fired_seen,
+            waker: WakerId::of(waker),
         })
     }
 
     /// Report whether the timer has fired, releasing it if so; if not, make
     /// sure it will wake `waker`, which may belong to another task than the
     /// one that armed it.
-    pub(crate) fn refresh(&self, key: &Key, waker: &Waker) -> bool {
-        let refresh = self.shard(key).lock().refresh(key.index, waker);
+    ///
+    /// Takes no lock when `waker` is the one the entry holds and no timer
+    /// of the shard fired since the owner last looked: the common case of
+    /// a task polled again before its deadline. Should the timer fire just
+    /// after the count is read, the driver wakes that same waker, and the
+    /// next refresh sees the new count.
+    pub(crate) fn refresh(&self, key: &mut Key, waker: &Waker) -> bool {
+        let shard = self.shard(key);
+        let waker_id = WakerId::of(waker);
+        // Acquire: pairs with the bump in `advance`, so a task woken by
+        // the firing reads the new count.
+        if key.waker == waker_id && shard.fired.load(Ordering::Acquire) == key.fired_seen {
+            return false;
+        }
+        let mut slots = shard.lock();
+        let refresh = slots.refresh(key.index, waker);
+        key.fired_seen = shard.fired.load(Ordering::Relaxed);
+        drop(slots);
         match refresh {
             Refresh::Fired => true,
             Refresh::Waiting(replaced) => {
+                key.waker = waker_id;
                 // Outside the lock: see `Slots::remove`.
                 drop(replaced);
                 false
@@ -176,14 +236,18 @@ impl Wheel {
                 // are all late.
                 for shard in self.shards.iter() {
                     let mut slots = shard.lock();
+                    let before = out.len();
                     slots.fire_all(now, out);
+                    shard.note_fired(before != out.len());
                     slots.shrink_if_empty();
                 }
             } else {
                 for tick in from..=now {
                     for shard in self.shards.iter() {
                         let mut slots = shard.lock();
+                        let before = out.len();
                         slots.fire_slot(tick, out);
+                        shard.note_fired(before != out.len());
                         if tick % SLOTS as u64 == 0 {
                             // Once a round: a shard empty since its last
                             // burst need not keep the burst's memory.

@@ -49,17 +49,17 @@ fn fires_at_the_first_tick_after_schedule_time_plus_delay() {
     let log = Arc::default();
     let p = probe(7, &log);
     let waker = Waker::from(Arc::clone(&p));
-    let k = wheel.insert(0, 25, &waker).unwrap();
+    let mut k = wheel.insert(0, 25, &waker).unwrap();
     // Scheduled at 3: due at 28, so tick 3 (30).
     assert_eq!(pass(&wheel, 3), 0);
     assert_eq!(pass(&wheel, 29), 0);
-    assert!(!wheel.refresh(&k, &waker));
+    assert!(!wheel.refresh(&mut k, &waker));
     drop(waker);
     assert_eq!(pass(&wheel, 30), 1);
     assert_eq!(*log.lock().unwrap(), vec![7]);
     assert_eq!(Arc::strong_count(&p), 1, "the wheel let go of the waker");
     assert_eq!(wheel.held(), 1, "reserved until its timer lets go");
-    assert!(wheel.refresh(&k, Waker::noop()));
+    assert!(wheel.refresh(&mut k, Waker::noop()));
     assert_eq!(wheel.held(), 0);
 }
 
@@ -99,8 +99,8 @@ fn refresh_swaps_the_waker() {
     let log = Arc::default();
     let old = probe(1, &log);
     let new = probe(2, &log);
-    let k = wheel.insert(0, 20, &Waker::from(Arc::clone(&old))).unwrap();
-    assert!(!wheel.refresh(&k, &Waker::from(Arc::clone(&new))));
+    let mut k = wheel.insert(0, 20, &Waker::from(Arc::clone(&old))).unwrap();
+    assert!(!wheel.refresh(&mut k, &Waker::from(Arc::clone(&new))));
     assert_eq!(Arc::strong_count(&old), 1, "the replaced waker was dropped");
     assert_eq!(pass(&wheel, 20), 0);
     assert_eq!(pass(&wheel, 40), 1);
@@ -160,6 +160,7 @@ fn a_jump_over_a_round_fires_everything_due() {
 enum Op {
     Insert { hint: usize, delay: u64 },
     Remove(usize),
+    Refresh(usize),
     Pass(u64),
 }
 
@@ -167,6 +168,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..8usize, 1..30_000u64).prop_map(|(hint, delay)| Op::Insert { hint, delay }),
         2 => (0..64usize).prop_map(Op::Remove),
+        2 => (0..64usize).prop_map(Op::Refresh),
         2 => prop_oneof![0..40u64, 0..15_000u64].prop_map(Op::Pass),
     ]
 }
@@ -183,6 +185,7 @@ proptest! {
         let log = Arc::default();
         let mut now = 0u64;
         let mut keys = Vec::new();
+        let mut wakers = Vec::new();
         // id -> delay for staged timers, id -> deadline (ns) once scheduled.
         let mut staged: BTreeMap<usize, u64> = BTreeMap::new();
         let mut scheduled: BTreeMap<usize, u64> = BTreeMap::new();
@@ -190,7 +193,8 @@ proptest! {
             match op {
                 Op::Insert { hint, delay } => {
                     let id = keys.len();
-                    keys.push(wheel.insert(hint, delay, &Waker::from(probe(id, &log))));
+                    wakers.push(Waker::from(probe(id, &log)));
+                    keys.push(wheel.insert(hint, delay, &wakers[id]));
                     staged.insert(id, delay);
                 }
                 Op::Remove(i) => {
@@ -199,6 +203,18 @@ proptest! {
                         wheel.remove(&k);
                         staged.remove(&i);
                         scheduled.remove(&i);
+                    }
+                }
+                Op::Refresh(i) => {
+                    // With the waker it was armed with, so that the check
+                    // without a lock is the one taken while nothing fired.
+                    if let Some(k) = keys.get_mut(i).and_then(Option::as_mut) {
+                        let fired = !staged.contains_key(&i) && !scheduled.contains_key(&i);
+                        prop_assert_eq!(wheel.refresh(k, &wakers[i]), fired);
+                        if fired {
+                            // A fired refresh released the entry.
+                            keys[i] = None;
+                        }
                     }
                 }
                 Op::Pass(by) => {
