@@ -33,8 +33,9 @@ pub(crate) async fn run_tool(tool: &str, args: Vec<String>, limit_secs: u32) -> 
 /// set: CI installs the peers and sets it, so a missing one cannot pass
 /// silently there.
 pub(crate) fn tool_available(tool: &str) -> bool {
-    // `--version`, or `-V` for the tools without it (socat).
-    let ok = ["--version", "-V"].iter().any(|flag| {
+    // `--version`, or `-V` (socat) or `-v` (haproxy) for the tools
+    // without it.
+    let ok = ["--version", "-V", "-v"].iter().any(|flag| {
         Command::new(tool)
             .arg(flag)
             .output()

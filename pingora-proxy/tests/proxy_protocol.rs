@@ -177,28 +177,10 @@ impl Drop for HaProxy {
     }
 }
 
-/// Whether `haproxy` runs (it has `-v`, not `--version`). When it does
-/// not, prints a notice, and fails under `PINGORA_REQUIRE_INTEROP` as
-/// `support::tools::tool_available` does.
-fn haproxy_available() -> bool {
-    let ok = Command::new("haproxy")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("notice: haproxy not found, skipping its interop test");
-        assert!(
-            std::env::var_os("PINGORA_REQUIRE_INTEROP").is_none(),
-            "PINGORA_REQUIRE_INTEROP is set but haproxy is missing"
-        );
-    }
-    ok
-}
-
 /// Start HAProxy with the `frontends` part of a config, and wait until
 /// every address in `ports` accepts; `None` when it is not installed.
 async fn start_haproxy(name: &str, frontends: &str, ports: &[SocketAddr]) -> Option<HaProxy> {
-    if !haproxy_available() {
+    if !support::tools::tool_available("haproxy") {
         return None;
     }
     let dir = std::env::temp_dir().join(format!("pingora-pp-{name}-{}", std::process::id()));
