@@ -250,6 +250,20 @@ mod tests {
         (a.unwrap(), b.unwrap().0)
     }
 
+    /// Write `payload` and half-close while reading to the end; what was read.
+    async fn send_and_read_to_end(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8> {
+        let (mut r, mut w) = stream.split();
+        let write = async {
+            w.write_all(payload).await.unwrap();
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        let read = r.read_to_end(&mut got);
+        let ((), n) = tokio::join!(write, read);
+        n.unwrap();
+        got
+    }
+
     /// Megabytes both ways at once, byte-exact, then a half-close each way.
     #[tokio::test]
     async fn splices_large_payloads_both_ways() {
@@ -263,30 +277,8 @@ mod tests {
         };
         let (sent_up, sent_down) = (payload(1, 3 << 20), payload(7, 5 << 20));
         let relay = relay(&down, &up, &activity);
-        let client_side = async {
-            let (mut r, mut w) = client.split();
-            let write = async {
-                w.write_all(&sent_up).await.unwrap();
-                w.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let read = r.read_to_end(&mut got);
-            let ((), n) = tokio::join!(write, read);
-            n.unwrap();
-            got
-        };
-        let origin_side = async {
-            let (mut r, mut w) = origin.split();
-            let write = async {
-                w.write_all(&sent_down).await.unwrap();
-                w.shutdown().await.unwrap();
-            };
-            let mut got = Vec::new();
-            let read = r.read_to_end(&mut got);
-            let ((), n) = tokio::join!(write, read);
-            n.unwrap();
-            got
-        };
+        let client_side = send_and_read_to_end(&mut client, &sent_up);
+        let origin_side = send_and_read_to_end(&mut origin, &sent_down);
         let (relayed, at_client, at_origin) = tokio::join!(relay, client_side, origin_side);
         relayed.unwrap();
         assert!(at_origin == sent_up, "upstream bytes differ");
