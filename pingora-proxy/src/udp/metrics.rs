@@ -21,7 +21,8 @@ pub enum DropReason {
     NoUpstream,
     /// Sending it failed or timed out.
     SendFailed,
-    /// Its session ended before it was sent.
+    /// Its session ended before it was sent, or the proxy is shutting
+    /// down and starts no new session.
     Closed,
 }
 

@@ -188,12 +188,12 @@ impl<P: ProxyUdp> UdpProxy<P> {
                 }
             },
         };
-        let closing = *self.closing.borrow();
-        let Some(slot) = Arc::clone(&self.slots)
-            .try_acquire_owned()
-            .ok()
-            .filter(|_| !closing)
-        else {
+        if *self.closing.borrow() {
+            // Shutting down: no new session.
+            self.stats.drop_datagrams(DropReason::Closed, 1);
+            return;
+        }
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             self.stats.drop_datagrams(DropReason::SessionLimit, 1);
             log::debug!("udp proxy: no room for a session of {}", key.1);
             return;
